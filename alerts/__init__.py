@@ -1,0 +1,1 @@
+"""Alert rules (files operators edit and review in git) and their evaluation, without I/O."""

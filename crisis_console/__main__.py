@@ -1,0 +1,24 @@
+"""``python -m crisis_console COMMAND`` (also installed as ``crisis-console``).
+
+``serve`` needs gevent's monkey-patching before anything imports the standard library's
+networking, so it is applied here, before the CLI module (and Flask, redis-py) is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """Run the command line."""
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        from gevent import monkey
+
+        monkey.patch_all()
+    from crisis_console.cli import cli
+
+    cli(prog_name="crisis-console")
+
+
+if __name__ == "__main__":
+    main()

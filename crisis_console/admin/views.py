@@ -1,0 +1,155 @@
+"""The admin users page: list, add, disable, reset password, set role and team, tokens."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from crisis_console.admin import bp
+from crisis_console.auth.roles import roles_required
+from crisis_console.extensions import accounts
+from crisis_console.roles import ROLES, Role
+from crisis_console.services.accounts import MIN_PASSWORD, User
+from crisis_console.services.errors import ServiceError
+from crisis_console.sockets import realtime
+
+
+def render_users(status: int = 200, **context: object) -> tuple[str, int]:
+    """Render the users page with the current list."""
+    service = accounts()
+    users = service.all()
+    tokens = {u.id: service.tokens(u.id) for u in users}
+    return (
+        render_template(
+            "admin/users.html",
+            users=users,
+            tokens=tokens,
+            roles=ROLES,
+            min_password=MIN_PASSWORD,
+            form=context.pop("form", {}),
+            **context,
+        ),
+        status,
+    )
+
+
+def announce(user: User, message: str) -> Response:
+    """Tell other admin pages, flash a confirmation and go back to the list."""
+    realtime.user_changed(user.public())
+    flash(message, "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users")
+@roles_required(Role.ADMIN)
+def users() -> tuple[str, int]:
+    """List every user, with forms to add and change them."""
+    return render_users()
+
+
+@bp.route("/users", methods=["POST"])
+@roles_required(Role.ADMIN)
+def add_user() -> Response | tuple[str, int]:
+    """Create a user from the add form."""
+    form = request.form
+    try:
+        user = accounts().create_user(
+            form.get("username"),
+            form.get("role"),
+            form.get("password"),
+            team=form.get("team"),
+            display_name=form.get("display_name"),
+            actor=current_user.username,
+        )
+    except ServiceError as exc:
+        return render_users(
+            exc.status,
+            form={k: v for k, v in form.items() if k != "password"},
+            form_error=exc,
+        )
+    return announce(user, f"Created {user.role} {user.username!r}.")
+
+
+def _change(user_id: int, action: str) -> Response:
+    """Apply one admin action to a user; errors are flashed, never lost silently."""
+    service = accounts()
+    actor = current_user.username
+    form = request.form
+    try:
+        if action == "disable":
+            user = service.set_active(user_id, False, actor=actor)
+            realtime.disconnect_user(user.id)
+            message = f"Disabled {user.username!r}: their sessions, tokens and live connections stopped."
+        elif action == "enable":
+            user = service.set_active(user_id, True, actor=actor)
+            message = f"Enabled {user.username!r}."
+        elif action == "password":
+            user = service.reset_password(user_id, form.get("password"), actor=actor)
+            realtime.disconnect_user(user.id)
+            message = f"New password set for {user.username!r}; their old sessions ended."
+        else:
+            before = service.require(user_id)
+            user = service.set_role_and_team(user_id, form.get("role"), form.get("team"), actor=actor)
+            if user.role != before.role:
+                realtime.disconnect_user(user.id)
+            message = f"Saved role and team of {user.username!r}."
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("admin.users"))
+    return announce(user, message)
+
+
+@bp.route("/users/<int:user_id>/disable", methods=["POST"])
+@roles_required(Role.ADMIN)
+def disable_user(user_id: int) -> Response:
+    """Disable a user at once: sessions, tokens and sockets stop working."""
+    return _change(user_id, "disable")
+
+
+@bp.route("/users/<int:user_id>/enable", methods=["POST"])
+@roles_required(Role.ADMIN)
+def enable_user(user_id: int) -> Response:
+    """Enable a disabled user."""
+    return _change(user_id, "enable")
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@roles_required(Role.ADMIN)
+def reset_password(user_id: int) -> Response:
+    """Set a new password for a user."""
+    return _change(user_id, "password")
+
+
+@bp.route("/users/<int:user_id>/role", methods=["POST"])
+@roles_required(Role.ADMIN)
+def set_role(user_id: int) -> Response:
+    """Change a user's role and team."""
+    return _change(user_id, "role")
+
+
+@bp.route("/users/<int:user_id>/tokens", methods=["POST"])
+@roles_required(Role.ADMIN)
+def create_token(user_id: int) -> Response | tuple[str, int]:
+    """Create an API token and show it once (it is stored only hashed)."""
+    service = accounts()
+    try:
+        user = service.require(user_id)
+        token = service.create_token(user.username, request.form.get("name", ""), actor=current_user.username)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("admin.users"))
+    return render_users(new_token=token, new_token_user=user)
+
+
+@bp.route("/users/<int:user_id>/tokens/<token_id>/revoke", methods=["POST"])
+@roles_required(Role.ADMIN)
+def revoke_token(user_id: int, token_id: str) -> Response:
+    """Revoke one API token."""
+    try:
+        accounts().revoke_token(user_id, token_id, actor=current_user.username)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("admin.users"))
+    flash("Token revoked.", "success")
+    return redirect(url_for("admin.users"))

@@ -1,0 +1,106 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from crisis_console.config import Config, instance_secret_key, load_dotenv_file
+from crisis_console.extensions import STORE_EXTENSION, csrf, limiter, socketio
+from crisis_console.store import Store, connect, connection_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
+    """Create the console's Flask app.
+
+    Args:
+        config: a :class:`Config` (default: read from the environment) or a dict of
+            overrides applied on top of the environment's settings.
+
+    Raises:
+        crisis_console.store.StoreUnavailable: Redis cannot be reached.
+    """
+    load_dotenv_file()
+    if config is None or isinstance(config, dict):
+        overrides = config or {}
+        config = Config()
+        for name, value in overrides.items():
+            setattr(config, name, value)
+    instance_path = os.environ.get("CRISIS_INSTANCE_PATH") or str(ROOT / "instance")
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        instance_path=str(Path(instance_path).resolve()),
+    )
+    app.config.from_object(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+
+    init_store(app)
+    init_security(app)
+    init_views(app)
+    init_sockets(app)
+    return app
+
+
+def init_store(app: Flask) -> None:
+    """Connect to Redis (or start the embedded server) and keep the store on the app."""
+    client = connect(app.config.get("REDIS_URL"), app.instance_path)
+    app.extensions[STORE_EXTENSION] = Store(client, app.config["CRISIS_KEY_PREFIX"])
+
+
+def init_security(app: Flask) -> None:
+    """Wire sign-in, CSRF and rate limiting."""
+    from crisis_console.auth import loaders
+
+    store: Store = app.extensions[STORE_EXTENSION]
+    app.config["RATELIMIT_STORAGE_URI"] = connection_url(store.redis)
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"key_prefix": store.keys.rate_limits_prefix()}
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    loaders.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+
+def init_views(app: Flask) -> None:
+    """Register error handlers, template globals and blueprints."""
+    from crisis_console import errors, templating
+    from crisis_console.admin import bp as admin_bp
+    from crisis_console.api import bp as api_bp
+    from crisis_console.auth import bp as auth_bp
+    from crisis_console.console import bp as console_bp
+
+    errors.init_app(app)
+    templating.init_app(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(console_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(api_bp)
+
+
+def init_sockets(app: Flask) -> None:
+    """Attach Socket.IO; the namespace handlers must be registered before ``init_app``."""
+    # Importing the handlers registers their namespaces on the module-level ``socketio``;
+    # doing it before init_app is what makes a second app in the same process (the next
+    # test) get them too.
+    from crisis_console.sockets import events  # noqa: F401
+
+    options: dict[str, Any] = {"async_mode": _async_mode()}
+    if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
+        options["message_queue"] = app.config["SOCKETIO_MESSAGE_QUEUE"]
+        options["channel"] = f"{app.config['CRISIS_KEY_PREFIX']}-socketio"
+    socketio.init_app(app, **options)
+
+
+def _async_mode() -> str:
+    """Use gevent when the process was monkey-patched for it (``serve``), else threads."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a pinned dependency
+        return "threading"
+    return "gevent" if monkey.is_module_patched("socket") else "threading"

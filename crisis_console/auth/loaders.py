@@ -1,0 +1,82 @@
+"""How a request is tied to a user: the session cookie or an API bearer token."""
+
+from __future__ import annotations
+
+from flask import Flask, Request, g, redirect, request, url_for
+from flask_login import current_user
+from werkzeug.exceptions import Unauthorized
+
+from crisis_console.extensions import accounts, csrf, login_manager
+from crisis_console.services.accounts import User
+
+
+def init_app(app: Flask) -> None:
+    """Configure Flask-Login and the CSRF hook that exempts bearer requests."""
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_session_user)
+    login_manager.request_loader(load_bearer_user)
+    login_manager.unauthorized_handler(unauthorized)
+    app.before_request(check_csrf)
+
+
+def bearer_token(req: Request) -> str | None:
+    """Return the bearer token of a request, or None when it carries none."""
+    auth = req.authorization
+    if auth is not None and auth.type == "bearer":
+        return auth.token or ""
+    return None
+
+
+def load_session_user(session_id: str) -> User | None:
+    """Load the user of a session cookie; a bearer header takes precedence over cookies."""
+    if bearer_token(request) is not None:
+        return None
+    return accounts().from_session_id(session_id)
+
+
+def load_bearer_user(req: Request) -> User | None:
+    """Load the user of an ``Authorization: Bearer`` token; a bad token is a 401."""
+    token = bearer_token(req)
+    if token is None:
+        return None
+    user = accounts().user_for_token(token)
+    if user is None:
+        raise Unauthorized("The API token is not valid, or its user is disabled.")
+    g.authenticated_by_token = True
+    return user
+
+
+def check_csrf() -> None:
+    """Require the CSRF token on cookie-authenticated writes; bearer requests are exempt."""
+    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        return
+    if bearer_token(request) is not None:
+        return
+    if request.endpoint in EXEMPT_ENDPOINTS:
+        return
+    csrf.protect()
+
+
+#: Writes that need no CSRF token: signing in via the API creates the session (there is
+#: no session to forge yet), and the form sign-in page carries its own token.
+EXEMPT_ENDPOINTS = frozenset({"api.create_session"})
+
+
+def unauthorized():
+    """Send pages to the sign-in page; API clients get a JSON 401."""
+    if wants_json():
+        raise Unauthorized("Sign in or send an API token.")
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def wants_json() -> bool:
+    """Return whether this request is answered in JSON (API and machine routes)."""
+    return request.path.startswith(("/api/", "/open311/", "/cap/")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def signed_in_user() -> User | None:
+    """Return the signed-in user, or None."""
+    return current_user if current_user.is_authenticated else None  # type: ignore[return-value]

@@ -1,0 +1,115 @@
+"""The command line: serve, user add, user list, token create."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+from crisis_console.roles import ROLES
+from crisis_console.services.accounts import MIN_PASSWORD, Accounts
+from crisis_console.services.errors import ServiceError
+from crisis_console.store import StoreUnavailable
+
+#: Exit status when Redis cannot be reached.
+EXIT_NO_STORE = 2
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    """Print one error line and exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+def open_accounts() -> Accounts:
+    """Return the account service over the configured store (no web app needed)."""
+    from crisis_console.app import create_app
+    from crisis_console.extensions import STORE_EXTENSION
+
+    try:
+        app = create_app()
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_NO_STORE)
+    return Accounts(app.extensions[STORE_EXTENSION])
+
+
+@click.group()
+def cli() -> None:
+    """Crisis Console: one real-time console for a contact centre in a declared emergency."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+def serve(host: str, port: int) -> None:
+    """Run the web process (Flask-SocketIO on gevent)."""
+    from crisis_console.app import create_app
+    from crisis_console.extensions import STORE_EXTENSION, socketio
+    from crisis_console.store import describe
+
+    try:
+        app = create_app()
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_NO_STORE)
+    store = app.extensions[STORE_EXTENSION]
+    created = Accounts(store).ensure_first_admin()
+    if created:
+        username, password = created
+        click.echo("=" * 64)
+        click.echo("First run: created an administrator. Sign in and change it:")
+        click.echo(f"    username: {username}")
+        click.echo(f"    password: {password}")
+        click.echo("This is shown only once.")
+        click.echo("=" * 64)
+    where = describe(app.config.get("REDIS_URL"), app.instance_path)
+    click.echo(f"Crisis Console on http://{host}:{port}/  (Redis: {where}, prefix {store.keys.prefix!r})")
+    socketio.run(app, host=host, port=port, log_output=True, allow_unsafe_werkzeug=False)
+
+
+@cli.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="The user's role.")
+@click.option("--password", help=f"At least {MIN_PASSWORD} characters; prompted for when not given.")
+@click.option("--team", default="", help="Team (agents are pushed scripts by team).")
+@click.option("--display-name", default="", help="Name shown on pages (defaults to NAME).")
+def user_add(name: str, role: str, password: str | None, team: str, display_name: str) -> None:
+    """Create a user."""
+    service = open_accounts()
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = service.create_user(name, role, password, team=team, display_name=display_name, actor="cli")
+    except ServiceError as exc:
+        fail(f"{exc.field}: {exc.message}" if exc.field else exc.message)
+    click.echo(f"created {created.role} {created.username!r} (id {created.id})")
+
+
+@user.command("list")
+def user_list() -> None:
+    """List users."""
+    for row in open_accounts().all():
+        state = "active" if row.active else "disabled"
+        click.echo(f"{row.id:>4}  {row.username:<24} {row.role:<12} {row.team or '-':<16} {state}")
+
+
+@cli.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--label", default="", help="What the token is for (shown to admins).")
+def token_create(name: str, label: str) -> None:
+    """Print a new API token for user NAME (shown once; stored hashed)."""
+    try:
+        secret = open_accounts().create_token(name, label or "created from the command line", actor="cli")
+    except ServiceError as exc:
+        fail(exc.message)
+    click.echo(secret)

@@ -1,0 +1,90 @@
+"""Configuration, read only from the environment (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+#: Settings read from the environment; API.md names them.
+ENV_SETTINGS = (
+    "REDIS_URL",
+    "SECRET_KEY",
+    "CRISIS_KEY_PREFIX",
+    "PUBLIC_BASE_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+)
+
+
+class Config:
+    """Settings for a running console, each from the environment of the same name."""
+
+    def __init__(self) -> None:
+        env = os.environ
+        self.REDIS_URL: str | None = env.get("REDIS_URL") or None
+        self.SECRET_KEY: str | None = env.get("SECRET_KEY") or None
+        self.CRISIS_KEY_PREFIX: str = env.get("CRISIS_KEY_PREFIX") or "cc"
+        self.PUBLIC_BASE_URL: str | None = (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
+        self.TWILIO_ACCOUNT_SID: str | None = env.get("TWILIO_ACCOUNT_SID") or None
+        self.TWILIO_AUTH_TOKEN: str | None = env.get("TWILIO_AUTH_TOKEN") or None
+        self.TWILIO_FROM_NUMBER: str | None = env.get("TWILIO_FROM_NUMBER") or None
+        # Several web processes (and the worker) share Socket.IO through Redis pub/sub; the
+        # embedded server is single-process, so a queue is used only with an external Redis.
+        self.SOCKETIO_MESSAGE_QUEUE: str | None = self.REDIS_URL
+        # Sign-in throttles (Flask-Limiter syntax): per client address and per username.
+        self.LOGIN_LIMIT_PER_IP: str = env.get("CRISIS_LOGIN_LIMIT_PER_IP") or "20 per minute"
+        self.LOGIN_LIMIT_PER_USER: str = env.get("CRISIS_LOGIN_LIMIT_PER_USER") or "5 per minute"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = (self.PUBLIC_BASE_URL or "").startswith("https://")
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+        self.WTF_CSRF_CHECK_DEFAULT = False  # checked in a hook that exempts bearer requests
+        self.MAX_CONTENT_LENGTH = 5 * 1024 * 1024
+        self.JSON_SORT_KEYS = False
+
+
+class TestConfig(Config):
+    """Settings for the test suite: the same code paths, a private key prefix."""
+
+    TESTING = True
+
+    def __init__(self, **overrides: object) -> None:
+        super().__init__()
+        self.TESTING = True
+        self.SECRET_KEY = "test-secret-key"
+        # Flask-SocketIO's test client refuses a message queue, and the module-level SocketIO
+        # would keep it for later apps: in-process test apps never get one.
+        self.SOCKETIO_MESSAGE_QUEUE = None
+        for name, value in overrides.items():
+            setattr(self, name, value)
+
+
+def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
+    """Load ``.env`` from the working folder without overriding the real environment."""
+    from dotenv import load_dotenv
+
+    if Path(path).is_file():
+        load_dotenv(path, override=False)
+
+
+def instance_secret_key(instance_path: str | os.PathLike[str]) -> str:
+    """Return the secret key kept in ``instance/secret_key``, creating it once.
+
+    Sessions then survive a restart even when ``SECRET_KEY`` is not set.
+    """
+    folder = Path(instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "secret_key"
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process wrote it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key

@@ -1,0 +1,33 @@
+"""The four roles, what each may reach, and where each lands after signing in."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A user's single role."""
+
+    MANAGER = "manager"
+    AGENT = "agent"
+    STAKEHOLDER = "stakeholder"
+    ADMIN = "admin"
+
+
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+
+#: Endpoint of each role's home page, where signing in lands.
+HOME_ENDPOINT: dict[str, str] = {
+    Role.MANAGER: "console.manager",
+    Role.AGENT: "console.agent",
+    Role.STAKEHOLDER: "console.dashboard",
+    Role.ADMIN: "admin.users",
+}
+
+#: Socket.IO namespaces and the roles allowed to connect to each.
+NAMESPACE_ROLES: dict[str, frozenset[str]] = {
+    "/agent": frozenset({Role.AGENT, Role.MANAGER}),
+    "/manager": frozenset({Role.MANAGER}),
+    "/dashboard": frozenset({Role.STAKEHOLDER, Role.MANAGER, Role.ADMIN}),
+    "/admin": frozenset({Role.ADMIN}),
+}

@@ -1,0 +1,1 @@
+"""Socket.IO: namespace handlers (``events``), event names (``names``), server pushes (``realtime``)."""

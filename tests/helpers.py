@@ -1,0 +1,72 @@
+"""Test helpers: signing in through the real pages, and users made for one test."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from crisis_console.extensions import STORE_EXTENSION
+from crisis_console.services.accounts import Accounts, User
+
+PASSWORD = "correct horse battery"
+_names = itertools.count(1)
+
+
+def unique_name(role: str) -> str:
+    """Return a username no other test uses."""
+    return f"{role}{next(_names)}"
+
+
+def csrf_from(html: str) -> str:
+    """Return the CSRF token printed in a page's ``<meta name="csrf-token">``."""
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+class AuthActions:
+    """Create users and sign in and out through the real routes."""
+
+    def __init__(self, app: Flask, client: FlaskClient):
+        self._app = app
+        self._client = client
+
+    @property
+    def accounts(self) -> Accounts:
+        """The account service over the test app's store."""
+        return Accounts(self._app.extensions[STORE_EXTENSION])
+
+    def make_user(self, role: str, *, username: str | None = None, team: str = "", password: str = PASSWORD) -> User:
+        """Create a user directly through the service."""
+        return self.accounts.create_user(username or unique_name(role), role, password, team=team, actor="test")
+
+    def login(self, username: str, password: str = PASSWORD) -> Any:
+        """Sign in through the form (with its CSRF token), not following the redirect."""
+        page = self._client.get("/login")
+        return self._client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": csrf_from(page.get_data(as_text=True))},
+        )
+
+    def login_as(self, role: str, **kwargs: Any) -> User:
+        """Create a user of ``role`` and sign in as them."""
+        user = self.make_user(role, **kwargs)
+        response = self.login(user.username)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    def csrf(self) -> str:
+        """Return the CSRF token of the current session."""
+        return csrf_from(self._client.get("/", follow_redirects=True).get_data(as_text=True))
+
+    def post(self, url: str, data: dict[str, Any] | None = None) -> Any:
+        """Post a form with the session's CSRF token, as the pages do."""
+        return self._client.post(url, data={**(data or {}), "csrf_token": self.csrf()})
+
+    def logout(self) -> Any:
+        """Sign out through the header's form."""
+        return self.post("/logout")

