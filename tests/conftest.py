@@ -109,7 +109,9 @@ class ServedApp:
     def session_for(self, user: User) -> requests.Session:
         """Return an HTTP session signed in as ``user`` through the JSON API."""
         http = requests.Session()
-        response = http.post(f"{self.url}/api/v1/session", json={"username": user.username, "password": PASSWORD})
+        response = http.post(
+            f"{self.url}/api/v1/session", json={"username": user.username, "password": PASSWORD}
+        )
         assert response.status_code == 201, response.text
         http.headers["X-CSRFToken"] = response.json()["csrf_token"]
         return http
@@ -121,14 +123,14 @@ class ServedApp:
 
 def start_server(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
     """Start ``python -m crisis_console serve`` and wait until it answers."""
-    handle = log.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
@@ -144,7 +146,9 @@ def start_server(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[
 
 
 @pytest.fixture(scope="session")
-def served_app(redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
+def served_app(
+    redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
     """The real console (gevent, Socket.IO over the Redis queue) on a free port."""
     prefix = f"{run_prefix}:served"
     folder = tmp_path_factory.mktemp("served")

@@ -40,16 +40,24 @@ class AuthActions:
         """The account service over the test app's store."""
         return Accounts(self._app.extensions[STORE_EXTENSION])
 
-    def make_user(self, role: str, *, username: str | None = None, team: str = "", password: str = PASSWORD) -> User:
+    def make_user(
+        self, role: str, *, username: str | None = None, team: str = "", password: str = PASSWORD
+    ) -> User:
         """Create a user directly through the service."""
-        return self.accounts.create_user(username or unique_name(role), role, password, team=team, actor="test")
+        return self.accounts.create_user(
+            username or unique_name(role), role, password, team=team, actor="test"
+        )
 
     def login(self, username: str, password: str = PASSWORD) -> Any:
         """Sign in through the form (with its CSRF token), not following the redirect."""
         page = self._client.get("/login")
         return self._client.post(
             "/login",
-            data={"username": username, "password": password, "csrf_token": csrf_from(page.get_data(as_text=True))},
+            data={
+                "username": username,
+                "password": password,
+                "csrf_token": csrf_from(page.get_data(as_text=True)),
+            },
         )
 
     def login_as(self, role: str, **kwargs: Any) -> User:

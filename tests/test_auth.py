@@ -34,13 +34,19 @@ def test_sign_in_follows_a_local_next_but_not_another_site(auth, client):
     page = client.get("/login?next=/dashboard")
     token = csrf_from(page.get_data(as_text=True))
     response = client.post(
-        "/login", data={"username": user.username, "password": PASSWORD, "next": "/dashboard", "csrf_token": token}
+        "/login",
+        data={"username": user.username, "password": PASSWORD, "next": "/dashboard", "csrf_token": token},
     )
     assert response.headers["Location"] == "/dashboard"
     auth.logout()
     response = client.post(
         "/login",
-        data={"username": user.username, "password": PASSWORD, "next": "//evil.example", "csrf_token": auth.csrf()},
+        data={
+            "username": user.username,
+            "password": PASSWORD,
+            "next": "//evil.example",
+            "csrf_token": auth.csrf(),
+        },
     )
     assert response.headers["Location"] == "/manager"
 
@@ -132,7 +138,9 @@ def test_password_reset_ends_old_sessions(app, auth, client):
     assert auth.login(user.username, "a brand new password").status_code == 302
 
 
-def test_session_survives_a_new_app_with_the_same_secret(app, auth, client, redis_url, prefix, tmp_path, monkeypatch):
+def test_session_survives_a_new_app_with_the_same_secret(
+    app, auth, client, redis_url, prefix, tmp_path, monkeypatch
+):
     """A restarted console (same secret key, same Redis) keeps people signed in."""
     from crisis_console.app import create_app
     from crisis_console.config import TestConfig

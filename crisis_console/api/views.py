@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from flask import jsonify, request
-from flask_login import current_user, logout_user
+from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from crisis_console import clock
@@ -14,7 +14,7 @@ from crisis_console.api import bp
 from crisis_console.api.body import json_object, required_text
 from crisis_console.auth import throttle
 from crisis_console.auth.roles import roles_required, signed_in
-from crisis_console.auth.views import sign_in
+from crisis_console.auth.views import end_session, sign_in
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import Role
 from crisis_console.services import audit
@@ -46,8 +46,7 @@ def delete_session() -> Any:
     """Sign out this session and close the user's live connections."""
     user = current_user._get_current_object()  # the proxy turns anonymous at logout
     store().audit.append(audit.entry(user.username, "auth.signed_out", f"user:{user.id}"))
-    logout_user()
-    realtime.disconnect_user(user.id)
+    end_session(user)
     return "", 204
 
 

@@ -51,6 +51,8 @@ def check_csrf() -> None:
     """Require the CSRF token on cookie-authenticated writes; bearer requests are exempt."""
     if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
         return
+    if request.routing_exception is not None:  # let the 404/405 answer speak
+        return
     if bearer_token(request) is not None:
         return
     if request.endpoint in EXEMPT_ENDPOINTS:

@@ -27,9 +27,16 @@ def safe_next(target: str | None) -> str | None:
 
 
 def sign_in(user: User) -> None:
-    """Start a session for ``user`` and record it."""
-    login_user(user)
+    """Start a server-side session for ``user``, set the cookie, and record it."""
+    login_user(accounts().start_session(user))
     store().audit.append(audit.entry(user.username, "auth.signed_in", f"user:{user.id}"))
+
+
+def end_session(user: User) -> None:
+    """Sign out: end the server-side session, clear the cookie, close the user's sockets."""
+    accounts().end_session(user)
+    logout_user()
+    realtime.disconnect_user(user.id)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -57,7 +64,6 @@ def logout() -> Response:
     if current_user.is_authenticated:
         user: User = current_user._get_current_object()  # type: ignore[attr-defined]
         store().audit.append(audit.entry(user.username, "auth.signed_out", f"user:{user.id}"))
-        logout_user()
-        realtime.disconnect_user(user.id)
+        end_session(user)
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

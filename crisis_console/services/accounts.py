@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -44,6 +44,8 @@ class User:
     active: bool
     session_epoch: int
     created_at: str
+    #: The server-side session this user object was loaded for ('' outside a session).
+    session_key: str = ""
 
     @property
     def is_authenticated(self) -> bool:
@@ -61,8 +63,8 @@ class User:
         return False
 
     def get_id(self) -> str:
-        """Return the session id: user id and session epoch (Flask-Login protocol)."""
-        return f"{self.id}:{self.session_epoch}"
+        """Return the session id: user id, session epoch and session key (Flask-Login protocol)."""
+        return f"{self.id}:{self.session_epoch}:{self.session_key}"
 
     def has_role(self, *roles: str) -> bool:
         """Return whether the user holds one of ``roles``."""
@@ -196,15 +198,30 @@ class Accounts:
         user_id = self.store.users.id_for_name(username.strip())
         return self.get(user_id) if user_id else None
 
+    def start_session(self, user: User) -> User:
+        """Open a server-side session for a signed-in user; return the user bound to it."""
+        return replace(user, session_key=self.store.sessions.create(user.id))
+
+    def end_session(self, user: User) -> None:
+        """End the session a user object was loaded for (a copied cookie then stops working)."""
+        if user.session_key:
+            self.store.sessions.end(user.session_key)
+
     def from_session_id(self, session_id: str) -> User | None:
-        """Return the active user a session id belongs to, or None if it was ended."""
-        user_id, _, epoch = session_id.partition(":")
-        if not user_id.isdigit():
+        """Return the active user of a session id, or None if the session was ended.
+
+        A session ends when signed out, when it expires unused, and for every session
+        of a user at once when their epoch moves on (disabled, password reset, new role).
+        """
+        user_id, epoch, session_key = [*session_id.split(":"), "", ""][:3]
+        if not user_id.isdigit() or not session_key:
+            return None
+        if self.store.sessions.user_id(session_key) != user_id:
             return None
         user = self.get(user_id)
         if user is None or not user.active or str(user.session_epoch) != epoch:
             return None
-        return user
+        return replace(user, session_key=session_key)
 
     def all(self) -> list[User]:
         """Return every user, oldest first."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import request
 from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, Namespace, join_room
+from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room
 
 from crisis_console.extensions import accounts, socketio, store
 from crisis_console.roles import NAMESPACE_ROLES
@@ -61,7 +61,7 @@ class RoleNamespace(Namespace):
         join_room(realtime.role_room(user.role))
         if user.team:
             join_room(realtime.team_room(user.team))
-        self.emit(names.SESSION_WELCOME, {"user": user.public()}, to=sid)
+        emit(names.SESSION_WELCOME, {"user": user.public()})
 
     def on_disconnect(self, reason: Any = None) -> None:
         """Forget the connection."""

@@ -7,6 +7,7 @@ import redis
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.connection import StoreUnavailable, connect, connection_url, describe
 from crisis_console.store.keys import Keys
+from crisis_console.store.sessions import SessionRepo
 from crisis_console.store.sockets import SocketRepo
 from crisis_console.store.tokens import TokenRepo
 from crisis_console.store.users import UserRepo
@@ -24,6 +25,7 @@ class Store:
         self.users = UserRepo(client, self.keys, self.audit)
         self.tokens = TokenRepo(client, self.keys, self.audit)
         self.sockets = SocketRepo(client, self.keys)
+        self.sessions = SessionRepo(client, self.keys)
 
     def ping(self) -> bool:
         """Return True when Redis answers."""

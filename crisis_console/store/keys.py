@@ -53,6 +53,14 @@ class Keys:
         """SET the token hashes belonging to one user, so they can be listed and revoked."""
         return self._k("user", user_id, "tokens")
 
+    # --- sessions ----------------------------------------------------------------
+
+    def session(self, session_key: str) -> str:
+        """STRING user id of one signed-in browser or API session. Expires after
+        ``SESSION_TTL`` seconds without use (each request renews it); deleted on sign-out,
+        which is what makes a copied cookie useless afterwards."""
+        return self._k("session", session_key)
+
     # --- sockets -----------------------------------------------------------------
 
     def user_sockets(self, user_id: int | str) -> str:

@@ -1,0 +1,148 @@
+"""Socket.IO: connections are authenticated and role-checked at connect, and end with the session."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import socketio
+
+from crisis_console.extensions import socketio as server_socketio
+from crisis_console.roles import NAMESPACE_ROLES, Role
+from crisis_console.sockets import names
+from tests.helpers import PASSWORD
+
+# --- in-process, with Flask-SocketIO's test client ------------------------------------
+
+
+def test_test_client_without_credentials_is_refused(app):
+    """No cookie and no token: the namespace refuses the connection."""
+    client = server_socketio.test_client(app, namespace=names.AGENT, flask_test_client=app.test_client())
+    assert not client.is_connected(names.AGENT)
+
+
+def test_test_client_with_session_cookie_is_welcomed(app, auth, client):
+    """A signed-in agent's cookie connects to /agent and is greeted with who they are."""
+    user = auth.login_as(Role.AGENT, team="North")
+    sio = server_socketio.test_client(app, namespace=names.AGENT, flask_test_client=client)
+    assert sio.is_connected(names.AGENT)
+    received = sio.get_received(names.AGENT)
+    welcome = [m for m in received if m["name"] == names.SESSION_WELCOME]
+    assert welcome[0]["args"][0]["user"]["username"] == user.username
+    sio.disconnect(namespace=names.AGENT)
+
+
+def test_test_client_with_token(app, auth):
+    """``auth={"token": ...}`` authenticates without a cookie."""
+    user = auth.make_user(Role.MANAGER)
+    token = auth.accounts.create_token(user.username)
+    sio = server_socketio.test_client(app, namespace=names.MANAGER, auth={"token": token})
+    assert sio.is_connected(names.MANAGER)
+    bad = server_socketio.test_client(app, namespace=names.MANAGER, auth={"token": "cc_wrong"})
+    assert not bad.is_connected(names.MANAGER)
+
+
+# --- against the real server, with python-socketio's real client -----------------------
+
+
+def connect(
+    served_app, namespace: str, *, token: str | None = None, cookie: str | None = None
+) -> socketio.Client:
+    """Connect a real client over websocket; raise ConnectionError when refused."""
+    client = socketio.Client(reconnection=False)
+    headers = {"Cookie": cookie} if cookie else {}
+    client.connect(
+        served_app.url,
+        namespaces=[namespace],
+        transports=["websocket"],
+        auth={"token": token} if token else None,
+        headers=headers,
+        wait_timeout=5,
+    )
+    return client
+
+
+@pytest.mark.served
+def test_real_client_without_credentials_is_refused(served_app):
+    """A real Socket.IO client with nothing to show is refused on every namespace."""
+    for namespace in NAMESPACE_ROLES:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            connect(served_app, namespace)
+
+
+@pytest.mark.served
+@pytest.mark.parametrize("role", list(Role))
+def test_real_client_reaches_only_its_roles_namespaces(served_app, role):
+    """With a token, each role connects where it may and is refused elsewhere."""
+    token = served_app.token_for(served_app.make_user(role))
+    for namespace, roles in NAMESPACE_ROLES.items():
+        if role in roles:
+            client = connect(served_app, namespace, token=token)
+            assert client.connected
+            client.disconnect()
+        else:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                connect(served_app, namespace, token=token)
+
+
+@pytest.mark.served
+def test_real_client_with_session_cookie(served_app):
+    """The browser's session cookie authenticates the socket, and the server says who it is."""
+    user = served_app.make_user(Role.STAKEHOLDER)
+    http = served_app.session_for(user)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    welcomed = threading.Event()
+    client = socketio.Client(reconnection=False)
+    client.on(names.SESSION_WELCOME, lambda data: welcomed.set(), namespace=names.DASHBOARD)
+    client.connect(
+        served_app.url, namespaces=[names.DASHBOARD], transports=["websocket"], headers={"Cookie": cookie}
+    )
+    assert welcomed.wait(5)
+    client.disconnect()
+
+
+@pytest.mark.served
+def test_signing_out_disconnects_the_users_sockets(served_app):
+    """Signing out closes that user's live connections, on the server's initiative."""
+    user = served_app.make_user(Role.AGENT)
+    http = served_app.session_for(user)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    closed = threading.Event()
+    client = socketio.Client(reconnection=False)
+    client.on("disconnect", lambda *reason: closed.set(), namespace=names.AGENT)
+    client.connect(
+        served_app.url, namespaces=[names.AGENT], transports=["websocket"], headers={"Cookie": cookie}
+    )
+    response = http.delete(f"{served_app.url}/api/v1/session")
+    assert response.status_code == 204
+    assert closed.wait(5), "the socket stayed open after signing out"
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        connect(served_app, names.AGENT, cookie=cookie)
+
+
+@pytest.mark.served
+def test_disabling_a_user_disconnects_their_sockets(served_app):
+    """An admin disabling a user closes that user's sockets at once; the token stops working."""
+    admin = served_app.make_user(Role.ADMIN)
+    agent = served_app.make_user(Role.AGENT)
+    token = served_app.token_for(agent)
+    closed = threading.Event()
+    client = socketio.Client(reconnection=False)
+    client.on("disconnect", lambda *reason: closed.set(), namespace=names.AGENT)
+    client.connect(served_app.url, namespaces=[names.AGENT], transports=["websocket"], auth={"token": token})
+    response = served_app.session_for(admin).patch(
+        f"{served_app.url}/api/v1/users/{agent.id}", json={"active": False}
+    )
+    assert response.status_code == 200, response.text
+    assert closed.wait(5), "the disabled user's socket stayed open"
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        connect(served_app, names.AGENT, token=token)
+
+
+@pytest.mark.served
+def test_served_app_signs_in_through_the_api(served_app):
+    """The real server answers the JSON sign-in with a CSRF token."""
+    user = served_app.make_user(Role.MANAGER)
+    http = served_app.session_for(user)
+    assert http.get(f"{served_app.url}/api/v1/me").json()["user"]["username"] == user.username
+    assert PASSWORD  # the shared test password signs in
