@@ -1,0 +1,83 @@
+"""The command line, in-process and in a fresh shell."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from crisis_console.cli import cli
+from tests.conftest import ROOT
+from tests.helpers import PASSWORD
+from tests.redis_server import free_port
+
+
+def test_user_add_then_sign_in(runner, app, auth):
+    """``user add`` creates a user who can sign in through the page."""
+    result = runner.invoke(cli, ["user", "add", "maria", "--role", "manager", "--password", PASSWORD, "--team", "EOC"])
+    assert result.exit_code == 0, result.output
+    assert "created manager 'maria'" in result.output
+    assert auth.login("maria").headers["Location"] == "/manager"
+
+
+def test_user_add_prompts_for_the_password(runner, auth):
+    """Without ``--password`` the password is asked for twice, hidden."""
+    result = runner.invoke(cli, ["user", "add", "sam", "--role", "agent"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert auth.login("sam").status_code == 302
+
+
+def test_user_add_explains_bad_input(runner):
+    """A short password or a taken name is one clear line and exit status 1."""
+    result = runner.invoke(cli, ["user", "add", "lee", "--role", "agent", "--password", "short"])
+    assert result.exit_code == 1
+    assert "password" in result.output
+    runner.invoke(cli, ["user", "add", "lee", "--role", "agent", "--password", PASSWORD])
+    again = runner.invoke(cli, ["user", "add", "lee", "--role", "agent", "--password", PASSWORD])
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    bad_role = runner.invoke(cli, ["user", "add", "kim", "--role", "boss", "--password", PASSWORD])
+    assert bad_role.exit_code == 2
+
+
+def test_token_create_prints_a_working_token(runner, client):
+    """``token create`` prints a token once; it authenticates API calls."""
+    runner.invoke(cli, ["user", "add", "integr", "--role", "manager", "--password", PASSWORD])
+    result = runner.invoke(cli, ["token", "create", "integr"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.json["user"]["username"] == "integr"
+    assert runner.invoke(cli, ["token", "create", "nobody"]).exit_code == 1
+
+
+def test_user_list(runner):
+    """``user list`` shows each user with role and state."""
+    runner.invoke(cli, ["user", "add", "lister", "--role", "stakeholder", "--password", PASSWORD])
+    result = runner.invoke(cli, ["user", "list"])
+    assert "lister" in result.output and "stakeholder" in result.output and "active" in result.output
+
+
+def test_unreachable_redis_is_one_line_and_status_2(tmp_path):
+    """In a fresh shell, an unreachable Redis gives one line naming the URL, exit 2, no traceback."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(tmp_path)}
+    for command in (["serve", "--port", str(free_port())], ["user", "list"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "crisis_console", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert url in lines[0] and "cannot reach Redis" in lines[0]
+
+
+def test_password_in_redis_url_is_not_printed(tmp_path):
+    """The error line hides a password in REDIS_URL."""
+    url = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
+    env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "crisis_console", "user", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "hunter2secret" not in done.stderr
