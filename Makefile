@@ -51,7 +51,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench.audit
+	$(BIN)/python -m bench.auth
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

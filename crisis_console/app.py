@@ -25,18 +25,8 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     Raises:
         crisis_console.store.StoreUnavailable: Redis cannot be reached.
     """
-    load_dotenv_file()
-    if config is None or isinstance(config, dict):
-        overrides = config or {}
-        config = Config()
-        for name, value in overrides.items():
-            setattr(config, name, value)
-    instance_path = os.environ.get("CRISIS_INSTANCE_PATH") or str(ROOT / "instance")
-    app = Flask(
-        __name__,
-        template_folder=str(ROOT / "templates"),
-        instance_path=str(Path(instance_path).resolve()),
-    )
+    config = resolve_config(config)
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=instance_path())
     app.config.from_object(config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
@@ -46,6 +36,32 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     init_views(app)
     init_sockets(app)
     return app
+
+
+def resolve_config(config: Config | dict[str, Any] | None) -> Config:
+    """Return the settings: the given Config, or the environment's with overrides applied."""
+    load_dotenv_file()
+    if isinstance(config, Config):
+        return config
+    resolved = Config()
+    for name, value in (config or {}).items():
+        setattr(resolved, name, value)
+    return resolved
+
+
+def instance_path() -> str:
+    """Return the instance folder (``CRISIS_INSTANCE_PATH``, default ``./instance``), absolute."""
+    return str(Path(os.environ.get("CRISIS_INSTANCE_PATH") or ROOT / "instance").resolve())
+
+
+def open_store(config: Config | dict[str, Any] | None = None) -> Store:
+    """Connect the store without building a web app (for the CLI and the worker).
+
+    Raises:
+        crisis_console.store.StoreUnavailable: Redis cannot be reached.
+    """
+    settings = resolve_config(config)
+    return Store(connect(settings.REDIS_URL, instance_path()), settings.CRISIS_KEY_PREFIX)
 
 
 def init_store(app: Flask) -> None:

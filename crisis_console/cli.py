@@ -24,14 +24,12 @@ def fail(message: str, status: int = 1) -> NoReturn:
 
 def open_accounts() -> Accounts:
     """Return the account service over the configured store (no web app needed)."""
-    from crisis_console.app import create_app
-    from crisis_console.extensions import STORE_EXTENSION
+    from crisis_console.app import open_store
 
     try:
-        app = create_app()
+        return Accounts(open_store())
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_NO_STORE)
-    return Accounts(app.extensions[STORE_EXTENSION])
 
 
 @click.group()
@@ -44,8 +42,9 @@ def cli() -> None:
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port.")
 def serve(host: str, port: int) -> None:
     """Run the web process (Flask-SocketIO on gevent)."""
+    from crisis_console import serving
     from crisis_console.app import create_app
-    from crisis_console.extensions import STORE_EXTENSION, socketio
+    from crisis_console.extensions import STORE_EXTENSION
     from crisis_console.store import describe
 
     try:
@@ -64,7 +63,7 @@ def serve(host: str, port: int) -> None:
         click.echo("=" * 64)
     where = describe(app.config.get("REDIS_URL"), app.instance_path)
     click.echo(f"Crisis Console on http://{host}:{port}/  (Redis: {where}, prefix {store.keys.prefix!r})")
-    socketio.run(app, host=host, port=port, log_output=True, allow_unsafe_werkzeug=False)
+    serving.run(app, host, port)
 
 
 @cli.group()

@@ -11,7 +11,8 @@ def test_admin_adds_each_role_and_each_lands_on_their_page(auth, client):
     auth.login_as(Role.ADMIN)
     for name, role in (("mgr1", "manager"), ("agt1", "agent"), ("stk1", "stakeholder")):
         response = auth.post(
-            "/admin/users", {"username": name, "role": role, "password": PASSWORD, "display_name": name.upper()}
+            "/admin/users",
+            {"username": name, "role": role, "password": PASSWORD, "display_name": name.upper()},
         )
         assert response.status_code == 302
     page = client.get("/admin/users").get_data(as_text=True)
@@ -26,7 +27,9 @@ def test_admin_adds_each_role_and_each_lands_on_their_page(auth, client):
 def test_add_form_errors_keep_what_was_typed(auth, client):
     """A bad password is named on the form, and the other fields are kept (not the password)."""
     auth.login_as(Role.ADMIN)
-    response = auth.post("/admin/users", {"username": "keepme", "role": "agent", "team": "Blue", "password": "short"})
+    response = auth.post(
+        "/admin/users", {"username": "keepme", "role": "agent", "team": "Blue", "password": "short"}
+    )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert 'value="keepme"' in page and 'value="Blue"' in page

@@ -14,7 +14,9 @@ from tests.redis_server import free_port
 
 def test_user_add_then_sign_in(runner, app, auth):
     """``user add`` creates a user who can sign in through the page."""
-    result = runner.invoke(cli, ["user", "add", "maria", "--role", "manager", "--password", PASSWORD, "--team", "EOC"])
+    result = runner.invoke(
+        cli, ["user", "add", "maria", "--role", "manager", "--password", PASSWORD, "--team", "EOC"]
+    )
     assert result.exit_code == 0, result.output
     assert "created manager 'maria'" in result.output
     assert auth.login("maria").headers["Location"] == "/manager"
@@ -64,7 +66,12 @@ def test_unreachable_redis_is_one_line_and_status_2(tmp_path):
     env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(tmp_path)}
     for command in (["serve", "--port", str(free_port())], ["user", "list"]):
         done = subprocess.run(
-            [sys.executable, "-m", "crisis_console", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "crisis_console", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
@@ -77,7 +84,12 @@ def test_password_in_redis_url_is_not_printed(tmp_path):
     url = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
     env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "crisis_console", "user", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "crisis_console", "user", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "hunter2secret" not in done.stderr

@@ -1,0 +1,116 @@
+"""Shared pieces of the benchmarks: a served console, percentiles, the results file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+import requests
+
+from crisis_console.store import Store
+from tests.redis_server import free_port, redis_for_tests
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "BENCHMARKS.md"
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Return the ``share`` (0–1) percentile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary_ms(samples: list[float]) -> tuple[float, float, float]:
+    """Return p50, p99 and max of samples given in seconds, in milliseconds."""
+    return (percentile(samples, 0.50) * 1000, percentile(samples, 0.99) * 1000, max(samples) * 1000)
+
+
+def rss_kib(pid: int) -> int:
+    """Return the resident memory of a process in KiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return user + system CPU seconds a process has used (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@contextmanager
+def served_console() -> Iterator[tuple[str, Store, subprocess.Popen[bytes]]]:
+    """Run ``python -m crisis_console serve`` on a free port with a private key prefix."""
+    with redis_for_tests() as (url, _how):
+        prefix = f"ccbench-{os.getpid()}"
+        port = free_port()
+        folder = tempfile.mkdtemp(prefix="cc-bench-")
+        env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "CRISIS_KEY_PREFIX": prefix,
+            "CRISIS_INSTANCE_PATH": folder,
+            "SECRET_KEY": "bench",
+        }
+        log = open(Path(folder) / "server.log", "wb")  # noqa: SIM115 - closed below
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis.from_url(url, decode_responses=True)
+        store = Store(client, prefix)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the console exited; see {folder}/server.log")
+                try:
+                    requests.get(f"{base}/login", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            yield base, store, process
+        finally:
+            process.terminate()
+            process.wait(10)
+            log.close()
+            store.delete_all()
+            client.close()
+
+
+def record(title: str, command: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
+    """Print a table and append it to BENCHMARKS.md with the command and the machine."""
+    lines = [
+        f"## {title} — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"Command: `{command}` · machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+    if notes:
+        lines += [notes, ""]
+    text = "\n".join(lines)
+    print(text)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmarks\n\nEach section is appended by the command it names.\n\n")
+    with RESULTS.open("a") as handle:
+        handle.write(text + "\n")

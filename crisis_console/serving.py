@@ -1,0 +1,36 @@
+"""Run the web process: Flask-SocketIO on gevent's WSGI server with gevent-websocket.
+
+gevent's pywsgi writes a response's headers and body in separate sends; on a keep-alive
+connection Nagle's algorithm then waits for the client's delayed ACK, adding ~40 ms to
+every request (measured here: 44 ms p50 for a trivial API call). Setting TCP_NODELAY on
+each accepted socket removes that wait. The server is built here rather than by
+``socketio.run`` because that hard-codes its own handler class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+from flask import Flask
+from gevent import pywsgi
+from geventwebsocket.handler import WebSocketHandler
+
+
+class NoDelayHandler(WebSocketHandler):
+    """gevent-websocket's handler, with Nagle's algorithm off for its connection."""
+
+    def handle(self) -> None:
+        """Serve the connection with TCP_NODELAY set."""
+        with contextlib.suppress(OSError):  # not a TCP socket (a UNIX socket behind a proxy)
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle()
+
+
+def run(app: Flask, host: str, port: int) -> None:
+    """Serve until stopped (Ctrl-C or SIGTERM)."""
+    server = pywsgi.WSGIServer((host, port), app, handler_class=NoDelayHandler, log=None)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop(timeout=5)

@@ -1,0 +1,109 @@
+"""In a real browser: an admin adds a manager, who signs in and lands on a live console."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from crisis_console.roles import Role
+from tests.helpers import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.served,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (make test installs it)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium from Debian, driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (no cookies) and page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page, base_url: str, username: str, password: str = PASSWORD) -> None:
+    """Fill in and submit the sign-in form."""
+    page.goto(f"{base_url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_admin_adds_a_manager_who_lands_on_a_live_console(served_app, page):
+    """The issue's story, end to end in Chromium."""
+    from playwright.sync_api import expect
+
+    admin = served_app.make_user(Role.ADMIN)
+    sign_in(page, served_app.url, admin.username)
+    expect(page).to_have_url(f"{served_app.url}/admin/users")
+    expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+
+    manager_name = f"eoc-{admin.id}"
+    page.get_by_label("Username").fill(manager_name)
+    page.get_by_label("Full name").fill("Dana Reyes")
+    page.locator("#new-role").select_option("manager")
+    page.locator("#new-password").fill(PASSWORD)
+    page.get_by_role("button", name="Add user").click()
+    expect(page.locator(".flash--success")).to_contain_text(f"Created manager '{manager_name}'")
+    expect(page.locator(f'tr[data-username="{manager_name}"]')).to_contain_text("Dana Reyes")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{served_app.url}/login")
+
+    sign_in(page, served_app.url, manager_name)
+    expect(page).to_have_url(f"{served_app.url}/manager")
+    expect(page.locator("h1")).to_have_text("Manager console")
+    expect(page.locator(".role-badge")).to_have_text("manager")
+    expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    expect(page.locator("#activity")).to_contain_text("user.created")
+
+
+def test_wrong_password_shows_an_error_in_the_page(served_app, page):
+    """A wrong password keeps you on the form with a readable message."""
+    from playwright.sync_api import expect
+
+    agent = served_app.make_user(Role.AGENT)
+    sign_in(page, served_app.url, agent.username, "not the password")
+    expect(page.locator(".flash--error")).to_contain_text("Wrong username or password")
+    expect(page.get_by_label("Username")).to_have_value(agent.username)
+
+
+def test_signing_out_elsewhere_sends_the_page_back_to_sign_in(served_app, page):
+    """When the user signs out in another place, the open page notices and returns to sign-in."""
+    from playwright.sync_api import expect
+
+    agent = served_app.make_user(Role.AGENT)
+    sign_in(page, served_app.url, agent.username)
+    expect(page).to_have_url(f"{served_app.url}/agent")
+    expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    served_app.accounts.set_active(agent.id, False, actor="test")
+    admin_http = served_app.session_for(served_app.make_user(Role.ADMIN))
+    admin_http.patch(f"{served_app.url}/api/v1/users/{agent.id}", json={"active": False})
+    expect(page).to_have_url(f"{served_app.url}/login?next=/agent", timeout=10_000)
