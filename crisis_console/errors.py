@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from crisis_console.auth.loaders import wants_json
+from crisis_console.extensions import login_manager
 from crisis_console.services.errors import ServiceError
 
 #: Machine codes for plain HTTP errors.
@@ -95,6 +96,8 @@ def init_app(app: Flask) -> None:
         from redis import RedisError
 
         if isinstance(exc, RedisError):
+            # Render the page as signed out: loading the user would hit Redis again.
+            g._login_user = login_manager.anonymous_user()
             app.logger.error("Redis error on %s %s: %s", request.method, request.path, exc)
             return respond(503, "store_unavailable", "The data store is unavailable; try again shortly.")
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)

@@ -167,3 +167,21 @@ def test_openapi_document_lists_the_routes(client):
     document = client.get("/api/v1/openapi.json").json
     assert document["openapi"].startswith("3.")
     assert {"/session", "/me", "/users", "/audit"} <= set(document["paths"])
+
+
+def test_redis_failure_mid_request_is_a_503_not_a_crash(auth, client, store, monkeypatch):
+    """If Redis fails while a request is served, pages and API answer 503 in their own format."""
+    import redis
+
+    auth.login_as(Role.MANAGER)
+
+    def broken(*_args):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(store.sessions, "user_id", broken)
+    page = client.get("/manager", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert "data store is unavailable" in page.get_data(as_text=True)
+    api = client.get("/api/v1/me")
+    assert api.status_code == 503
+    assert api.json["error"]["code"] == "store_unavailable"

