@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,12 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-import requests
 
 from crisis_console.store import Store
-from tests.redis_server import free_port, redis_for_tests
+from tests.servers import ROOT, free_port, redis_for_tests, start_console, stop_console
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "BENCHMARKS.md"
 
 
@@ -65,31 +62,13 @@ def served_console() -> Iterator[tuple[str, Store, subprocess.Popen[bytes]]]:
             "CRISIS_INSTANCE_PATH": folder,
             "SECRET_KEY": "bench",
         }
-        log = open(Path(folder) / "server.log", "wb")  # noqa: SIM115 - closed below
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_console(env, Path(folder) / "server.log", port)
         client = redis.Redis.from_url(url, decode_responses=True)
         store = Store(client, prefix)
         try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the console exited; see {folder}/server.log")
-                try:
-                    requests.get(f"{base}/login", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            yield base, store, process
+            yield f"http://127.0.0.1:{port}", store, process
         finally:
-            process.terminate()
-            process.wait(10)
-            log.close()
+            stop_console(process)
             store.delete_all()
             client.close()
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +23,8 @@ from crisis_console.extensions import STORE_EXTENSION
 from crisis_console.services.accounts import Accounts, User
 from crisis_console.store import Store
 from tests.helpers import PASSWORD, AuthActions, unique_name
-from tests.redis_server import free_port, redis_for_tests
+from tests.servers import free_port, redis_for_tests, start_console, stop_console
 
-ROOT = Path(__file__).resolve().parent.parent
 _app_numbers = itertools.count(1)
 
 
@@ -121,30 +118,6 @@ class ServedApp:
         return self.accounts.create_token(user.username, "test", actor="test")
 
 
-def start_server(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start ``python -m crisis_console serve`` and wait until it answers."""
-    with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()}")
-        try:
-            requests.get(f"http://127.0.0.1:{port}/login", timeout=1)
-            return process
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"server did not start:\n{log.read_text()}") from None
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def served_app(
     redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFactory
@@ -162,14 +135,10 @@ def served_app(
         "PYTHONUNBUFFERED": "1",
     }
     log = folder / "server.log"
-    process = start_server(env, log, port)
+    process = start_console(env, log, port)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         yield ServedApp(f"http://127.0.0.1:{port}", Store(client, prefix), process, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_console(process)
         client.close()

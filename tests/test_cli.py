@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 from crisis_console.cli import cli
-from tests.conftest import ROOT
 from tests.helpers import PASSWORD
-from tests.redis_server import free_port
+from tests.servers import ROOT, free_port
 
 
 def test_user_add_then_sign_in(runner, app, auth):

@@ -48,15 +48,19 @@ def test_test_client_with_token(app, auth):
 def connect(
     served_app, namespace: str, *, token: str | None = None, cookie: str | None = None
 ) -> socketio.Client:
-    """Connect a real client over websocket; raise ConnectionError when refused."""
+    """Connect a real client over websocket; raise ConnectionError when refused.
+
+    ``client.closed`` is an event set when the connection ends.
+    """
     client = socketio.Client(reconnection=False)
-    headers = {"Cookie": cookie} if cookie else {}
+    client.closed = threading.Event()
+    client.on("disconnect", lambda *reason: client.closed.set(), namespace=namespace)
     client.connect(
         served_app.url,
         namespaces=[namespace],
         transports=["websocket"],
         auth={"token": token} if token else None,
-        headers=headers,
+        headers={"Cookie": cookie} if cookie else {},
         wait_timeout=5,
     )
     return client
@@ -107,12 +111,7 @@ def test_signing_out_disconnects_the_users_sockets(served_app):
     user = served_app.make_user(Role.AGENT)
     http = served_app.session_for(user)
     cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
-    closed = threading.Event()
-    client = socketio.Client(reconnection=False)
-    client.on("disconnect", lambda *reason: closed.set(), namespace=names.AGENT)
-    client.connect(
-        served_app.url, namespaces=[names.AGENT], transports=["websocket"], headers={"Cookie": cookie}
-    )
+    closed = connect(served_app, names.AGENT, cookie=cookie).closed
     response = http.delete(f"{served_app.url}/api/v1/session")
     assert response.status_code == 204
     assert closed.wait(5), "the socket stayed open after signing out"
@@ -126,10 +125,7 @@ def test_disabling_a_user_disconnects_their_sockets(served_app):
     admin = served_app.make_user(Role.ADMIN)
     agent = served_app.make_user(Role.AGENT)
     token = served_app.token_for(agent)
-    closed = threading.Event()
-    client = socketio.Client(reconnection=False)
-    client.on("disconnect", lambda *reason: closed.set(), namespace=names.AGENT)
-    client.connect(served_app.url, namespaces=[names.AGENT], transports=["websocket"], auth={"token": token})
+    closed = connect(served_app, names.AGENT, token=token).closed
     response = served_app.session_for(admin).patch(
         f"{served_app.url}/api/v1/users/{agent.id}", json={"active": False}
     )

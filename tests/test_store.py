@@ -10,7 +10,7 @@ from crisis_console.config import instance_secret_key
 from crisis_console.services.accounts import Accounts
 from crisis_console.store import Store, StoreUnavailable, connect
 from crisis_console.store.keys import Keys
-from tests.redis_server import free_port
+from tests.servers import free_port
 
 
 def test_every_key_is_under_the_prefix_and_documented():

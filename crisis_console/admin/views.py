@@ -54,14 +54,7 @@ def add_user() -> Response | tuple[str, int]:
     """Create a user from the add form."""
     form = request.form
     try:
-        user = accounts().create_user(
-            form.get("username"),
-            form.get("role"),
-            form.get("password"),
-            team=form.get("team"),
-            display_name=form.get("display_name"),
-            actor=current_user.username,
-        )
+        user = accounts().create_from(form, actor=current_user.username)
     except ServiceError as exc:
         return render_users(
             exc.status,

@@ -68,15 +68,7 @@ def list_users() -> Any:
 @roles_required(Role.ADMIN)
 def create_user() -> Any:
     """Create a user ``{username, role, password, team?, display_name?}``."""
-    data = json_object()
-    user = accounts().create_user(
-        data.get("username"),
-        data.get("role"),
-        data.get("password"),
-        team=data.get("team"),
-        display_name=data.get("display_name"),
-        actor=current_user.username,
-    )
+    user = accounts().create_from(json_object(), actor=current_user.username)
     realtime.user_changed(user.public())
     return jsonify({"user": user.public()}), 201
 

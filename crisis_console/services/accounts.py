@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -180,6 +182,17 @@ class Accounts:
                 f"A user named {name!r} already exists.", field="username", code="username_taken"
             ) from None
         return _from_fields({**fields, "id": str(user_id)})
+
+    def create_from(self, fields: Mapping[str, Any], *, actor: str | None) -> User:
+        """Create a user from submitted fields (a form or a JSON body)."""
+        return self.create_user(
+            fields.get("username"),
+            fields.get("role"),
+            fields.get("password"),
+            team=fields.get("team"),
+            display_name=fields.get("display_name"),
+            actor=actor,
+        )
 
     def get(self, user_id: int | str) -> User | None:
         """Return the user with this id, or None."""

