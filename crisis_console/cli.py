@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -10,7 +11,7 @@ import click
 from crisis_console.roles import ROLES
 from crisis_console.services.accounts import MIN_PASSWORD, Accounts
 from crisis_console.services.errors import ServiceError
-from crisis_console.store import StoreUnavailable
+from crisis_console.store import Store, StoreUnavailable
 
 #: Exit status when Redis cannot be reached.
 EXIT_NO_STORE = 2
@@ -22,14 +23,19 @@ def fail(message: str, status: int = 1) -> NoReturn:
     sys.exit(status)
 
 
-def open_accounts() -> Accounts:
-    """Return the account service over the configured store (no web app needed)."""
+def open_store_or_exit() -> Store:
+    """Return the configured store (no web app needed), or exit 2 naming the URL."""
     from crisis_console.app import open_store
 
     try:
-        return Accounts(open_store())
+        return open_store()
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_NO_STORE)
+
+
+def open_accounts() -> Accounts:
+    """Return the account service over the configured store."""
+    return Accounts(open_store_or_exit())
 
 
 @click.group()
@@ -95,6 +101,47 @@ def user_list() -> None:
     for row in open_accounts().all():
         state = "active" if row.active else "disabled"
         click.echo(f"{row.id:>4}  {row.username:<24} {row.role:<12} {row.team or '-':<16} {state}")
+
+
+@cli.group()
+def scripts() -> None:
+    """Manage scripts and the hazard template library."""
+
+
+@scripts.command("import")
+@click.argument("path", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--event", "event_id", help="Event to create drafts for (default: the only active event).")
+@click.option("--hazard", help="Hazard templates to use (default: the event's kind).")
+def scripts_import(path: Path | None, event_id: str | None, hazard: str | None) -> None:
+    """Check the templates in scripts_library/ (or PATH) and import them as drafts for an event."""
+    from scripts_library.templates import TemplateError, load_templates
+
+    from crisis_console.services.events import Events
+    from crisis_console.services.scripts import Scripts
+
+    try:
+        templates = load_templates(path)
+    except TemplateError as exc:
+        fail(str(exc))
+    click.echo(f"{len(templates)} templates: " + ", ".join(t.key for t in templates))
+    store = open_store_or_exit()
+    if event_id is None:
+        active = Events(store).active()
+        if len(active) != 1:
+            click.echo(
+                "No drafts created: name the event with --event (there is not exactly one active event)."
+            )
+            return
+        event_id = str(active[0].id)
+    try:
+        created = Scripts(store).import_templates(event_id, hazard=hazard, folder=path, actor="cli")
+    except ServiceError as exc:
+        fail(f"{exc.field}: {exc.message}" if exc.field else exc.message)
+    for script in created:
+        click.echo(f"draft {script.id}: [{script.language}] {script.title}")
+    click.echo(
+        f"created {len(created)} drafts for event {event_id}; they need review and approval before a push."
+    )
 
 
 @cli.group()

@@ -43,6 +43,7 @@ def init_app(app: Flask) -> None:
             user = None
         return {
             "user": user,
+            "active_events": _active_events(user),
             "nav_links": NAVIGATION.get(user.role, []) if user else [],
             "cc_events": names.as_dict(),
             "home_endpoint": HOME_ENDPOINT,
@@ -57,3 +58,16 @@ def _namespace_for(user: Any) -> str:
     by_page = {"console.agent": names.AGENT, "console.dashboard": names.DASHBOARD}
     wanted = by_page.get(request.endpoint or "", ROLE_NAMESPACE[user.role])
     return wanted if user.role in NAMESPACE_ROLES[wanted] else ROLE_NAMESPACE[user.role]
+
+
+def _active_events(user: Any) -> list[Any]:
+    """Return the active events for the banner (none for signed-out pages or if Redis fails)."""
+    if user is None:
+        return []
+    from crisis_console.extensions import store
+    from crisis_console.services.events import Events
+
+    try:
+        return Events(store()).active()
+    except RedisError:
+        return []

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from flask import redirect, render_template, url_for
+from flask import redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
+from scripts_library.templates import HAZARDS
 from werkzeug.wrappers import Response
 
 from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT, Role
+from crisis_console.services.events import KINDS, SEVERITIES, Events
+from crisis_console.services.pushes import Pushes
+from crisis_console.services.scripts import TOPICS, Scripts
+from scripts_library.model import State
+from scripts_library.rendering import render_markdown
 
 RECENT_ACTIVITY = 25
 
@@ -25,25 +32,69 @@ def index() -> Response:
 @bp.route("/manager")
 @roles_required(Role.MANAGER)
 def manager() -> str:
-    """Show the manager console: the floor and the latest audited activity."""
+    """Show the manager console: events, scripts by state, pushes with live progress, activity."""
     users = accounts().all()
     agents = [u for u in users if u.role == Role.AGENT and u.active]
     teams: dict[str, int] = {}
     for agent in agents:
         teams[agent.team or "(no team)"] = teams.get(agent.team or "(no team)", 0) + 1
+    all_scripts = Scripts(store()).list()
+    by_state = {state: [s for s in all_scripts if s.state == state] for state in State}
+    live = [s for s in all_scripts if s.is_current()]
     return render_template(
         "console/manager.html",
         agent_count=len(agents),
         teams=sorted(teams.items()),
+        team_names=Pushes.teams(agents),
+        events=[e for e in Events(store()).list() if e.status != "closed"],
+        by_state=by_state,
+        live=live,
+        pushes=Pushes(store()).recent(8),
         activity=store().audit.latest(RECENT_ACTIVITY),
+        kinds=KINDS,
+        severities=SEVERITIES,
+        hazards=HAZARDS,
+        topics=TOPICS,
+    )
+
+
+@bp.route("/manager/scripts/<int:script_id>")
+@roles_required(Role.MANAGER)
+def script_page(script_id: int) -> str:
+    """Show one script: its text, versions and the difference a reviewer must read."""
+    service = Scripts(store())
+    script = service.require(script_id)
+    versions = service.versions(script_id)
+    latest = versions[-1]
+    compare_to = request.args.get("from", "")
+    base = int(compare_to) if compare_to.isdigit() else (script.live_version or max(1, latest["version"] - 1))
+    agents = [u for u in accounts().all() if u.role == Role.AGENT and u.active]
+    return render_template(
+        "console/script.html",
+        script=script,
+        latest=latest,
+        versions=list(reversed(versions)),
+        preview=Markup(render_markdown(latest["body"])),  # sanitised by nh3
+        diff=service.diff(script_id, base, latest["version"]) if base != latest["version"] else [],
+        diff_from=base,
+        translations=service.translations(script),
+        is_author=current_user.username in latest.get("authors", []),
+        team_names=Pushes.teams(agents),
+        topics=TOPICS,
+        events=Events(store()).list(),
     )
 
 
 @bp.route("/agent")
 @roles_required(Role.AGENT, Role.MANAGER)
 def agent() -> str:
-    """Show the agent page: the scripts pushed to this agent."""
-    return render_template("console/agent.html")
+    """Show the agent page: pushed scripts newest first, and every current script to search."""
+    feed = (
+        Pushes(store()).feed(current_user)
+        if current_user.role == Role.AGENT
+        else {"pushes": [], "last_seq": 0}
+    )
+    return render_template("console/agent.html", feed=feed, library=Scripts(store()).current())
 
 
 @bp.route("/dashboard")

@@ -10,11 +10,13 @@ from typing import Any
 
 from flask import request
 from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room
+from flask_socketio import ConnectionRefusedError, Namespace, disconnect, emit, join_room
 
 from crisis_console.extensions import accounts, socketio, store
-from crisis_console.roles import NAMESPACE_ROLES
+from crisis_console.roles import NAMESPACE_ROLES, Role
 from crisis_console.services.accounts import User
+from crisis_console.services.errors import ServiceError
+from crisis_console.services.pushes import Pushes
 from crisis_console.sockets import names, realtime
 
 #: sid -> (user id, session id at connect), per namespace, for this process's connections.
@@ -47,6 +49,10 @@ def socket_user(namespace: str) -> User | None:
 class RoleNamespace(Namespace):
     """A namespace that only the roles of ``NAMESPACE_ROLES`` may join."""
 
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Route ``noun.verb`` events (API.md's names) to ``on_noun_verb`` methods."""
+        return super().trigger_event((event or "").replace(".", "_"), *args)
+
     def on_connect(self, auth: Any = None) -> None:
         """Refuse unauthenticated or wrong-role connections; join the user's rooms."""
         user = authenticate(auth)
@@ -71,7 +77,45 @@ class RoleNamespace(Namespace):
             store().sockets.remove(entry[0], self.namespace, sid)
 
 
-socketio.on_namespace(RoleNamespace(names.AGENT))
+class AgentNamespace(RoleNamespace):
+    """Agents receive pushes; their pages report receipt and acknowledgement."""
+
+    def on_connect(self, auth: Any = None) -> None:
+        """Authenticate, then replay every push missed since ``auth["last_seq"]``, in order."""
+        super().on_connect(auth)
+        last_seq = auth.get("last_seq") if isinstance(auth, dict) else None
+        if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
+            user = socket_user(self.namespace)
+            if user is not None and user.role == Role.AGENT:
+                for message in Pushes(store()).missed(user, last_seq):
+                    emit(names.SCRIPT_PUSHED, message)
+
+    def on_script_received(self, data: Any = None) -> dict[str, Any]:
+        """Count a push as delivered to this agent."""
+        return self._receipt(data, acknowledged=False)
+
+    def on_script_ack(self, data: Any = None) -> dict[str, Any]:
+        """Count a push as acknowledged ("Got it") by this agent."""
+        return self._receipt(data, acknowledged=True)
+
+    def _receipt(self, data: Any, *, acknowledged: bool) -> dict[str, Any]:
+        user = socket_user(self.namespace)
+        if user is None:
+            disconnect()
+            return {"ok": False, "error": "unauthorized"}
+        push_id = data.get("push_id") if isinstance(data, dict) else None
+        try:
+            progress = Pushes(store()).receipt(push_id, user, acknowledged=acknowledged)
+        except ServiceError as exc:
+            return {"ok": False, "error": exc.code, "field": exc.field}
+        if progress is not None:
+            realtime.push_progress(progress)
+        return {"ok": True}
+
+
+# Handlers are registered at import, before socketio.init_app(app) runs in the factory:
+# a module-level SocketIO keeps them for every app created later in the same process.
+socketio.on_namespace(AgentNamespace(names.AGENT))
 socketio.on_namespace(RoleNamespace(names.MANAGER))
 socketio.on_namespace(RoleNamespace(names.DASHBOARD))
 socketio.on_namespace(RoleNamespace(names.ADMIN))

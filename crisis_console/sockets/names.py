@@ -13,6 +13,7 @@ ADMIN = "/admin"
 # server -> client
 SCRIPT_PUSHED = "script.pushed"
 SCRIPT_RETIRED = "script.retired"
+SCRIPT_CHANGED = "script.changed"
 EVENT_CHANGED = "event.changed"
 PUSH_PROGRESS = "push.progress"
 SPIKE_DETECTED = "spike.detected"
@@ -24,6 +25,7 @@ SESSION_WELCOME = "session.welcome"
 
 # client -> server
 SCRIPT_ACK = "script.ack"
+SCRIPT_RECEIVED = "script.received"
 
 
 def as_dict() -> dict[str, str]:

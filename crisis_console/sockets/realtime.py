@@ -43,3 +43,33 @@ def disconnect_user(user_id: int | str) -> int:
 def user_changed(user: dict[str, Any]) -> None:
     """Tell admin pages that a user was created or changed."""
     socketio.emit(names.USER_CHANGED, {"user": user}, namespace=names.ADMIN)
+
+
+def script_pushed(message: dict[str, Any], audience: str | list[str]) -> None:
+    """Send a push to the agents of its audience (all agents, or the listed teams)."""
+    rooms: str | list[str] = (
+        role_room("agent") if audience == "all" else [team_room(team) for team in audience]
+    )
+    socketio.emit(names.SCRIPT_PUSHED, message, namespace=names.AGENT, to=rooms)
+
+
+def push_progress(progress: dict[str, Any]) -> None:
+    """Tell managers how many agents received and acknowledged a push."""
+    socketio.emit(names.PUSH_PROGRESS, progress, namespace=names.MANAGER)
+
+
+def script_retired(script_id: int) -> None:
+    """Remove a script from every agent's page (and tell managers)."""
+    for namespace in (names.AGENT, names.MANAGER):
+        socketio.emit(names.SCRIPT_RETIRED, {"script_id": script_id}, namespace=namespace)
+
+
+def script_changed(script: dict[str, Any]) -> None:
+    """Tell managers a script changed state or text (review queues refresh)."""
+    socketio.emit(names.SCRIPT_CHANGED, {"script": script}, namespace=names.MANAGER)
+
+
+def event_changed(event: dict[str, Any]) -> None:
+    """Tell every page an event changed, so banners update."""
+    for namespace in (names.AGENT, names.MANAGER, names.DASHBOARD, names.ADMIN):
+        socketio.emit(names.EVENT_CHANGED, {"event": event}, namespace=namespace)

@@ -6,7 +6,10 @@ import redis
 
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.connection import StoreUnavailable, connect, connection_url, describe
+from crisis_console.store.events import EventRepo
 from crisis_console.store.keys import Keys
+from crisis_console.store.pushes import PushRepo
+from crisis_console.store.scripts import ScriptRepo
 from crisis_console.store.sessions import SessionRepo
 from crisis_console.store.sockets import SocketRepo
 from crisis_console.store.tokens import TokenRepo
@@ -26,6 +29,9 @@ class Store:
         self.tokens = TokenRepo(client, self.keys, self.audit)
         self.sockets = SocketRepo(client, self.keys)
         self.sessions = SessionRepo(client, self.keys)
+        self.events = EventRepo(client, self.keys, self.audit)
+        self.scripts = ScriptRepo(client, self.keys, self.audit)
+        self.pushes = PushRepo(client, self.keys, self.audit)
 
     def ping(self) -> bool:
         """Return True when Redis answers."""

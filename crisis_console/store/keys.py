@@ -76,6 +76,75 @@ class Keys:
         Never trimmed and never expires: the after-action review is built from it."""
         return self._k("audit")
 
+    # --- events ------------------------------------------------------------------
+
+    def event_seq(self) -> str:
+        """STRING counter: the last event id handed out (INCR). Never expires."""
+        return self._k("seq", "event")
+
+    def event(self, event_id: int | str) -> str:
+        """HASH one emergency event: id, name, kind, severity, areas (JSON list), details (JSON:
+        hotline, website, shelter_list… used to fill templates), status (draft/active/closed),
+        exercise ("1"/"0"), created_by, created_at, declared_at, closed_at. Never expires."""
+        return self._k("event", event_id)
+
+    def events_index(self) -> str:
+        """ZSET event id scored by creation time, for listing. Never expires."""
+        return self._k("events", "index")
+
+    # --- scripts -------------------------------------------------------------------
+
+    def script_seq(self) -> str:
+        """STRING counter: the last script id handed out (INCR). Never expires."""
+        return self._k("seq", "script")
+
+    def script(self, script_id: int | str) -> str:
+        """HASH one script: id, group_id, language, event_id, expires_at, hazard, state,
+        version (latest), live_version (last approved, "" if none), title, topic (of the latest
+        version), created_by, created_at, updated_at. Never expires."""
+        return self._k("script", script_id)
+
+    def script_versions(self, script_id: int | str) -> str:
+        """HASH version number -> JSON {version, title, topic, body, state, authors,
+        submitted_by, approved_by, created_at, updated_at}. Every version is kept."""
+        return self._k("script", script_id, "versions")
+
+    def scripts_index(self) -> str:
+        """ZSET script id scored by last change time (epoch seconds). Never expires."""
+        return self._k("scripts", "index")
+
+    def script_group(self, group_id: int | str) -> str:
+        """HASH language -> script id: the translations of one script. Never expires."""
+        return self._k("script_group", group_id)
+
+    # --- pushes --------------------------------------------------------------------
+
+    def push_seq(self) -> str:
+        """STRING counter: the deployment-wide push sequence (INCR); a push's id is its seq."""
+        return self._k("seq", "push")
+
+    def push(self, push_id: int | str) -> str:
+        """HASH one push: id, seq, script_id, version, audience (JSON: "all" or team list),
+        audience_size, payload (JSON script snapshot sent to agents), created_by, created_at.
+        Never expires: replays and the after-action review read it."""
+        return self._k("push", push_id)
+
+    def pushes_index(self) -> str:
+        """ZSET push id scored by its seq, for replaying what an agent missed. Never expires."""
+        return self._k("pushes", "index")
+
+    def push_audience(self, push_id: int | str) -> str:
+        """SET the agent user ids a push was addressed to (fixed at push time)."""
+        return self._k("push", push_id, "audience")
+
+    def push_delivered(self, push_id: int | str) -> str:
+        """SET the agent user ids whose page received the push."""
+        return self._k("push", push_id, "delivered")
+
+    def push_acknowledged(self, push_id: int | str) -> str:
+        """SET the agent user ids who pressed "Got it"."""
+        return self._k("push", push_id, "acknowledged")
+
     # --- rate limiting -------------------------------------------------------------
 
     def rate_limits_prefix(self) -> str:

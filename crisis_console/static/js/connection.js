@@ -44,10 +44,11 @@
     return;
   }
 
-  var socket = window.io(namespace, {
-    transports: ["websocket", "polling"],
-    withCredentials: true
-  });
+  var options = { transports: ["websocket", "polling"], withCredentials: true };
+  // A page may add to the handshake (the agent page sends the last push it saw); socket.io
+  // calls this again on every reconnection, so missed pushes are replayed each time.
+  if (typeof window.ccSocketAuth === "function") { options.auth = window.ccSocketAuth; }
+  var socket = window.io(namespace, options);
 
   setState("connecting");
   socket.on("connect", function () { setState("live"); });
@@ -70,9 +71,38 @@
     setState("offline");
   });
 
+  // Active events show in the banner on every page; reload them when one changes.
+  function escapeText(text) {
+    var div = document.createElement("div");
+    div.textContent = text == null ? "" : String(text);
+    return div.innerHTML;
+  }
+
+  function renderBanner(events) {
+    var banner = document.getElementById("event-banner");
+    if (!banner) { return; }
+    banner.innerHTML = events.map(function (event) {
+      var parts = ["<strong>" + escapeText(event.name) + "</strong>", escapeText(event.severity)];
+      if (event.areas && event.areas.length) { parts.push(escapeText(event.areas.join(", "))); }
+      if (event.details && event.details.hotline) { parts.push("hotline " + escapeText(event.details.hotline)); }
+      var label = event.exercise ? '<strong class="exercise-label">EXERCISE</strong> ' : "";
+      return '<p class="event-banner__item">' + label + parts.join(" · ") + "</p>";
+    }).join("");
+    banner.hidden = events.length === 0;
+  }
+
+  socket.on((window.CC_EVENTS || {}).EVENT_CHANGED || "event.changed", function () {
+    fetch("/api/v1/events?status=active", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : { events: [] }; })
+      .then(function (body) { renderBanner(body.events || []); })
+      .catch(function () { /* the next change or reload will correct the banner */ });
+  });
+
   window.crisisConsole = {
     socket: socket,
     events: window.CC_EVENTS || {},
+    escapeText: escapeText,
     onEvent: function (name, handler) { socket.on(name, handler); }
   };
+  document.dispatchEvent(new CustomEvent("cc:ready", { detail: { socket: socket } }));
 })();

@@ -1,0 +1,172 @@
+"""Emergency events: created as drafts, declared active, stood down (closed).
+
+An event gives everything else its context: its name and details fill the hazard
+templates, and the active ones show in a banner on every page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scripts_library.templates import HAZARDS
+
+from crisis_console import clock
+from crisis_console.services import audit, validation
+from crisis_console.services.errors import Conflict, NotFound
+from crisis_console.store import Store
+
+KINDS: tuple[str, ...] = (*HAZARDS, "other")
+SEVERITIES: tuple[str, ...] = ("minor", "moderate", "severe", "extreme")
+STATUSES: tuple[str, ...] = ("draft", "active", "closed")
+#: Details an event may carry to fill template placeholders.
+DETAIL_HINTS = ("hotline", "website", "shelter_list")
+
+
+@dataclass(frozen=True)
+class Event:
+    """An emergency event."""
+
+    id: int
+    name: str
+    kind: str
+    severity: str
+    status: str
+    areas: list[str] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)
+    exercise: bool = False
+    created_by: str = ""
+    created_at: str = ""
+    declared_at: str = ""
+    closed_at: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """Return the event as the API shows it."""
+        return asdict(self)
+
+    def template_values(self) -> dict[str, str]:
+        """Return the values this event fills into script templates."""
+        return {**self.details, "event_name": self.name, "areas": ", ".join(self.areas)}
+
+
+def _from_fields(fields: dict[str, str]) -> Event:
+    return Event(
+        id=int(fields["id"]),
+        name=fields.get("name", ""),
+        kind=fields.get("kind", "other"),
+        severity=fields.get("severity", "moderate"),
+        status=fields.get("status", "draft"),
+        areas=json.loads(fields.get("areas") or "[]"),
+        details=json.loads(fields.get("details") or "{}"),
+        exercise=fields.get("exercise") == "1",
+        created_by=fields.get("created_by", ""),
+        created_at=fields.get("created_at", ""),
+        declared_at=fields.get("declared_at", ""),
+        closed_at=fields.get("closed_at", ""),
+    )
+
+
+class Events:
+    """The event rules over a store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def create(self, data: Mapping[str, Any], *, actor: str) -> Event:
+        """Create a draft event from ``{name, kind, severity, areas?, details?, exercise?}``."""
+        fields = {
+            "name": validation.text(data, "name", max_length=120),
+            "kind": validation.choice(data, "kind", KINDS),
+            "severity": validation.choice(data, "severity", SEVERITIES),
+            "areas": json.dumps(validation.text_list(data, "areas")),
+            "details": json.dumps(validation.string_map(data, "details")),
+            "exercise": "1" if data.get("exercise") in (True, "1", "true", "on") else "0",
+            "status": "draft",
+            "created_by": actor,
+            "created_at": clock.iso(),
+        }
+        event_id = self.store.events.new_id()
+        entry = audit.entry(
+            actor, "event.created", f"event:{event_id}", name=fields["name"], kind=fields["kind"]
+        )
+        self.store.events.create(fields, entry, record_id=event_id)
+        return self.require(event_id)
+
+    def get(self, event_id: int | str) -> Event | None:
+        """Return an event, or None."""
+        fields = self.store.events.get(event_id)
+        return _from_fields(fields) if fields else None
+
+    def require(self, event_id: int | str) -> Event:
+        """Return an event or raise NotFound."""
+        event = self.get(event_id)
+        if event is None:
+            raise NotFound(f"No event with id {event_id}.", field="event_id")
+        return event
+
+    def list(self, status: str | None = None) -> list[Event]:
+        """Return events, newest first, optionally only those with ``status``."""
+        events = [_from_fields(fields) for fields in self.store.events.all()]
+        return [e for e in events if status is None or e.status == status]
+
+    def active(self) -> list[Event]:
+        """Return the declared, not yet stood-down events."""
+        return self.list("active")
+
+    def update(self, event_id: int | str, data: Mapping[str, Any], *, actor: str) -> Event:
+        """Change name, severity, areas or details of an event that is not closed."""
+        updates: dict[str, str] = {}
+        if "name" in data:
+            updates["name"] = validation.text(data, "name", max_length=120)
+        if "severity" in data:
+            updates["severity"] = validation.choice(data, "severity", SEVERITIES)
+        if "areas" in data:
+            updates["areas"] = json.dumps(validation.text_list(data, "areas"))
+        if "details" in data:
+            updates["details"] = json.dumps(validation.string_map(data, "details"))
+
+        def decide(current: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
+            self._exists(current, event_id)
+            if current.get("status") == "closed":
+                raise Conflict(
+                    "This event is closed (state: closed).", field="status", code="illegal_transition"
+                )
+            return updates, audit.entry(actor, "event.updated", f"event:{event_id}", fields=sorted(updates))
+
+        self.store.events.change(event_id, decide)
+        return self.require(event_id)
+
+    def declare(self, event_id: int | str, *, actor: str) -> Event:
+        """Declare a draft event: it becomes active."""
+        return self._move(event_id, "draft", "active", "declared_at", "event.declared", actor)
+
+    def stand_down(self, event_id: int | str, *, actor: str) -> Event:
+        """Stand down an active event: it closes."""
+        return self._move(event_id, "active", "closed", "closed_at", "event.stood_down", actor)
+
+    def _move(
+        self, event_id: int | str, source: str, target: str, stamp: str, action: str, actor: str
+    ) -> Event:
+        def decide(current: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
+            self._exists(current, event_id)
+            if current.get("status") != source:
+                state = current.get("status")
+                verb = action.split(".")[1].replace("_", " ")
+                raise Conflict(
+                    f"Cannot mark {verb} an event that is {state} (state: {state}).",
+                    field="status",
+                    code="illegal_transition",
+                )
+            return {"status": target, stamp: clock.iso()}, audit.entry(
+                actor, action, f"event:{event_id}", name=current.get("name")
+            )
+
+        self.store.events.change(event_id, decide)
+        return self.require(event_id)
+
+    @staticmethod
+    def _exists(current: dict[str, str], event_id: int | str) -> None:
+        if not current:
+            raise NotFound(f"No event with id {event_id}.", field="event_id")

@@ -1,0 +1,182 @@
+"""Pushes: one approved script version sent to all agents or to teams, with receipts.
+
+Every push takes the next number of a deployment-wide sequence. An agent's page keeps the
+last sequence it saw; on reconnect it is sent every later push addressed to it, in order,
+so nothing is lost while a laptop sleeps, and the page ignores what it has already shown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from crisis_console import clock
+from crisis_console.roles import Role
+from crisis_console.services import audit
+from crisis_console.services.accounts import Accounts, User
+from crisis_console.services.errors import NotFound, ValidationError
+from crisis_console.services.scripts import Scripts, rule_error
+from crisis_console.store import Store
+from scripts_library import model
+
+
+def parse_audience(value: Any) -> str | list[str]:
+    """Return ``"all"`` or a list of team names, or raise naming ``audience``."""
+    if value in (None, "", "all"):
+        return "all"
+    if isinstance(value, str):
+        value = [part for part in value.split(",")]
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValidationError('audience must be "all" or a list of team names.', field="audience")
+    teams = sorted({t.strip() for t in value if t.strip()})
+    if not teams:
+        raise ValidationError('audience must be "all" or a list of team names.', field="audience")
+    return teams
+
+
+class Pushes:
+    """Send scripts to agents and count who received and acknowledged them."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def audience(self, audience: str | list[str]) -> list[User]:
+        """Return the active agents an audience covers."""
+        agents = [u for u in Accounts(self.store).all() if u.role == Role.AGENT and u.active]
+        if audience == "all":
+            return agents
+        return [a for a in agents if a.team in audience]
+
+    def push(self, script_id: int | str, audience_value: Any, *, actor: str) -> dict[str, Any]:
+        """Push a script's approved version; return the push with its sequence number."""
+        scripts = Scripts(self.store)
+        script = scripts.require(script_id)
+        audience = parse_audience(audience_value)
+        state = model.State.APPROVED if script.is_current() else script.state
+        if script.live_version is not None and script.expired():
+            raise rule_error(model.NotLive("This script has expired; change its expiry to push it again."))
+        try:
+            model.transition(model.Action.PUSH, state, actor=actor)
+        except model.ScriptRuleError as exc:
+            raise rule_error(exc) from None
+        recipients = self.audience(audience)
+        if not recipients:
+            raise ValidationError(
+                "No active agents are in that audience.", field="audience", code="empty_audience"
+            )
+        version = self.store.scripts.version(script.id, script.live_version)  # type: ignore[arg-type]
+        assert version is not None
+        payload = scripts.agent_view(script, version)
+        fields = {
+            "script_id": str(script.id),
+            "version": str(version["version"]),
+            "audience": json.dumps(audience),
+            "audience_size": str(len(recipients)),
+            "payload": json.dumps(payload),
+            "created_by": actor,
+            "created_at": clock.iso(),
+        }
+        entry = audit.entry(
+            actor,
+            "script.pushed",
+            "push",
+            script_id=script.id,
+            version=version["version"],
+            audience=audience,
+            audience_size=len(recipients),
+        )
+        seq = self.store.pushes.create(fields, [u.id for u in recipients], entry)
+        return {
+            "id": seq,
+            "seq": seq,
+            "script_id": script.id,
+            "version": version["version"],
+            "audience": audience,
+            "audience_size": len(recipients),
+            "script": payload,
+        }
+
+    @staticmethod
+    def message(fields: dict[str, str]) -> dict[str, Any]:
+        """Return the ``script.pushed`` message of a stored push."""
+        return {
+            "push_id": int(fields["id"]),
+            "seq": int(fields["seq"]),
+            "script": json.loads(fields["payload"]),
+        }
+
+    def missed(self, user: User, after_seq: int) -> list[dict[str, Any]]:
+        """Return the ``script.pushed`` messages a user has not seen, oldest first.
+
+        Pushes of scripts that were retired or expired since are left out: the page would
+        only have to remove them again.
+        """
+        pushes = self.store.pushes.for_user_after(user.id, after_seq)
+        current = {s.id for s in Scripts(self.store).list() if s.is_current()}
+        return [self.message(p) for p in pushes if int(p["script_id"]) in current]
+
+    def feed(self, user: User) -> dict[str, Any]:
+        """Return what an agent's page starts with: the latest push of each current script."""
+        messages = self.missed(user, 0)
+        latest: dict[int, dict[str, Any]] = {}
+        for message in messages:
+            latest[message["script"]["id"]] = message
+        ordered = sorted(latest.values(), key=lambda m: m["seq"], reverse=True)
+        acked = self.store.pushes.acknowledged_by(user.id, [str(m["push_id"]) for m in ordered])
+        for message in ordered:
+            message["acknowledged"] = str(message["push_id"]) in acked
+        return {"pushes": ordered, "last_seq": self.store.pushes.last_seq()}
+
+    def receipt(self, push_id: Any, user: User, *, acknowledged: bool) -> dict[str, Any] | None:
+        """Record a delivery or an acknowledgement; return the push's progress, or None if not addressed."""
+        if not str(push_id).isdigit():
+            raise ValidationError("push_id must be a push number.", field="push_id")
+        fields = self.store.pushes.get(push_id)
+        if fields is None:
+            raise NotFound(f"No push {push_id}.", field="push_id")
+        counts = self.store.pushes.record_receipt(push_id, user.id, acknowledged)
+        if counts is None:
+            return None
+        delivered, acked = counts
+        return {
+            "push_id": int(push_id),
+            "delivered": delivered,
+            "acknowledged": acked,
+            "audience_size": int(fields["audience_size"]),
+        }
+
+    def status(self, push_id: int | str) -> dict[str, Any]:
+        """Return a push with delivery and acknowledgement counts and who is still pending."""
+        fields = self.store.pushes.get(push_id)
+        if fields is None:
+            raise NotFound(f"No push {push_id}.", field="push_id")
+        audience, delivered, acked = self.store.pushes.receipts(push_id)
+        pending_ids = sorted(audience - acked, key=int)
+        accounts = Accounts(self.store)
+        pending = [u.display_name for u in (accounts.get(i) for i in pending_ids) if u is not None]
+        payload = json.loads(fields["payload"])
+        return {
+            "id": int(fields["id"]),
+            "seq": int(fields["seq"]),
+            "script_id": int(fields["script_id"]),
+            "version": int(fields["version"]),
+            "title": payload["title"],
+            "language": payload["language"],
+            "audience": json.loads(fields["audience"]),
+            "audience_size": int(fields["audience_size"]),
+            "delivered": len(delivered),
+            "acknowledged": len(acked),
+            "pending": pending,
+            "created_by": fields.get("created_by"),
+            "created_at": fields.get("created_at"),
+        }
+
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Return the newest pushes with their progress."""
+        return [self.status(fields["id"]) for fields in self.store.pushes.recent(limit)]
+
+    @staticmethod
+    def teams(users: Iterable[User]) -> list[str]:
+        """Return the agent teams, for audience pickers."""
+        return sorted({u.team for u in users if u.role == Role.AGENT and u.team})

@@ -1,0 +1,93 @@
+/*
+ * Manager console: live acknowledgement bars for pushes, and a notice when scripts change
+ * elsewhere (another manager approved or edited one) so the lists can be refreshed.
+ */
+(function () {
+  "use strict";
+
+  var names = window.CC_EVENTS || {};
+  var pendingTimers = {};
+
+  function pct(part, whole) { return whole ? (100 * part / whole).toFixed(1) + "%" : "0%"; }
+
+  function pushRow(push) {
+    var li = document.createElement("li");
+    li.className = "push";
+    li.id = "push-" + push.id;
+    li.dataset.pushId = push.id;
+    var esc = window.crisisConsole.escapeText;
+    var audience = push.audience === "all" ? "all" : push.audience.join(", ");
+    li.innerHTML =
+      '<div class="push__head"><strong>#' + push.seq + " · " + esc(push.title) + '</strong> <span class="muted">v' +
+      push.version + " · " + esc(push.language) + " · to " + esc(audience) + "</span></div>" +
+      '<div class="progress" role="img"><div class="progress__delivered"></div><div class="progress__acked"></div></div>' +
+      '<p class="push__counts"><strong class="push__acked">0</strong> / <span class="push__size">' + push.audience_size +
+      '</span> acknowledged · <span class="push__delivered">0</span> received</p><p class="push__pending muted"></p>';
+    var list = document.getElementById("pushes");
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "pushes";
+      list.id = "pushes";
+      var card = document.getElementById("pushes-title").parentNode;
+      var empty = card.querySelector("p.muted");
+      if (empty) { empty.remove(); }
+      card.appendChild(list);
+    }
+    list.insertBefore(li, list.firstChild);
+    return li;
+  }
+
+  function refreshPending(pushId) {
+    if (pendingTimers[pushId]) { return; }
+    pendingTimers[pushId] = setTimeout(function () {
+      delete pendingTimers[pushId];
+      fetch("/api/v1/pushes/" + pushId, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (push) {
+          if (!push) { return; }
+          var row = document.getElementById("push-" + pushId) || pushRow(push);
+          update(row, push);
+          row.querySelector(".push__pending").textContent = push.pending.length
+            ? "Pending: " + push.pending.join(", ")
+            : "Everyone has acknowledged.";
+        })
+        .catch(function () {});
+    }, 700);
+  }
+
+  function update(row, progress) {
+    row.querySelector(".push__acked").textContent = progress.acknowledged;
+    row.querySelector(".push__delivered").textContent = progress.delivered;
+    row.querySelector(".push__size").textContent = progress.audience_size;
+    row.querySelector(".progress__acked").style.width = pct(progress.acknowledged, progress.audience_size);
+    row.querySelector(".progress__delivered").style.width = pct(progress.delivered, progress.audience_size);
+    row.querySelector(".progress").setAttribute(
+      "aria-label", progress.acknowledged + " of " + progress.audience_size + " acknowledged");
+  }
+
+  function noticeScriptsChanged() {
+    if (document.getElementById("scripts-changed")) { return; }
+    var note = document.createElement("div");
+    note.id = "scripts-changed";
+    note.className = "flash flash--info";
+    note.setAttribute("role", "status");
+    note.innerHTML = 'Scripts changed. <button class="button button--small" type="button">Refresh lists</button>';
+    note.querySelector("button").addEventListener("click", function () { window.location.reload(); });
+    var main = document.getElementById("main");
+    main.insertBefore(note, main.firstChild.nextSibling);
+  }
+
+  function start() {
+    var cc = window.crisisConsole;
+    cc.onEvent(names.PUSH_PROGRESS || "push.progress", function (progress) {
+      var row = document.getElementById("push-" + progress.push_id);
+      if (row) { update(row, progress); }
+      refreshPending(progress.push_id);
+    });
+    cc.onEvent(names.SCRIPT_CHANGED || "script.changed", noticeScriptsChanged);
+    cc.onEvent(names.SCRIPT_RETIRED || "script.retired", noticeScriptsChanged);
+  }
+
+  if (window.crisisConsole && window.crisisConsole.socket) { start(); }
+  else { document.addEventListener("cc:ready", start); }
+})();

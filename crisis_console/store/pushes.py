@@ -1,0 +1,98 @@
+"""Pushes: one hash each, numbered by a deployment-wide sequence, with per-agent receipts."""
+
+from __future__ import annotations
+
+import redis
+
+from crisis_console.services.audit import AuditEntry
+from crisis_console.store.audit import AuditRepo
+from crisis_console.store.keys import Keys
+
+
+class PushRepo:
+    """Record pushes, who they were for, who received and who acknowledged them."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, audit: AuditRepo):
+        self._r = client
+        self._keys = keys
+        self._audit = audit
+
+    def create(self, fields: dict[str, str], audience: list[int], audit: AuditEntry) -> int:
+        """Store a push with the next sequence number; return it (a push's id is its seq)."""
+        seq = int(self._r.incr(self._keys.push_seq()))
+        entry = AuditEntry(audit.actor, audit.action, f"push:{seq}", audit.details, audit.at)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self._keys.push(seq), mapping={**fields, "id": str(seq), "seq": str(seq)})
+        pipe.zadd(self._keys.pushes_index(), {str(seq): seq})
+        if audience:
+            pipe.sadd(self._keys.push_audience(seq), *audience)
+        self._audit.add_to(pipe, entry)
+        pipe.execute()
+        return seq
+
+    def get(self, push_id: int | str) -> dict[str, str] | None:
+        """Return a push's fields, or None."""
+        if not str(push_id).isdigit():
+            return None
+        return self._r.hgetall(self._keys.push(push_id)) or None
+
+    def recent(self, limit: int = 20) -> list[dict[str, str]]:
+        """Return the newest pushes, newest first."""
+        ids = self._r.zrevrange(self._keys.pushes_index(), 0, limit - 1)
+        pipe = self._r.pipeline(transaction=False)
+        for push_id in ids:
+            pipe.hgetall(self._keys.push(push_id))
+        return [fields for fields in pipe.execute() if fields]
+
+    def for_user_after(self, user_id: int | str, after_seq: int, limit: int = 500) -> list[dict[str, str]]:
+        """Return the pushes addressed to a user with seq above ``after_seq``, oldest first."""
+        ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=0, num=limit)
+        if not ids:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        for push_id in ids:
+            pipe.sismember(self._keys.push_audience(push_id), str(user_id))
+        addressed = [push_id for push_id, member in zip(ids, pipe.execute(), strict=True) if member]
+        for push_id in addressed:
+            pipe.hgetall(self._keys.push(push_id))
+        return [fields for fields in pipe.execute() if fields]
+
+    def last_seq(self) -> int:
+        """Return the newest push's seq (0 when none)."""
+        return int(self._r.get(self._keys.push_seq()) or 0)
+
+    def record_receipt(
+        self, push_id: int | str, user_id: int | str, acknowledged: bool
+    ) -> tuple[int, int] | None:
+        """Record that a user received (and maybe acknowledged) a push.
+
+        Returns:
+            (delivered, acknowledged) counts, or None if the user was not in the audience.
+        """
+        audience = self._keys.push_audience(push_id)
+        if not self._r.sismember(audience, str(user_id)):
+            return None
+        pipe = self._r.pipeline(transaction=True)
+        pipe.sadd(self._keys.push_delivered(push_id), str(user_id))
+        if acknowledged:
+            pipe.sadd(self._keys.push_acknowledged(push_id), str(user_id))
+        pipe.scard(self._keys.push_delivered(push_id))
+        pipe.scard(self._keys.push_acknowledged(push_id))
+        *_, delivered, acked = pipe.execute()
+        return delivered, acked
+
+    def receipts(self, push_id: int | str) -> tuple[set[str], set[str], set[str]]:
+        """Return (audience, delivered, acknowledged) user id sets."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.smembers(self._keys.push_audience(push_id))
+        pipe.smembers(self._keys.push_delivered(push_id))
+        pipe.smembers(self._keys.push_acknowledged(push_id))
+        audience, delivered, acked = pipe.execute()
+        return audience, delivered, acked
+
+    def acknowledged_by(self, user_id: int | str, push_ids: list[str]) -> set[str]:
+        """Return which of ``push_ids`` the user has acknowledged."""
+        pipe = self._r.pipeline(transaction=False)
+        for push_id in push_ids:
+            pipe.sismember(self._keys.push_acknowledged(push_id), str(user_id))
+        return {push_id for push_id, done in zip(push_ids, pipe.execute(), strict=True) if done}

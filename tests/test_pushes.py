@@ -1,0 +1,248 @@
+"""Pushes to agents over real Socket.IO connections to the served console."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+import socketio
+
+from crisis_console.roles import Role
+from crisis_console.sockets import names
+
+pytestmark = pytest.mark.served
+
+
+class Api:
+    """HTTP calls to the served console with a user's bearer token."""
+
+    def __init__(self, served_app, user):
+        self.base = f"{served_app.url}/api/v1"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {served_app.token_for(user)}"
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        """POST JSON and return the JSON answer (asserting success)."""
+        response = self.http.post(self.base + path, json=body or {})
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def get(self, path: str) -> requests.Response:
+        """GET."""
+        return self.http.get(self.base + path)
+
+
+class Agent:
+    """A real python-socketio client on /agent that records what it receives."""
+
+    def __init__(self, served_app, team: str = "", user=None):
+        self.user = user or served_app.make_user(Role.AGENT, team=team)
+        self.token = served_app.token_for(self.user)
+        self.url = served_app.url
+        self.pushes: list[dict] = []
+        self.retired: list[int] = []
+        self.arrived = threading.Condition()
+        self.client = self._client()
+
+    def _client(self) -> socketio.Client:
+        client = socketio.Client(reconnection=False)
+
+        @client.on(names.SCRIPT_PUSHED, namespace=names.AGENT)
+        def pushed(message):
+            with self.arrived:
+                self.pushes.append(message)
+                self.arrived.notify_all()
+
+        @client.on(names.SCRIPT_RETIRED, namespace=names.AGENT)
+        def retired(message):
+            with self.arrived:
+                self.retired.append(message["script_id"])
+                self.arrived.notify_all()
+
+        return client
+
+    def connect(self, last_seq: int | None = None) -> None:
+        """Connect (again), optionally announcing the last push seen."""
+        auth = {"token": self.token}
+        if last_seq is not None:
+            auth["last_seq"] = last_seq
+        self.client = self._client()
+        self.client.connect(
+            self.url, namespaces=[names.AGENT], transports=["websocket"], auth=auth, wait_timeout=5
+        )
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+        """Wait until ``predicate()`` holds."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.arrived.wait(remaining)
+        return True
+
+    def ack(self, push_id: int) -> dict:
+        """Press "Got it" and return the server's answer."""
+        return self.client.call(names.SCRIPT_ACK, {"push_id": push_id}, namespace=names.AGENT, timeout=5)
+
+
+@pytest.fixture
+def managers(served_app):
+    """Two managers: one writes, the other approves."""
+    return Api(served_app, served_app.make_user(Role.MANAGER)), Api(
+        served_app, served_app.make_user(Role.MANAGER)
+    )
+
+
+def approved_script(managers, body: str = "Shelters are **open**.") -> dict:
+    """Write, submit and approve a script; return it."""
+    writer, reviewer = managers
+    script = writer.post(
+        "/scripts",
+        {"title": f"Shelters {time.monotonic_ns()}", "topic": "Safety", "language": "en", "body": body},
+    )
+    writer.post(f"/scripts/{script['id']}/submit")
+    return reviewer.post(f"/scripts/{script['id']}/approve")
+
+
+def test_two_agents_receive_a_push_and_an_ack_is_counted(served_app, managers):
+    """Both connected agents get the push; one acknowledges; the manager sees 1 acknowledged."""
+    first, second = Agent(served_app), Agent(served_app)
+    first.connect()
+    second.connect()
+    script = approved_script(managers)
+    push = managers[0].post(f"/scripts/{script['id']}/push", {"audience": "all"})
+    assert push["audience_size"] >= 2 and push["seq"] == push["id"]
+    for agent in (first, second):
+        assert agent.wait_for(lambda a=agent: any(p["push_id"] == push["id"] for p in a.pushes)), (
+            "push not received"
+        )
+    message = next(p for p in first.pushes if p["push_id"] == push["id"])
+    assert (
+        message["script"]["title"] == script["title"] and "<strong>open</strong>" in message["script"]["html"]
+    )
+    assert first.ack(push["id"]) == {"ok": True}
+    status = managers[0].get(f"/pushes/{push['id']}").json()
+    assert status["acknowledged"] == 1
+    assert second.user.display_name in status["pending"]
+    assert first.user.display_name not in status["pending"]
+    first.client.disconnect()
+    second.client.disconnect()
+
+
+def test_manager_sees_progress_live(served_app, managers):
+    """/manager receives push.progress as agents acknowledge."""
+    manager_user = served_app.make_user(Role.MANAGER)
+    progress: list[dict] = []
+    got = threading.Event()
+    watcher = socketio.Client(reconnection=False)
+
+    @watcher.on(names.PUSH_PROGRESS, namespace=names.MANAGER)
+    def on_progress(data):
+        progress.append(data)
+        if data.get("acknowledged"):
+            got.set()
+
+    watcher.connect(
+        served_app.url,
+        namespaces=[names.MANAGER],
+        transports=["websocket"],
+        auth={"token": served_app.token_for(manager_user)},
+    )
+    agent = Agent(served_app)
+    agent.connect()
+    push = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {})
+    assert agent.wait_for(lambda: agent.pushes)
+    agent.ack(push["id"])
+    assert got.wait(5), progress
+    assert any(p["push_id"] == push["id"] and p["acknowledged"] >= 1 for p in progress)
+    watcher.disconnect()
+    agent.client.disconnect()
+
+
+def test_reconnect_replays_exactly_the_missed_pushes_in_order(served_app, managers):
+    """An agent away for three pushes gets those three, in order, and nothing it already had."""
+    agent = Agent(served_app)
+    agent.connect()
+    first = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {})
+    assert agent.wait_for(lambda: any(p["push_id"] == first["id"] for p in agent.pushes))
+    agent.client.disconnect()
+    missed = [managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {}) for _ in range(3)]
+    agent.pushes.clear()
+    agent.connect(last_seq=first["seq"])
+    expected = [p["seq"] for p in missed]
+    assert agent.wait_for(lambda: len(agent.pushes) >= 3)
+    time.sleep(0.3)  # anything extra would have arrived by now
+    mine = [p["seq"] for p in agent.pushes]
+    assert mine == expected
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {agent.token}"
+    replay = http.get(f"{served_app.url}/api/v1/pushes?after_seq={first['seq']}").json()["pushes"]
+    assert [p["seq"] for p in replay] == expected
+    agent.client.disconnect()
+
+
+def test_team_push_reaches_only_that_team(served_app, managers):
+    """A push to team North does not reach team South."""
+    north, south = Agent(served_app, team="North"), Agent(served_app, team="South")
+    north.connect()
+    south.connect()
+    push = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {"audience": ["North"]})
+    assert north.wait_for(lambda: any(p["push_id"] == push["id"] for p in north.pushes))
+    time.sleep(0.3)
+    assert not any(p["push_id"] == push["id"] for p in south.pushes)
+    north.client.disconnect()
+    south.client.disconnect()
+
+
+def test_unapproved_script_cannot_be_pushed(served_app, managers):
+    """Pushing a draft is a 409 naming the state."""
+    draft = managers[0].post("/scripts", {"title": "Draft", "topic": "Safety", "language": "en", "body": "x"})
+    response = managers[0].http.post(f"{managers[0].base}/scripts/{draft['id']}/push", json={})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_approved"
+
+
+def test_retiring_removes_the_script_everywhere(served_app, managers):
+    """Retiring sends script.retired to agents, and replays skip the retired script."""
+    agent = Agent(served_app)
+    agent.connect()
+    script = approved_script(managers)
+    push = managers[0].post(f"/scripts/{script['id']}/push", {})
+    assert agent.wait_for(lambda: agent.pushes)
+    managers[0].post(f"/scripts/{script['id']}/retire")
+    assert agent.wait_for(lambda: script["id"] in agent.retired)
+    agent.client.disconnect()
+    agent.pushes.clear()
+    agent.connect(last_seq=push["seq"] - 1)
+    time.sleep(0.5)
+    assert not any(p["push_id"] == push["id"] for p in agent.pushes)
+    agent.client.disconnect()
+
+
+def test_script_in_body_arrives_inert(served_app, managers):
+    """A <script> in a script's body reaches agents as text, never as a tag."""
+    agent = Agent(served_app)
+    agent.connect()
+    script = approved_script(
+        managers, body="Stay safe <script>alert('x')</script> [call](javascript:alert(1))"
+    )
+    managers[0].post(f"/scripts/{script['id']}/push", {})
+    assert agent.wait_for(lambda: agent.pushes)
+    html = agent.pushes[-1]["script"]["html"]
+    assert "<script" not in html and 'href="javascript' not in html
+    agent.client.disconnect()
+
+
+def test_stakeholders_and_anonymous_cannot_join_agent(served_app):
+    """/agent refuses stakeholders and clients without credentials."""
+    stakeholder = served_app.make_user(Role.STAKEHOLDER)
+    for auth in ({"token": served_app.token_for(stakeholder)}, None):
+        client = socketio.Client(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.connect(
+                served_app.url, namespaces=[names.AGENT], transports=["websocket"], auth=auth, wait_timeout=5
+            )
