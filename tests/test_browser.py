@@ -107,3 +107,53 @@ def test_signing_out_elsewhere_sends_the_page_back_to_sign_in(served_app, page):
     admin_http = served_app.session_for(served_app.make_user(Role.ADMIN))
     admin_http.patch(f"{served_app.url}/api/v1/users/{agent.id}", json={"active": False})
     expect(page).to_have_url(f"{served_app.url}/login?next=/agent", timeout=10_000)
+
+
+def approved_script_via_api(served_app, title: str) -> int:
+    """Write a script as one manager and approve it as another; return its id."""
+    import requests
+
+    writer, reviewer = served_app.make_user(Role.MANAGER), served_app.make_user(Role.MANAGER)
+    sessions = []
+    for manager in (writer, reviewer):
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {served_app.token_for(manager)}"
+        sessions.append(http)
+    base = f"{served_app.url}/api/v1"
+    body = {"title": title, "topic": "Safety", "language": "en", "body": "Warming centres are **open**."}
+    script = sessions[0].post(f"{base}/scripts", json=body).json()
+    sessions[0].post(f"{base}/scripts/{script['id']}/submit").raise_for_status()
+    sessions[1].post(f"{base}/scripts/{script['id']}/approve").raise_for_status()
+    return script["id"]
+
+
+def test_manager_pushes_and_agent_sees_it_live(served_app, browser):
+    """Two windows: the manager pushes, the agent's open page shows it highlighted without a
+    reload; "Got it" clears the highlight and the manager's bar counts it."""
+    from playwright.sync_api import expect
+
+    title = f"Warming centres {served_app.make_user(Role.STAKEHOLDER).id}"
+    approved_script_via_api(served_app, title)
+    agent_user = served_app.make_user(Role.AGENT)
+    manager_user = served_app.make_user(Role.MANAGER)
+    agent_page = browser.new_context().new_page()
+    manager_page = browser.new_context(viewport={"width": 1280, "height": 1200}).new_page()
+    sign_in(agent_page, served_app.url, agent_user.username)
+    sign_in(manager_page, served_app.url, manager_user.username)
+    expect(agent_page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    expect(manager_page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+
+    row = manager_page.locator("section:has(#live-title) tr", has_text=title)
+    row.get_by_role("button", name="Push").click()
+
+    card = agent_page.locator("#feed .script-card", has_text=title)
+    expect(card).to_have_class("script-card script-card--unread", timeout=10_000)
+    expect(card.locator(".script-body strong")).to_have_text("open")
+    card.get_by_role("button", name="Got it").click()
+    expect(card).to_have_class("script-card", timeout=5_000)
+
+    push_row = manager_page.locator(".push", has_text=title)
+    expect(push_row.locator(".push__acked")).to_have_text("1", timeout=10_000)
+    expect(push_row.locator(".push__pending")).not_to_contain_text(agent_user.display_name, timeout=10_000)
+    agent_page.context.close()
+    manager_page.context.close()
