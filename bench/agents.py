@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,18 @@ from pathlib import Path
 import aiohttp
 
 NAMESPACE = "/agent"
+PUSHED_PREFIX = f'42{NAMESPACE},["script.pushed",'
+#: Answer script.received as pages do (set CC_BENCH_RECEIPTS=0 to measure delivery alone).
+RECEIPTS = os.environ.get("CC_BENCH_RECEIPTS", "1") != "0"
+#: Seconds the page waits before reporting receipt (see static/js/agent.js).
+RECEIPT_DELAY_MIN, RECEIPT_DELAY_MAX = 0.2, 1.2
+
+
+async def receipt(ws: aiohttp.ClientWebSocketResponse, push_id: int) -> None:
+    """Send script.received after the same random delay as the agent page."""
+    await asyncio.sleep(random.uniform(RECEIPT_DELAY_MIN, RECEIPT_DELAY_MAX))
+    if not ws.closed:
+        await ws.send_str(f"42{NAMESPACE}," + json.dumps(["script.received", {"push_id": push_id}]))
 
 
 async def agent(
@@ -47,14 +61,15 @@ async def agent(
                 ready.set()
             elif data.startswith(f"44{NAMESPACE},"):
                 raise RuntimeError(f"connection refused: {data}")
-            elif data.startswith(f"42{NAMESPACE},"):
+            elif data.startswith(PUSHED_PREFIX):
+                # Time first, parse as little as possible: the crowd shares the machine with
+                # the server, and its own cost must not show up as push latency.
                 now = time.time()
-                name, payload = json.loads(data[len(f"42{NAMESPACE},") :])[:2]
-                if name == "script.pushed":
-                    arrivals.setdefault(payload["push_id"], []).append(now)
-                    await ws.send_str(
-                        f"42{NAMESPACE}," + json.dumps(["script.received", {"push_id": payload["push_id"]}])
-                    )
+                start = data.index('"push_id":', len(PUSHED_PREFIX)) + 10
+                push_id = int(data[start : data.index(",", start)])
+                arrivals.setdefault(push_id, []).append(now)
+                if RECEIPTS:
+                    asyncio.get_running_loop().create_task(receipt(ws, push_id))
 
 
 async def main(url: str, tokens_file: str, result_file: str) -> None:

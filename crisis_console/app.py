@@ -104,13 +104,14 @@ def init_sockets(app: Flask) -> None:
     # Importing the handlers registers their namespaces on the module-level ``socketio``;
     # doing it before init_app is what makes a second app in the same process (the next
     # test) get them too.
-    from crisis_console.sockets import events  # noqa: F401
+    from crisis_console.sockets import events
 
     options: dict[str, Any] = {"async_mode": _async_mode()}
     if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
         options["message_queue"] = app.config["SOCKETIO_MESSAGE_QUEUE"]
         options["channel"] = f"{app.config['CRISIS_KEY_PREFIX']}-socketio"
     socketio.init_app(app, **options)
+    events.init_receipts(app)
 
 
 def _async_mode() -> str:

@@ -158,7 +158,9 @@ def list_pushes() -> Any:
 @roles_required(Role.AGENT)
 def ack_push(push_id: int) -> Any:
     """Acknowledge a push over HTTP (the page normally does it over the socket)."""
-    progress = Pushes(store()).receipt(push_id, current_user, acknowledged=True)
+    pushes = Pushes(store())
+    pushes.status(push_id)  # 404 for a push that does not exist
+    progress = pushes.receipt(push_id, current_user.id, acknowledged=True)
     if progress is None:
         raise ValidationError("This push was not addressed to you.", field="push_id", code="not_addressed")
     realtime.push_progress(progress)

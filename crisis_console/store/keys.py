@@ -42,6 +42,11 @@ class Keys:
         """ZSET user id scored by creation time (epoch seconds), for listing. Never expires."""
         return self._k("users", "index")
 
+    def active_agents(self) -> str:
+        """HASH user id -> team ("" for none) of every active agent: a push's audience is
+        read from it in one round trip. Kept in step with the user hashes by UserRepo."""
+        return self._k("agents", "active")
+
     # --- API tokens --------------------------------------------------------------
 
     def token(self, token_hash: str) -> str:

@@ -8,6 +8,14 @@ from crisis_console.services.audit import AuditEntry
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.keys import Keys
 
+# One round trip per receipt: thousands arrive within a second of a push.
+_RECEIPT = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('SADD', KEYS[2], ARGV[1])
+if ARGV[2] == '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
+return {redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3]), redis.call('HGET', KEYS[4], 'audience_size')}
+"""
+
 
 class PushRepo:
     """Record pushes, who they were for, who received and who acknowledged them."""
@@ -16,6 +24,7 @@ class PushRepo:
         self._r = client
         self._keys = keys
         self._audit = audit
+        self._receipt = client.register_script(_RECEIPT)
 
     def create(self, fields: dict[str, str], audience: list[int], audit: AuditEntry) -> int:
         """Store a push with the next sequence number; return it (a push's id is its seq)."""
@@ -63,23 +72,24 @@ class PushRepo:
 
     def record_receipt(
         self, push_id: int | str, user_id: int | str, acknowledged: bool
-    ) -> tuple[int, int] | None:
+    ) -> tuple[int, int, int] | None:
         """Record that a user received (and maybe acknowledged) a push.
 
         Returns:
-            (delivered, acknowledged) counts, or None if the user was not in the audience.
+            (delivered, acknowledged, audience size), or None if the user was not in the
+            push's audience (or there is no such push).
         """
-        audience = self._keys.push_audience(push_id)
-        if not self._r.sismember(audience, str(user_id)):
+        keys = [
+            self._keys.push_audience(push_id),
+            self._keys.push_delivered(push_id),
+            self._keys.push_acknowledged(push_id),
+            self._keys.push(push_id),
+        ]
+        result = self._receipt(keys=keys, args=[str(user_id), "1" if acknowledged else "0"])
+        if not result:
             return None
-        pipe = self._r.pipeline(transaction=True)
-        pipe.sadd(self._keys.push_delivered(push_id), str(user_id))
-        if acknowledged:
-            pipe.sadd(self._keys.push_acknowledged(push_id), str(user_id))
-        pipe.scard(self._keys.push_delivered(push_id))
-        pipe.scard(self._keys.push_acknowledged(push_id))
-        *_, delivered, acked = pipe.execute()
-        return delivered, acked
+        delivered, acked, size = result
+        return int(delivered), int(acked), int(size or 0)
 
     def receipts(self, push_id: int | str) -> tuple[set[str], set[str], set[str]]:
         """Return (audience, delivered, acknowledged) user id sets."""

@@ -40,6 +40,7 @@ class UserRepo:
             pipe.hset(index, name, user_id)
             pipe.hset(self._keys.user(user_id), mapping={**fields, "id": str(user_id)})
             pipe.zadd(self._keys.users_index(), {str(user_id): time.time()})
+            self._index_agent(pipe, user_id, {**fields, "id": str(user_id)})
             self._audit.add_to(pipe, _with_subject(audit, user_id))
             return user_id
 
@@ -80,13 +81,29 @@ class UserRepo:
         session cookie issued before the change.
         """
         key = self._keys.user(user_id)
-        pipe = self._r.pipeline(transaction=True)
-        if fields:
-            pipe.hset(key, mapping=fields)
-        if end_sessions:
-            pipe.hincrby(key, "session_epoch", 1)
-        self._audit.add_to(pipe, audit)
-        pipe.execute()
+
+        def write(pipe: redis.client.Pipeline) -> None:
+            current = pipe.hgetall(key)
+            pipe.multi()
+            if fields:
+                pipe.hset(key, mapping=fields)
+            if end_sessions:
+                pipe.hincrby(key, "session_epoch", 1)
+            self._index_agent(pipe, user_id, {**current, **fields})
+            self._audit.add_to(pipe, audit)
+
+        self._r.transaction(write, key)
+
+    def _index_agent(self, pipe: redis.client.Pipeline, user_id: int | str, fields: dict[str, str]) -> None:
+        """Keep the active-agents index in step with a user's role, team and state."""
+        if fields.get("role") == "agent" and fields.get("active", "1") == "1":
+            pipe.hset(self._keys.active_agents(), str(user_id), fields.get("team", ""))
+        else:
+            pipe.hdel(self._keys.active_agents(), str(user_id))
+
+    def active_agents(self) -> dict[str, str]:
+        """Return user id -> team of every active agent."""
+        return self._r.hgetall(self._keys.active_agents())
 
 
 def _with_subject(audit: AuditEntry, user_id: int) -> AuditEntry:

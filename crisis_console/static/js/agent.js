@@ -184,7 +184,12 @@
     socket = event.detail.socket;
     socket.on(names.SCRIPT_PUSHED || "script.pushed", function (message) {
       if (showPush(message, true)) {
-        socket.emit(names.SCRIPT_RECEIVED || "script.received", { push_id: message.push_id });
+        // Report receipt after a random 0.2–1.2 s, so a floor of a thousand agents does not
+        // answer at the same instant the server is still delivering the push to others.
+        var delay = 200 + Math.random() * 1000;
+        window.setTimeout(function () {
+          socket.emit(names.SCRIPT_RECEIVED || "script.received", { push_id: message.push_id });
+        }, delay);
         beep();
       }
     });
