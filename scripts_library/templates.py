@@ -186,9 +186,7 @@ def parse_template(text: str, path: Path) -> Template:
         if parts[0] != hazard:
             raise TemplateError(f"{name}: hazard: {hazard!r} does not match the file name ({parts[0]!r})")
         if parts[1] != language:
-            raise TemplateError(
-                f"{name}: language: {language!r} does not match the file name ({parts[1]!r})"
-            )
+            raise TemplateError(f"{name}: language: {language!r} does not match the file name ({parts[1]!r})")
     title = meta["title"].strip()
     if not title:
         raise TemplateError(f"{name}: title: must not be empty")

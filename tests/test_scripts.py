@@ -208,3 +208,54 @@ def test_roles_for_script_routes(auth, client, ann):
         assert client.get("/api/v1/scripts", headers=headers).status_code == 200
         assert client.post("/api/v1/scripts", json={}, headers=headers).status_code == 403
         assert client.post(f"/api/v1/scripts/{script['id']}/approve", headers=headers).status_code == 403
+
+
+def test_expired_scripts_leave_agents_and_cannot_be_pushed(ann, bob, auth, client):
+    """Past its expiry a script is no longer current, and pushing it is refused."""
+    script = new_script(ann)
+    ann.post(f"/scripts/{script['id']}/submit")
+    bob.post(f"/scripts/{script['id']}/approve")
+    agent = auth.make_user(Role.AGENT)
+    headers = {"Authorization": f"Bearer {auth.accounts.create_token(agent.username)}"}
+    assert script["id"] in [
+        s["id"] for s in client.get("/api/v1/scripts/current", headers=headers).json["scripts"]
+    ]
+    assert ann.patch(f"/scripts/{script['id']}", {"expires_at": "2020-01-01T00:00:00Z"}).status_code == 200
+    assert script["id"] not in [
+        s["id"] for s in client.get("/api/v1/scripts/current", headers=headers).json["scripts"]
+    ]
+    refused = ann.post(f"/scripts/{script['id']}/push", {"audience": "all"})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "not_approved"
+
+
+def test_push_audience_follows_role_team_and_state(auth, store):
+    """Only active agents are pushed to; a disabled agent or one made manager drops out."""
+    from crisis_console.services.pushes import Pushes
+
+    north = auth.make_user(Role.AGENT, team="North")
+    south = auth.make_user(Role.AGENT, team="South")
+    leaver = auth.make_user(Role.AGENT, team="North")
+    promoted = auth.make_user(Role.AGENT, team="North")
+    auth.accounts.set_active(leaver.id, False, actor="test")
+    auth.accounts.set_role_and_team(promoted.id, "manager", "North", actor="test")
+    pushes = Pushes(store)
+    assert pushes.audience(["North"]) == [north.id]
+    assert set(pushes.audience("all")) == {north.id, south.id}
+    auth.accounts.set_active(leaver.id, True, actor="test")
+    assert set(pushes.audience(["North"])) == {north.id, leaver.id}
+
+
+def test_push_audience_errors_name_the_field(ann, bob, auth):
+    """An audience that is neither "all" nor a list of teams is a 422 naming it."""
+    auth.make_user(Role.AGENT, team="North")
+    script = new_script(ann)
+    ann.post(f"/scripts/{script['id']}/submit")
+    bob.post(f"/scripts/{script['id']}/approve")
+    for audience in (5, [1, 2], [" "]):
+        response = ann.post(f"/scripts/{script['id']}/push", {"audience": audience})
+        assert response.status_code == 422, audience
+        assert response.json["error"]["field"] == "audience"
+    assert (
+        ann.post(f"/scripts/{script['id']}/push", {"audience": ["Nobody"]}).json["error"]["field"]
+        == "audience"
+    )

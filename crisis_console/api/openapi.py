@@ -8,6 +8,7 @@ from flask import jsonify
 
 from crisis_console.api import bp
 from crisis_console.roles import ROLES
+from crisis_console.services.events import KINDS, SEVERITIES
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -28,6 +29,166 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 USER = {"$ref": "#/components/schemas/User"}
+OBJECT = {"type": "object"}
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _operation(
+    summary: str, status: int, errors: tuple[int, ...], body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": {**_ok(status, OBJECT), **_errors(*errors)}}
+    if body is not None:
+        operation["requestBody"] = _body(body)
+    return operation
+
+
+EVENT_BODY = {
+    "type": "object",
+    "required": ["name", "kind", "severity"],
+    "properties": {
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "areas": {"type": "array", "items": {"type": "string"}},
+        "details": {"type": "object", "additionalProperties": {"type": "string"}},
+        "exercise": {"type": "boolean"},
+    },
+}
+SCRIPT_BODY = {
+    "type": "object",
+    "required": ["title", "topic", "body"],
+    "properties": {
+        "title": {"type": "string"},
+        "topic": {"type": "string"},
+        "language": {"type": "string", "default": "en"},
+        "body": {"type": "string", "description": "Markdown; rendered and sanitised for agents"},
+        "event_id": {"type": "integer"},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "translation_of": {"type": "integer"},
+    },
+}
+AUDIENCE_BODY = {
+    "type": "object",
+    "properties": {"audience": {"oneOf": [{"const": "all"}, {"type": "array", "items": {"type": "string"}}]}},
+}
+
+EVENT_PATHS: dict[str, Any] = {
+    "/events": {
+        "post": _operation("Create a draft event (manager)", 201, (400, 401, 403, 422), EVENT_BODY),
+        "get": {
+            **_operation("List events, newest first", 200, (401, 422)),
+            "parameters": [
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["draft", "active", "closed"]},
+                }
+            ],
+        },
+    },
+    "/events/{event_id}": {
+        "parameters": [_path_id("event_id")],
+        "get": _operation("One event", 200, (401, 404)),
+        "patch": _operation(
+            "Change an open event (manager)", 200, (400, 401, 403, 404, 409, 422), EVENT_BODY
+        ),
+    },
+    "/events/{event_id}/declare": {
+        "parameters": [_path_id("event_id")],
+        "post": _operation("Declare a draft event (manager)", 200, (401, 403, 404, 409)),
+    },
+    "/events/{event_id}/stand-down": {
+        "parameters": [_path_id("event_id")],
+        "post": _operation("Stand down an active event (manager)", 200, (401, 403, 404, 409)),
+    },
+    "/scripts": {
+        "post": _operation("Create a draft script (manager)", 201, (400, 401, 403, 409, 422), SCRIPT_BODY),
+        "get": {
+            **_operation("List scripts", 200, (401, 422)),
+            "parameters": [
+                {"name": "state", "in": "query", "schema": {"type": "string"}},
+                {"name": "event_id", "in": "query", "schema": {"type": "integer"}},
+                {"name": "language", "in": "query", "schema": {"type": "string"}},
+            ],
+        },
+    },
+    "/scripts/current": {
+        "get": _operation("Scripts agents may see now, rendered (agent, manager)", 200, (401, 403))
+    },
+    "/scripts/import": {
+        "post": _operation(
+            "Create drafts from the hazard library for an event (manager)",
+            201,
+            (400, 401, 403, 404, 422),
+            {
+                "type": "object",
+                "required": ["event_id"],
+                "properties": {"event_id": {"type": "integer"}, "hazard": {"type": "string"}},
+            },
+        )
+    },
+    "/scripts/{script_id}": {
+        "parameters": [_path_id("script_id")],
+        "get": _operation("A script with its versions and translations", 200, (401, 404)),
+        "patch": _operation(
+            "Edit; an approved script gets a new draft version (manager)",
+            200,
+            (400, 401, 403, 404, 409, 422),
+            SCRIPT_BODY,
+        ),
+    },
+    **{
+        f"/scripts/{{script_id}}/{action}": {
+            "parameters": [_path_id("script_id")],
+            "post": _operation(
+                f"{action.capitalize()} a script (manager); approving your own is 403 two_person_rule",
+                200,
+                (401, 403, 404, 409, 422),
+            ),
+        }
+        for action in ("submit", "approve", "return", "retire")
+    },
+    "/scripts/{script_id}/diff": {
+        "parameters": [
+            _path_id("script_id"),
+            {"name": "from", "in": "query", "schema": {"type": "integer"}},
+            {"name": "to", "in": "query", "schema": {"type": "integer"}},
+        ],
+        "get": _operation("Line difference between two versions", 200, (401, 404, 422)),
+    },
+    "/scripts/{script_id}/push": {
+        "parameters": [_path_id("script_id")],
+        "post": _operation(
+            "Push the approved version to all agents or teams (manager)",
+            201,
+            (400, 401, 403, 404, 409, 422),
+            AUDIENCE_BODY,
+        ),
+    },
+    "/pushes": {
+        "get": {
+            **_operation(
+                "Agents: pushes missed after after_seq, oldest first; managers: the latest",
+                200,
+                (401, 403, 422),
+            ),
+            "parameters": [{"name": "after_seq", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+        }
+    },
+    "/pushes/{push_id}": {
+        "parameters": [_path_id("push_id")],
+        "get": _operation(
+            "Delivery and acknowledgement counts and pending agents (manager)", 200, (401, 403, 404)
+        ),
+    },
+    "/pushes/{push_id}/ack": {
+        "parameters": [_path_id("push_id")],
+        "post": _operation("Acknowledge a push over HTTP (agent)", 200, (401, 403, 404, 422)),
+    },
+}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -160,6 +321,7 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {**_ok(200, {"type": "object"}), **_errors(400, 401, 403, 404, 409, 422)},
             }
         },
+        **EVENT_PATHS,
         "/audit": {
             "get": {
                 "summary": "Audit entries, oldest first (manager, admin)",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
-from scripts_library.templates import HAZARDS
 from werkzeug.wrappers import Response
 
 from crisis_console.auth.roles import roles_required
@@ -14,9 +13,10 @@ from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT, Role
 from crisis_console.services.events import KINDS, SEVERITIES, Events
 from crisis_console.services.pushes import Pushes
-from crisis_console.services.scripts import TOPICS, Scripts
+from crisis_console.services.scripts import Scripts
 from scripts_library.model import State
 from scripts_library.rendering import render_markdown
+from scripts_library.templates import HAZARDS, TOPICS
 
 RECENT_ACTIVITY = 25
 

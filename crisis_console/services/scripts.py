@@ -13,8 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from scripts_library.templates import HAZARDS, load_templates, render_template
-
 from crisis_console import clock
 from crisis_console.services import audit, validation
 from crisis_console.services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
@@ -23,10 +21,10 @@ from crisis_console.store import Store
 from crisis_console.store.scripts import LanguageTaken
 from scripts_library import model
 from scripts_library.rendering import diff_lines, render_markdown
+from scripts_library.templates import HAZARDS, load_templates, render_template
 
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 MAX_BODY = 20_000
-TOPICS = ("General information", "Safety", "Shelters and services", "Utilities", "Transport and closures")
 
 
 @dataclass(frozen=True)
