@@ -114,10 +114,9 @@ def scripts() -> None:
 @click.option("--hazard", help="Hazard templates to use (default: the event's kind).")
 def scripts_import(path: Path | None, event_id: str | None, hazard: str | None) -> None:
     """Check the templates in scripts_library/ (or PATH) and import them as drafts for an event."""
-    from scripts_library.templates import TemplateError, load_templates
-
     from crisis_console.services.events import Events
     from crisis_console.services.scripts import Scripts
+    from scripts_library.templates import TemplateError, load_templates
 
     try:
         templates = load_templates(path)

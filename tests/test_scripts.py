@@ -259,3 +259,25 @@ def test_push_audience_errors_name_the_field(ann, bob, auth):
         ann.post(f"/scripts/{script['id']}/push", {"audience": ["Nobody"]}).json["error"]["field"]
         == "audience"
     )
+
+
+def test_review_page_shows_the_diff_and_enforces_the_rule(auth, client):
+    """The author sees why they cannot approve; another manager sees the diff and the button."""
+    author = auth.login_as(Role.MANAGER)
+    token = {"Authorization": f"Bearer {auth.accounts.create_token(author.username)}"}
+    reviewer = auth.make_user(Role.MANAGER)
+    reviewer_token = {"Authorization": f"Bearer {auth.accounts.create_token(reviewer.username)}"}
+    body = {"title": "Shelters", "topic": "Safety", "language": "en", "body": "Open until 6."}
+    script = client.post("/api/v1/scripts", json=body, headers=token).json
+    client.post(f"/api/v1/scripts/{script['id']}/submit", headers=token)
+    client.post(f"/api/v1/scripts/{script['id']}/approve", headers=reviewer_token)
+    client.patch(f"/api/v1/scripts/{script['id']}", json={"body": "Open until 9."}, headers=token)
+    client.post(f"/api/v1/scripts/{script['id']}/submit", headers=token)
+    own = client.get(f"/manager/scripts/{script['id']}").get_data(as_text=True)
+    assert "another manager must approve it" in own and "Approve v2" not in own
+    auth.logout()
+    auth.login(reviewer.username)
+    page = client.get(f"/manager/scripts/{script['id']}").get_data(as_text=True)
+    assert "Approve v2" in page
+    assert '<span class="diff__removed">- Open until 6.</span>' in page
+    assert '<span class="diff__added">+ Open until 9.</span>' in page

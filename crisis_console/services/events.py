@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scripts_library.templates import HAZARDS
-
 from crisis_console import clock
 from crisis_console.services import audit, validation
 from crisis_console.services.errors import Conflict, NotFound
 from crisis_console.store import Store
+from scripts_library.templates import HAZARDS
 
 KINDS: tuple[str, ...] = (*HAZARDS, "other")
 SEVERITIES: tuple[str, ...] = ("minor", "moderate", "severe", "extreme")
