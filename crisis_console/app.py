@@ -66,7 +66,9 @@ def open_store(config: Config | dict[str, Any] | None = None) -> Store:
 
 def init_store(app: Flask) -> None:
     """Connect to Redis (or start the embedded server) and keep the store on the app."""
-    client = connect(app.config.get("REDIS_URL"), app.instance_path)
+    client = connect(
+        app.config.get("REDIS_URL"), app.instance_path, check=app.config.get("REQUIRE_STORE", True)
+    )
     app.extensions[STORE_EXTENSION] = Store(client, app.config["CRISIS_KEY_PREFIX"])
 
 
@@ -90,13 +92,18 @@ def init_views(app: Flask) -> None:
     from crisis_console.api import bp as api_bp
     from crisis_console.auth import bp as auth_bp
     from crisis_console.console import bp as console_bp
+    from crisis_console.services.ivr_state import LastKnownState
+    from crisis_console.webhooks import bp as twilio_bp
+    from crisis_console.webhooks.voice import IVR_STATE
 
     errors.init_app(app)
     templating.init_app(app)
+    app.extensions[IVR_STATE] = LastKnownState(Path(app.instance_path) / "ivr-state.json")
     app.register_blueprint(auth_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(twilio_bp)
 
 
 def init_sockets(app: Flask) -> None:

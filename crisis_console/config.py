@@ -50,6 +50,7 @@ class TestConfig(Config):
     """Settings for the test suite: the same code paths, a private key prefix."""
 
     TESTING = True
+    __test__ = False  # not a pytest test class
 
     def __init__(self, **overrides: object) -> None:
         super().__init__()

@@ -22,10 +22,12 @@ from crisis_console.config import TestConfig
 from crisis_console.extensions import STORE_EXTENSION
 from crisis_console.services.accounts import Accounts, User
 from crisis_console.store import Store
-from tests.helpers import PASSWORD, AuthActions, unique_name
+from tests.helpers import PASSWORD, AuthActions, TwilioSigner, unique_name
 from tests.servers import free_port, redis_for_tests, start_console, stop_console
 
 _app_numbers = itertools.count(1)
+#: The Twilio auth token of every test app: tests sign webhook requests with it.
+TWILIO_TOKEN = "test-twilio-auth-token"
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +57,9 @@ def prefix(run_prefix: str) -> str:
 def app(redis_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
     """A console app on the test Redis with its own key prefix."""
     monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path / "instance"))
-    return create_app(TestConfig(REDIS_URL=redis_url, CRISIS_KEY_PREFIX=prefix))
+    return create_app(
+        TestConfig(REDIS_URL=redis_url, CRISIS_KEY_PREFIX=prefix, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+    )
 
 
 @pytest.fixture
@@ -74,6 +78,12 @@ def client(app: Flask) -> FlaskClient:
 def auth(app: Flask, client: FlaskClient) -> AuthActions:
     """Sign in and out through the real routes."""
     return AuthActions(app, client)
+
+
+@pytest.fixture
+def twilio(client: FlaskClient) -> TwilioSigner:
+    """Posts to the webhooks signed exactly as Twilio signs them."""
+    return TwilioSigner(client, TWILIO_TOKEN)
 
 
 @pytest.fixture
@@ -132,6 +142,7 @@ def served_app(
         "CRISIS_KEY_PREFIX": prefix,
         "CRISIS_INSTANCE_PATH": str(folder / "instance"),
         "SECRET_KEY": "served-test-secret",
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "PYTHONUNBUFFERED": "1",
     }
     log = folder / "server.log"

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
 
 from crisis_console.extensions import STORE_EXTENSION
 from crisis_console.services.accounts import Accounts, User
@@ -78,3 +79,22 @@ class AuthActions:
     def logout(self) -> Any:
         """Sign out through the header's form."""
         return self.post("/logout")
+
+
+class TwilioSigner:
+    """Post to webhooks with the X-Twilio-Signature the SDK's RequestValidator computes."""
+
+    def __init__(self, client: FlaskClient, token: str, base_url: str = "http://localhost"):
+        self._client = client
+        self._validator = RequestValidator(token)
+        self.base_url = base_url
+
+    def signature(self, path: str, params: dict[str, str], url: str | None = None) -> str:
+        """Return the signature Twilio would send for these parameters."""
+        return self._validator.compute_signature(url or self.base_url + path, params)
+
+    def post(self, path: str, params: dict[str, str], *, signature: str | None = None) -> Any:
+        """POST form parameters, signed (or with the given signature)."""
+        sig = self.signature(path, params) if signature is None else signature
+        headers = {"X-Twilio-Signature": sig} if sig else {}
+        return self._client.post(path, data=params, headers=headers)

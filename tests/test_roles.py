@@ -33,6 +33,8 @@ def test_anonymous_requests_are_refused_everywhere(app, client):
             response = client.open(path, method=method, headers={"Accept": "text/html"})
             if path.startswith("/api/"):
                 assert response.status_code in (400, 401), (method, path)
+            elif path.startswith("/twilio/"):
+                assert response.status_code == 403, (method, path)  # unsigned
             else:
                 assert response.status_code in (302, 400), (method, path)
 

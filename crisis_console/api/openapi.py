@@ -75,6 +75,75 @@ AUDIENCE_BODY = {
     "properties": {"audience": {"oneOf": [{"const": "all"}, {"type": "array", "items": {"type": "string"}}]}},
 }
 
+LINE_BODY = {
+    "type": "object",
+    "required": ["number", "name", "route"],
+    "properties": {
+        "number": {"type": "string", "description": "E.164, e.g. +16175550311"},
+        "name": {"type": "string"},
+        "route": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {
+                "type": {"type": "string", "enum": ["dial", "enqueue", "redirect"]},
+                "number": {"type": "string"},
+                "queue": {"type": "string"},
+                "hold_music_url": {"type": "string"},
+                "url": {"type": "string"},
+            },
+        },
+        "languages": {"type": "array", "items": {"type": "string"}},
+        "test_line": {"type": "boolean"},
+    },
+}
+ANNOUNCEMENT_BODY = {
+    "type": "object",
+    "required": ["line_id", "messages"],
+    "properties": {
+        "line_id": {"type": "integer"},
+        "messages": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 4000}},
+        "voice": {"type": "string"},
+        "audio_url": {"type": "string"},
+        "starts_at": {"type": "string", "format": "date-time"},
+        "ends_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+IVR_PATHS: dict[str, Any] = {
+    "/lines": {
+        "post": _operation("Add a phone line (admin)", 201, (400, 401, 403, 409, 422), LINE_BODY),
+        "get": _operation("List phone lines (admin, manager)", 200, (401, 403)),
+    },
+    "/announcements": {
+        "post": _operation(
+            "Write a draft announcement (manager)", 201, (400, 401, 403, 422), ANNOUNCEMENT_BODY
+        ),
+        "get": _operation("List announcements (manager, stakeholder)", 200, (401, 403)),
+    },
+    "/announcements/{announcement_id}": {
+        "parameters": [_path_id("announcement_id")],
+        "get": _operation("One announcement with its statistics", 200, (401, 403, 404)),
+    },
+    **{
+        f"/announcements/{{announcement_id}}/{action}": {
+            "parameters": [_path_id("announcement_id")],
+            "post": _operation(f"{action.capitalize()} an announcement (manager)", 200, (401, 403, 404, 409)),
+        }
+        for action in ("submit", "approve", "return", "activate", "end")
+    },
+    "/announcements/{announcement_id}/stats": {
+        "parameters": [_path_id("announcement_id")],
+        "get": _operation("{calls, heard, deflected, routed} (manager, stakeholder)", 200, (401, 403, 404)),
+    },
+    "/announcements/{announcement_id}/preview": {
+        "parameters": [
+            _path_id("announcement_id"),
+            {"name": "lang", "in": "query", "schema": {"type": "string"}},
+        ],
+        "get": _operation("Exactly what a caller hears: TwiML and text (manager)", 200, (401, 403, 404, 422)),
+    },
+}
+
 EVENT_PATHS: dict[str, Any] = {
     "/events": {
         "post": _operation("Create a draft event (manager)", 201, (400, 401, 403, 422), EVENT_BODY),
@@ -322,6 +391,7 @@ DOCUMENT: dict[str, Any] = {
             }
         },
         **EVENT_PATHS,
+        **IVR_PATHS,
         "/audit": {
             "get": {
                 "summary": "Audit entries, oldest first (manager, admin)",

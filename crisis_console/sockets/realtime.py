@@ -5,12 +5,16 @@ Each push is sent only after the change it announces has been written (and audit
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import current_app
+from redis import RedisError
 
 from crisis_console.extensions import socketio, store
 from crisis_console.sockets import names
+
+log = logging.getLogger(__name__)
 
 
 def user_room(user_id: int | str) -> str:
@@ -60,8 +64,10 @@ def push_progress(progress: dict[str, Any]) -> None:
 
 #: The latest progress of each push waiting to be sent by this process.
 _pending_progress: dict[int, dict[str, Any]] = {}
-#: Seconds over which receipts are gathered into one push.progress message.
+#: Seconds over which receipts (or calls) are gathered into one message.
 PROGRESS_INTERVAL = 0.25
+#: Announcements whose statistics are due to be sent by this process.
+_pending_stats: set[int] = set()
 
 
 def push_progress_soon(progress: dict[str, Any]) -> None:
@@ -107,3 +113,31 @@ def event_changed(event: dict[str, Any]) -> None:
     """Tell every page an event changed, so banners update."""
     for namespace in (names.AGENT, names.MANAGER, names.DASHBOARD, names.ADMIN):
         socketio.emit(names.EVENT_CHANGED, {"event": event}, namespace=namespace)
+
+
+def announcement_changed(announcement: dict[str, Any]) -> None:
+    """Tell managers and dashboards an announcement changed state."""
+    for namespace in (names.MANAGER, names.DASHBOARD):
+        socketio.emit(names.ANNOUNCEMENT_CHANGED, {"announcement": announcement}, namespace=namespace)
+
+
+def announcement_stats_soon(app_store: Any, announcement_id: int) -> None:
+    """Send an announcement's call statistics within PROGRESS_INTERVAL, once for many calls."""
+    if announcement_id in _pending_stats:
+        return
+    _pending_stats.add(announcement_id)
+    socketio.start_background_task(_send_stats_later, app_store, announcement_id)
+
+
+def _send_stats_later(app_store: Any, announcement_id: int) -> None:
+    socketio.sleep(PROGRESS_INTERVAL)
+    _pending_stats.discard(announcement_id)
+    try:
+        stats = app_store.announcements.stats(announcement_id)
+    except RedisError as exc:  # the next call will send them; the phone line is unaffected
+        log.warning("could not read statistics of announcement %s: %s", announcement_id, exc)
+        return
+    for namespace in (names.MANAGER, names.DASHBOARD):
+        socketio.emit(
+            names.ANNOUNCEMENT_STATS, {"announcement_id": announcement_id, **stats}, namespace=namespace
+        )

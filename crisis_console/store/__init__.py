@@ -7,6 +7,7 @@ import redis
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.connection import StoreUnavailable, connect, connection_url, describe
 from crisis_console.store.events import EventRepo
+from crisis_console.store.ivr import AnnouncementRepo, LineRepo
 from crisis_console.store.keys import Keys
 from crisis_console.store.pushes import PushRepo
 from crisis_console.store.scripts import ScriptRepo
@@ -32,6 +33,8 @@ class Store:
         self.events = EventRepo(client, self.keys, self.audit)
         self.scripts = ScriptRepo(client, self.keys, self.audit)
         self.pushes = PushRepo(client, self.keys, self.audit)
+        self.lines = LineRepo(client, self.keys, self.audit)
+        self.announcements = AnnouncementRepo(client, self.keys, self.audit)
 
     def ping(self) -> bool:
         """Return True when Redis answers."""

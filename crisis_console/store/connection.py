@@ -34,8 +34,12 @@ POOL_SIZE = 64
 POOL_TIMEOUT = 10
 
 
-def connect(url: str | None, instance_path: str | os.PathLike[str]) -> redis.Redis:
+def connect(url: str | None, instance_path: str | os.PathLike[str], *, check: bool = True) -> redis.Redis:
     """Return a client with string responses, checked with PING.
+
+    With ``check=False`` an unreachable server (given by URL) is not an error: the client
+    connects when Redis comes back. The phone webhooks start that way, so a restart during
+    a Redis outage still answers calls from the last known state.
 
     Raises:
         StoreUnavailable: the server is unreachable or the embedded one failed to start.
@@ -54,7 +58,8 @@ def connect(url: str | None, instance_path: str | os.PathLike[str]) -> redis.Red
             client = redis.Redis(connection_pool=pool)
         else:
             client = _embedded(Path(instance_path))
-        client.ping()
+        if check or not url:
+            client.ping()
     except (redis.RedisError, OSError, RuntimeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StoreUnavailable(f"cannot reach Redis at {describe(url, instance_path)}: {reason}") from exc

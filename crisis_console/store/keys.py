@@ -150,6 +150,54 @@ class Keys:
         """SET the agent user ids who pressed "Got it"."""
         return self._k("push", push_id, "acknowledged")
 
+    # --- phone lines and announcements -------------------------------------------------
+
+    def line_seq(self) -> str:
+        """STRING counter: the last phone line id handed out (INCR). Never expires."""
+        return self._k("seq", "line")
+
+    def line(self, line_id: int | str) -> str:
+        """HASH one phone line: id, number (E.164), name, route (JSON: type dial|enqueue|redirect
+        and its target), languages (JSON list, first is the default), test_line ("1"/"0"),
+        created_by, created_at. Never expires."""
+        return self._k("line", line_id)
+
+    def lines_index(self) -> str:
+        """ZSET line id scored by creation time. Never expires."""
+        return self._k("lines", "index")
+
+    def lines_by_number(self) -> str:
+        """HASH E.164 number -> line id: how a call's ``To`` finds its line. Never expires."""
+        return self._k("lines", "by_number")
+
+    def announcement_seq(self) -> str:
+        """STRING counter: the last announcement id handed out (INCR). Never expires."""
+        return self._k("seq", "announcement")
+
+    def announcement(self, announcement_id: int | str) -> str:
+        """HASH one surge announcement: id, line_id, messages (JSON language -> text), voice,
+        audio_url, starts_at, ends_at, state (draft/in_review/approved/active/ended), authors
+        (JSON), submitted_by, approved_by, activated_by, activated_at, ended_by, ended_at,
+        created_by, created_at. Never expires."""
+        return self._k("announcement", announcement_id)
+
+    def announcements_index(self) -> str:
+        """ZSET announcement id scored by last change time. Never expires."""
+        return self._k("announcements", "index")
+
+    def line_announcement(self, line_id: int | str) -> str:
+        """STRING id of the announcement activated on a line (at most one). Deleted on end."""
+        return self._k("line", line_id, "announcement")
+
+    def announcement_stats(self, announcement_id: int | str) -> str:
+        """HASH counters of one announcement: calls, heard, deflected, routed. Never expires."""
+        return self._k("announcement", announcement_id, "stats")
+
+    def call(self, call_sid: str) -> str:
+        """HASH one phone call's progress: announcement_id, line_id, language, outcome
+        (routed/deflected, set once). Expires a day after the call started."""
+        return self._k("call", call_sid)
+
     # --- rate limiting -------------------------------------------------------------
 
     def rate_limits_prefix(self) -> str:

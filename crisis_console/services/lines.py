@@ -1,0 +1,160 @@
+"""Phone lines: a Twilio number, its normal routing, and the languages callers can choose."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from crisis_console import clock
+from crisis_console.services import audit, validation
+from crisis_console.services.errors import Conflict, NotFound, ValidationError
+from crisis_console.store import Store
+from crisis_console.store.ivr import NumberTaken
+
+E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+ROUTE_TYPES = ("dial", "enqueue", "redirect")
+#: Languages a line can offer, with the Twilio ``<Say>`` language used for each.
+SAY_LANGUAGES = {
+    "en": "en-US",
+    "es": "es-US",
+    "fr": "fr-FR",
+    "ht": "fr-FR",
+    "pt": "pt-BR",
+    "zh": "cmn-CN",
+    "vi": "vi-VN",
+    "ru": "ru-RU",
+    "ar": "arb",
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    """A phone line."""
+
+    id: int
+    number: str
+    name: str
+    route: dict[str, str]
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    test_line: bool = False
+    created_by: str = ""
+    created_at: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """Return the line as the API shows it."""
+        return asdict(self)
+
+
+def line_from_dict(data: Mapping[str, Any]) -> Line:
+    """Rebuild a line from :meth:`Line.public` output (the last-known-state file)."""
+    return Line(**{k: data[k] for k in Line.__dataclass_fields__ if k in data})
+
+
+def _from_fields(fields: dict[str, str]) -> Line:
+    return Line(
+        id=int(fields["id"]),
+        number=fields["number"],
+        name=fields.get("name", ""),
+        route=json.loads(fields.get("route") or "{}"),
+        languages=json.loads(fields.get("languages") or '["en"]'),
+        test_line=fields.get("test_line") == "1",
+        created_by=fields.get("created_by", ""),
+        created_at=fields.get("created_at", ""),
+    )
+
+
+def clean_route(value: Any) -> dict[str, str]:
+    """Validate a line's normal routing, naming ``route`` or ``route.<field>`` on error."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            "route must be an object with a type: dial, enqueue or redirect.", field="route"
+        )
+    kind = value.get("type")
+    if kind not in ROUTE_TYPES:
+        raise ValidationError("route.type must be one of: dial, enqueue, redirect.", field="route.type")
+    route = {"type": kind}
+    if kind == "dial":
+        number = str(value.get("number") or "").strip()
+        if not E164_RE.match(number) and not re.fullmatch(r"sip:\S+", number):
+            raise ValidationError(
+                "route.number must be an E.164 number such as +16175550100.", field="route.number"
+            )
+        route["number"] = number
+    elif kind == "enqueue":
+        queue = str(value.get("queue") or "").strip()
+        if not queue or len(queue) > 64:
+            raise ValidationError("route.queue must name a queue (up to 64 characters).", field="route.queue")
+        route["queue"] = queue
+        hold = str(value.get("hold_music_url") or "").strip()
+        if hold:
+            route["hold_music_url"] = _url(hold, "route.hold_music_url")
+    else:
+        route["url"] = _url(str(value.get("url") or "").strip(), "route.url")
+    return route
+
+
+def _url(value: str, field_name: str) -> str:
+    if not re.match(r"^https?://\S+$", value) or len(value) > 500:
+        raise ValidationError(f"{field_name} must be an http(s) URL.", field=field_name)
+    return value
+
+
+class Lines:
+    """The phone-line rules over a store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def create(self, data: Mapping[str, Any], *, actor: str) -> Line:
+        """Create a line ``{number, name, route, languages?, test_line?}``."""
+        number = validation.text(data, "number", max_length=20).replace(" ", "")
+        if not E164_RE.match(number):
+            raise ValidationError("number must be in E.164 form, such as +16175550100.", field="number")
+        languages = validation.text_list(data, "languages") or ["en"]
+        unknown = [lang for lang in languages if lang not in SAY_LANGUAGES]
+        if unknown:
+            raise ValidationError(
+                f"languages: {unknown[0]!r} is not offered; use {', '.join(SAY_LANGUAGES)}.",
+                field="languages",
+            )
+        fields = {
+            "number": number,
+            "name": validation.text(data, "name", max_length=80),
+            "route": json.dumps(clean_route(data.get("route"))),
+            "languages": json.dumps(list(dict.fromkeys(languages))),
+            "test_line": "1" if data.get("test_line") in (True, "1", "true", "on") else "0",
+            "created_by": actor,
+            "created_at": clock.iso(),
+        }
+        entry = audit.entry(actor, "line.created", "line", number=number, name=fields["name"])
+        try:
+            line_id = self.store.lines.create_line(fields, entry)
+        except NumberTaken:
+            raise Conflict(
+                f"Another line already uses {number}.", field="number", code="number_taken"
+            ) from None
+        return self.require(line_id)
+
+    def get(self, line_id: int | str) -> Line | None:
+        """Return a line, or None."""
+        fields = self.store.lines.get(line_id)
+        return _from_fields(fields) if fields else None
+
+    def require(self, line_id: int | str) -> Line:
+        """Return a line or raise NotFound."""
+        line = self.get(line_id)
+        if line is None:
+            raise NotFound(f"No line with id {line_id}.", field="line_id")
+        return line
+
+    def by_number(self, number: str) -> Line | None:
+        """Return the line a call's ``To`` number belongs to, or None."""
+        line_id = self.store.lines.id_for_number((number or "").strip())
+        return self.get(line_id) if line_id else None
+
+    def list(self) -> list[Line]:
+        """Return every line, oldest first."""
+        return [_from_fields(fields) for fields in self.store.lines.all(newest_first=False)]

@@ -1,0 +1,109 @@
+"""Phone lines, surge announcements, and the per-call records behind their statistics."""
+
+from __future__ import annotations
+
+import redis
+
+from crisis_console.services.audit import AuditEntry
+from crisis_console.store.audit import AuditRepo
+from crisis_console.store.keys import Keys
+from crisis_console.store.records import Records
+
+#: Seconds a call's record is kept (long enough for any status callback).
+CALL_TTL = 24 * 3600
+
+# Counting a call's outcome exactly once, whichever callback arrives first or twice.
+_OUTCOME = """
+if redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return 1
+"""
+
+
+class NumberTaken(Exception):
+    """Another line already has this number."""
+
+
+class LineRepo(Records):
+    """Phone lines, found by id or by number."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, audit: AuditRepo):
+        super().__init__(
+            client, audit, seq_key=keys.line_seq(), record_key=keys.line, index_key=keys.lines_index()
+        )
+        self._keys = keys
+
+    def create_line(self, fields: dict[str, str], audit: AuditEntry) -> int:
+        """Store a line, claiming its number; raise NumberTaken if another line has it."""
+        line_id = self.new_id()
+        if not self._r.hsetnx(self._keys.lines_by_number(), fields["number"], line_id):
+            raise NumberTaken(fields["number"])
+        entry = AuditEntry(audit.actor, audit.action, f"line:{line_id}", audit.details, audit.at)
+        return self.create(fields, entry, record_id=line_id)
+
+    def id_for_number(self, number: str) -> str | None:
+        """Return the id of the line with this number, or None."""
+        return self._r.hget(self._keys.lines_by_number(), number)
+
+
+class AnnouncementRepo(Records):
+    """Announcements, the one active per line, and call statistics."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, audit: AuditRepo):
+        super().__init__(
+            client,
+            audit,
+            seq_key=keys.announcement_seq(),
+            record_key=keys.announcement,
+            index_key=keys.announcements_index(),
+        )
+        self._keys = keys
+        self._outcome = client.register_script(_OUTCOME)
+
+    def active_id(self, line_id: int | str) -> str | None:
+        """Return the id of the announcement activated on a line, or None."""
+        return self._r.get(self._keys.line_announcement(line_id))
+
+    def set_active(
+        self, pipe: redis.client.Pipeline, line_id: int | str, announcement_id: int | str | None
+    ) -> None:
+        """Queue making ``announcement_id`` the line's active one (None clears it)."""
+        if announcement_id is None:
+            pipe.delete(self._keys.line_announcement(line_id))
+        else:
+            pipe.set(self._keys.line_announcement(line_id), str(announcement_id))
+
+    def stats(self, announcement_id: int | str) -> dict[str, int]:
+        """Return calls, heard, deflected and routed counts."""
+        raw = self._r.hgetall(self._keys.announcement_stats(announcement_id))
+        return {name: int(raw.get(name, 0)) for name in ("calls", "heard", "deflected", "routed")}
+
+    def call_started(
+        self, call_sid: str, announcement_id: int | str, line_id: int | str, language: str
+    ) -> bool:
+        """Record a call that hears an announcement; False if this call was already counted."""
+        key = self._keys.call(call_sid)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hsetnx(key, "announcement_id", str(announcement_id))
+        pipe.hset(key, mapping={"line_id": str(line_id), "language": language})
+        pipe.expire(key, CALL_TTL)
+        first, *_ = pipe.execute()
+        if first:
+            stats = self._keys.announcement_stats(announcement_id)
+            pipe = self._r.pipeline(transaction=True)
+            pipe.hincrby(stats, "calls", 1)
+            pipe.hincrby(stats, "heard", 1)
+            pipe.execute()
+        return bool(first)
+
+    def call(self, call_sid: str) -> dict[str, str]:
+        """Return a call's record ({} when unknown)."""
+        return self._r.hgetall(self._keys.call(call_sid))
+
+    def call_outcome(self, call_sid: str, outcome: str) -> bool:
+        """Count a heard call as routed or deflected, once; False if already counted or unknown."""
+        record = self.call(call_sid)
+        if not record.get("announcement_id"):
+            return False
+        keys = [self._keys.call(call_sid), self._keys.announcement_stats(record["announcement_id"])]
+        return bool(self._outcome(keys=keys, args=[outcome]))
