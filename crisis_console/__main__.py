@@ -11,7 +11,8 @@ import sys
 
 def main() -> None:
     """Run the command line."""
-    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+    # The webhooks-only service runs under gunicorn's threads: no monkey-patching there.
+    if len(sys.argv) > 1 and sys.argv[1] == "serve" and "--only" not in sys.argv:
         from gevent import monkey
 
         monkey.patch_all()

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from crisis_console.config import Config, instance_secret_key, load_dotenv_file
+from crisis_console.config import Config, instance_secret_key, instance_twilio_token, load_dotenv_file
 from crisis_console.extensions import STORE_EXTENSION, csrf, limiter, socketio
 from crisis_console.store import Store, connect, connection_url
 
@@ -30,11 +30,50 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     app.config.from_object(config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+    if not app.config.get("TWILIO_AUTH_TOKEN"):
+        app.config["TWILIO_AUTH_TOKEN"] = instance_twilio_token(app.instance_path)
+        app.config["TWILIO_TOKEN_IS_LOCAL"] = True
 
     init_store(app)
     init_security(app)
     init_views(app)
     init_sockets(app)
+    return app
+
+
+def create_webhooks_app(config: Config | dict[str, Any] | None = None) -> Flask:
+    """Create the phone path alone: the Twilio webhooks, no pages, no Socket.IO server.
+
+    Served by ``serve --only webhooks`` under gunicorn, so calls are answered fast even
+    while the main process broadcasts to thousands of sockets. It starts even if Redis
+    is down (answering from the last known state) and publishes live statistics to the
+    console's sockets through the Redis message queue when there is one.
+    """
+    config = resolve_config(config)
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=instance_path())
+    app.config.from_object(config)
+    app.config["REQUIRE_STORE"] = False
+    app.config["ERRORS_AS_JSON"] = True
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+    if not app.config.get("TWILIO_AUTH_TOKEN"):
+        app.config["TWILIO_AUTH_TOKEN"] = instance_twilio_token(app.instance_path)
+    init_store(app)
+    from crisis_console import errors
+    from crisis_console.services.ivr_state import LastKnownState
+    from crisis_console.webhooks import bp as twilio_bp
+    from crisis_console.webhooks.voice import IVR_STATE
+
+    errors.init_app(app)
+    app.extensions[IVR_STATE] = LastKnownState(Path(app.instance_path) / "ivr-state.json")
+    app.register_blueprint(twilio_bp)
+    if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
+        socketio.init_app(
+            app,
+            async_mode="threading",
+            message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+            channel=f"{app.config['CRISIS_KEY_PREFIX']}-socketio",
+        )
     return app
 
 

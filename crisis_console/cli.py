@@ -46,8 +46,27 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port.")
-def serve(host: str, port: int) -> None:
-    """Run the web process (Flask-SocketIO on gevent)."""
+@click.option(
+    "--only",
+    type=click.Choice(["webhooks"]),
+    help="Serve only the Twilio webhooks (gunicorn, threaded workers, no Socket.IO).",
+)
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="With --only webhooks."
+)
+@click.option(
+    "--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="With --only webhooks."
+)
+def serve(host: str, port: int, only: str | None, workers: int, threads: int) -> None:
+    """Run the web process (Flask-SocketIO on gevent), or with --only webhooks the phone path."""
+    if only == "webhooks":
+        from crisis_console import serving
+
+        click.echo(
+            f"Crisis Console webhooks on http://{host}:{port}/twilio/ ({workers} workers × {threads} threads)"
+        )
+        serving.run_webhooks(host, port, workers, threads)
+        return
     from crisis_console import serving
     from crisis_console.app import create_app
     from crisis_console.extensions import STORE_EXTENSION
@@ -70,6 +89,30 @@ def serve(host: str, port: int) -> None:
     where = describe(app.config.get("REDIS_URL"), app.instance_path)
     click.echo(f"Crisis Console on http://{host}:{port}/  (Redis: {where}, prefix {store.keys.prefix!r})")
     serving.run(app, host, port)
+
+
+@cli.command()
+@click.option("--line", "number", required=True, help="The line's phone number, e.g. +16175550311.")
+@click.option("--digits", default="", help="Keys the caller presses at the menu, e.g. 2 for Spanish.")
+@click.option(
+    "--url", default=None, help="The console's URL (default: PUBLIC_BASE_URL or http://127.0.0.1:5000)."
+)
+@click.option("--from", "caller", default="+15555550123", show_default=True, help="The caller's number.")
+def call(number: str, digits: str, url: str | None, caller: str) -> None:
+    """Call a line of the running console as Twilio would, and print what the caller hears."""
+    import requests
+
+    from crisis_console.app import instance_path, resolve_config
+    from crisis_console.config import instance_twilio_token
+    from crisis_console.phonecall import PhoneCall
+
+    settings = resolve_config(None)
+    token = settings.TWILIO_AUTH_TOKEN or instance_twilio_token(instance_path())
+    base = url or settings.PUBLIC_BASE_URL or "http://127.0.0.1:5000"
+    try:
+        PhoneCall(base, token, number, caller).run(digits, say=click.echo)
+    except requests.RequestException as exc:
+        fail(f"cannot call {base}: {exc}")
 
 
 @cli.group()

@@ -76,9 +76,14 @@ def instance_secret_key(instance_path: str | os.PathLike[str]) -> str:
 
     Sessions then survive a restart even when ``SECRET_KEY`` is not set.
     """
+    return _instance_secret(instance_path, "secret_key")
+
+
+def _instance_secret(instance_path: str | os.PathLike[str], name: str) -> str:
+    """Return a random secret kept in ``instance/<name>`` (mode 0600), creating it once."""
     folder = Path(instance_path)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "secret_key"
+    path = folder / name
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
     key = secrets.token_hex(32)
@@ -89,3 +94,13 @@ def instance_secret_key(instance_path: str | os.PathLike[str]) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def instance_twilio_token(instance_path: str | os.PathLike[str]) -> str:
+    """Return a local Twilio auth token kept in ``instance/twilio_auth_token`` (created once).
+
+    Used only while ``TWILIO_AUTH_TOKEN`` is unset, so that ``make run`` and the ``call``
+    command work together on a laptop. Real Twilio requests are refused until the real
+    token is configured, because they are signed with it.
+    """
+    return _instance_secret(instance_path, "twilio_auth_token")

@@ -39,3 +39,24 @@ def run(app: Flask, host: str, port: int) -> None:
         server.serve_forever()
     except KeyboardInterrupt:
         server.stop(timeout=5)
+
+
+def run_webhooks(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve only the Twilio webhooks with gunicorn's threaded workers (no gevent, no sockets)."""
+    from gunicorn.app.base import BaseApplication
+
+    from crisis_console.app import create_webhooks_app
+
+    class WebhooksService(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
+            self.cfg.set("keepalive", 30)
+            self.cfg.set("accesslog", None)
+
+        def load(self):
+            return create_webhooks_app()
+
+    WebhooksService().run()

@@ -298,3 +298,58 @@ def test_roles_for_lines_and_announcements(desk, auth, client):
     assert client.get("/api/v1/announcements", headers=headers).status_code == 403
     body = {"number": LINE, "name": "x", "route": {"type": "enqueue", "queue": "q"}}
     assert desk.post("writer", "/lines", body).status_code == 403
+
+
+@pytest.mark.served
+def test_call_command_hears_the_announcement_and_presses_2(served_app, runner, monkeypatch):
+    """``call --line … --digits 2`` posts signed requests to the running console and prints the call."""
+    from click.testing import CliRunner
+
+    from crisis_console.cli import cli
+    from crisis_console.services.announcements import Announcements
+    from crisis_console.services.lines import Lines
+    from tests.conftest import TWILIO_TOKEN
+
+    number = "+16175550399"
+    line = Lines(served_app.store).create(
+        {
+            "number": number,
+            "name": "cli",
+            "route": {"type": "dial", "number": "+16175550100"},
+            "languages": ["en", "es"],
+        },
+        actor="admin",
+    )
+    service = Announcements(served_app.store)
+    created = service.create(
+        {"line_id": line.id, "messages": {"en": "Roads are closed.", "es": "Calles cerradas."}}, actor="ann"
+    )
+    for action, actor in (("submit", "ann"), ("approve", "bob"), ("activate", "ann")):
+        service.act(created.id, action, actor=actor)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    result = CliRunner().invoke(cli, ["call", "--line", number, "--url", served_app.url, "--digits", "2"])
+    assert result.exit_code == 0, result.output
+    assert '"Roads are closed."' in result.output
+    assert "caller presses 2" in result.output and '"Calles cerradas."' in result.output
+    assert "connected to +16175550100" in result.output
+    assert service.stats(created.id) == {"calls": 1, "heard": 1, "deflected": 0, "routed": 1}
+
+
+def test_webhooks_only_app_answers_calls_and_nothing_else(redis_url, prefix, tmp_path, monkeypatch, desk):
+    """The phone-path app serves the signed webhooks; other paths are JSON 404s, not pages."""
+    from crisis_console.app import create_webhooks_app
+    from crisis_console.config import TestConfig
+    from tests.conftest import TWILIO_TOKEN
+    from tests.helpers import TwilioSigner
+
+    desk.line()
+    monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path / "webhooks"))
+    app = create_webhooks_app(
+        TestConfig(REDIS_URL=redis_url, CRISIS_KEY_PREFIX=prefix, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+    )
+    client = app.test_client()
+    root = twiml(TwilioSigner(client, TWILIO_TOKEN).post("/twilio/voice", {"CallSid": "CA1", "To": LINE}))
+    assert [child.tag for child in root] == ["Enqueue"]
+    assert client.get("/login").status_code == 404
+    assert client.get("/login").json["error"]["code"] == "not_found"
+    assert client.post("/twilio/voice", data={"To": LINE}).status_code == 403

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request, g, redirect, request, url_for
+from flask import Flask, Request, current_app, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
@@ -74,7 +74,9 @@ def unauthorized():
 
 def wants_json() -> bool:
     """Return whether this request is answered in JSON (API and machine routes)."""
-    return request.path.startswith(("/api/", "/open311/", "/cap/")) or (
+    if current_app.config.get("ERRORS_AS_JSON"):
+        return True
+    return request.path.startswith(("/api/", "/open311/", "/cap/", "/twilio/")) or (
         request.accept_mimetypes.best == "application/json"
     )
 

@@ -123,8 +123,8 @@ def announcement_changed(announcement: dict[str, Any]) -> None:
 
 def announcement_stats_soon(app_store: Any, announcement_id: int) -> None:
     """Send an announcement's call statistics within PROGRESS_INTERVAL, once for many calls."""
-    if announcement_id in _pending_stats:
-        return
+    if announcement_id in _pending_stats or socketio.server is None:
+        return  # already due, or a process without Socket.IO (statistics stay in Redis)
     _pending_stats.add(announcement_id)
     socketio.start_background_task(_send_stats_later, app_store, announcement_id)
 
