@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -55,6 +57,39 @@ def make_agents(store: Store, count: int, start: int) -> list[str]:
     return tokens
 
 
+@contextmanager
+def crowd(base: str, tokens: list[str], folder: Path) -> Iterator[None]:
+    """Connect one agent per token from a separate process (bench/agents.py) until the block ends.
+
+    The arrival times end up in ``folder/arrivals.json``.
+    """
+    (folder / "tokens.json").write_text(json.dumps(tokens))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.agents",
+            base,
+            str(folder / "tokens.json"),
+            str(folder / "arrivals.json"),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline().strip()
+    if not line.startswith("ready"):
+        process.kill()
+        raise RuntimeError(f"agents did not connect: {line!r}")
+    try:
+        yield
+    finally:
+        process.stdin.write("stop\n")
+        process.stdin.flush()
+        process.wait(120)
+
+
 def manager_api(base: str, store: Store) -> tuple[requests.Session, int]:
     """Return a manager session and an approved script id."""
     accounts = Accounts(store)
@@ -83,56 +118,33 @@ def run(size: int, pushes: int) -> list[str]:
         http, script_id = manager_api(base, store)
         tokens = make_agents(store, size, 1)
         folder = Path(tempfile.mkdtemp(prefix="cc-push-"))
-        (folder / "tokens.json").write_text(json.dumps(tokens))
         rss_before = rss_kib(server.pid)
-        crowd = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.agents",
-                base,
-                str(folder / "tokens.json"),
-                str(folder / "arrivals.json"),
-            ],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = crowd.stdout.readline().strip()
-        if not line.startswith("ready"):
-            crowd.kill()
-            raise RuntimeError(f"agents did not connect: {line!r}")
-        time.sleep(1)
-        per_connection = (rss_kib(server.pid) - rss_before) / size
-        cpu_before = cpu_seconds(server.pid)
         sent: dict[int, float] = {}
         api_times: list[float] = []
-        for _ in range(pushes):
-            started = time.time()
-            response = http.post(f"{base}/api/v1/scripts/{script_id}/push", json={"audience": "all"})
-            api_times.append(time.time() - started)
-            response.raise_for_status()
-            sent[response.json()["id"]] = started
-            time.sleep(PUSH_INTERVAL)
-        time.sleep(1.0)
-        cpu_per = (cpu_seconds(server.pid) - cpu_before) / (size * pushes) * 1000
-        crowd.stdin.write("stop\n")
-        crowd.stdin.flush()
-        crowd.wait(120)
+        with crowd(base, tokens, folder):
+            time.sleep(1)
+            per_connection = (rss_kib(server.pid) - rss_before) / size
+            cpu_before = cpu_seconds(server.pid)
+            for _ in range(pushes):
+                started = time.time()
+                response = http.post(f"{base}/api/v1/scripts/{script_id}/push", json={"audience": "all"})
+                api_times.append(time.time() - started)
+                response.raise_for_status()
+                sent[response.json()["id"]] = started
+                time.sleep(PUSH_INTERVAL)
+            time.sleep(1.0)
+            cpu_per = (cpu_seconds(server.pid) - cpu_before) / (size * pushes) * 1000
         arrivals = json.loads((folder / "arrivals.json").read_text())
         samples = [t - sent[int(pid)] for pid, times in arrivals.items() for t in times if int(pid) in sent]
-        received = len(samples)
         p50, p99, worst = summary_ms(samples)
-        api_p50 = summary_ms(api_times)[0]
         return [
             f"{size:,}",
             str(pushes),
-            f"{received:,} / {size * pushes:,}",
+            f"{len(samples):,} / {size * pushes:,}",
             f"{p50:.1f}",
             f"{p99:.1f}",
             f"{worst:.1f}",
-            f"{api_p50:.1f}",
+            f"{summary_ms(api_times)[0]:.1f}",
             f"{cpu_per:.3f}",
             f"{per_connection:.0f}",
         ]

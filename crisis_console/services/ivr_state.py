@@ -1,7 +1,12 @@
-"""The phone line's memory for when Redis is unreachable: the last known lines and announcements.
+"""What each phone line answers: kept in the process, checked against Redis, saved to a file.
 
-Kept in the process and written to ``instance/ivr-state.json`` on every change, so a web
-process that restarts while Redis is down still plays the announcement. The phone line
+A call costs one Redis read when nothing changed: the process keeps each number's line
+and announcement with the phone-line version it was read at, and reads again only when
+the version has moved (every line change and every activation moves it).
+
+The same memory is the line's fallback: if Redis is unreachable, calls are answered from
+what the process last knew, or from ``instance/ivr-state.json``, written on every change,
+so a process that restarts during the outage still plays the announcement. The phone line
 must never answer with an error.
 """
 
@@ -13,7 +18,6 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
 from crisis_console.services.announcements import Announcement, Announcements, announcement_from_dict
 from crisis_console.services.lines import Line, Lines, line_from_dict
@@ -21,26 +25,47 @@ from crisis_console.store import Store
 
 log = logging.getLogger(__name__)
 
+Answer = tuple[Line, Announcement | None]
+
 
 class LastKnownState:
-    """Number -> (line, current announcement), from memory or the file."""
+    """Number -> (line, current announcement): fresh from Redis, or the last known."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._lines: dict[str, dict[str, Any]] = {}
+        self._known: dict[str, tuple[str, Line, Announcement | None]] = {}
         self._lock = threading.Lock()
-        self._loaded = False
+        self._file_loaded = False
 
-    def remember(self, line: Line, announcement: Announcement | None) -> None:
-        """Keep what a successful lookup found."""
+    def find(self, store: Store, number: str) -> Answer | None:
+        """Return the line called and its current announcement (None: no such line).
+
+        Raises:
+            redis.RedisError: Redis is unreachable (the caller then uses :meth:`lookup`).
+        """
+        version = store.announcements.version()
         with self._lock:
-            self._lines[line.number] = {
-                "line": line.public(),
-                "announcement": announcement.public() if announcement else None,
-            }
+            cached = self._known.get(number)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        line = Lines(store).by_number(number)
+        if line is None:
+            return None
+        announcement = Announcements(store).current(line.id)
+        with self._lock:
+            self._known[number] = (version, line, announcement)
+        return line, announcement
+
+    def lookup(self, number: str) -> Answer | None:
+        """Return what is last known about a number, from memory or the file."""
+        with self._lock:
+            if number not in self._known and not self._file_loaded:
+                self._load_file()
+            cached = self._known.get(number)
+        return (cached[1], cached[2]) if cached else None
 
     def save(self, store: Store) -> None:
-        """Snapshot every line and its current announcement to memory and the file (atomically)."""
+        """Write every line and its current announcement to the file, atomically."""
         announcements = Announcements(store)
         snapshot = {}
         for line in Lines(store).list():
@@ -49,29 +74,15 @@ class LastKnownState:
                 "line": line.public(),
                 "announcement": current.public() if current else None,
             }
-        with self._lock:
-            self._lines = snapshot
-            self._loaded = True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".ivr-state-")
         with os.fdopen(fd, "w") as handle:
             json.dump(snapshot, handle, ensure_ascii=False)
         os.replace(temporary, self.path)
 
-    def lookup(self, number: str) -> tuple[Line, Announcement | None] | None:
-        """Return the last known line and announcement for a number, or None."""
-        with self._lock:
-            if not self._loaded:
-                self._load()
-            entry = self._lines.get(number)
-        if entry is None:
-            return None
-        line = line_from_dict(entry["line"])
-        announcement = announcement_from_dict(entry["announcement"]) if entry["announcement"] else None
-        return line, announcement
-
-    def _load(self) -> None:
-        self._loaded = True
+    def _load_file(self) -> None:
+        """Fill memory from the file (entries already in memory are newer and stay)."""
+        self._file_loaded = True
         try:
             saved = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -80,4 +91,5 @@ class LastKnownState:
             log.error("cannot read the last known phone-line state %s: %s", self.path, exc)
             return
         for number, entry in saved.items():
-            self._lines.setdefault(number, entry)
+            announcement = announcement_from_dict(entry["announcement"]) if entry["announcement"] else None
+            self._known.setdefault(number, ("file", line_from_dict(entry["line"]), announcement))

@@ -12,6 +12,16 @@ from crisis_console.store.records import Records
 #: Seconds a call's record is kept (long enough for any status callback).
 CALL_TTL = 24 * 3600
 
+# Counting a call that hears an announcement, once per call, in one round trip.
+_CALL_STARTED = """
+if redis.call('HSETNX', KEYS[1], 'announcement_id', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'line_id', ARGV[2], 'language', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'calls', 1)
+redis.call('HINCRBY', KEYS[2], 'heard', 1)
+return 1
+"""
+
 # Counting a call's outcome exactly once, whichever callback arrives first or twice.
 _OUTCOME = """
 if redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1]) == 0 then return 0 end
@@ -39,7 +49,9 @@ class LineRepo(Records):
         if not self._r.hsetnx(self._keys.lines_by_number(), fields["number"], line_id):
             raise NumberTaken(fields["number"])
         entry = AuditEntry(audit.actor, audit.action, f"line:{line_id}", audit.details, audit.at)
-        return self.create(fields, entry, record_id=line_id)
+        return self.create(
+            fields, entry, lambda pipe, _id: pipe.incr(self._keys.ivr_version()), record_id=line_id
+        )
 
     def id_for_number(self, number: str) -> str | None:
         """Return the id of the line with this number, or None."""
@@ -59,6 +71,11 @@ class AnnouncementRepo(Records):
         )
         self._keys = keys
         self._outcome = client.register_script(_OUTCOME)
+        self._call_started = client.register_script(_CALL_STARTED)
+
+    def version(self) -> str:
+        """Return the phone-line version (moves on every line or activation change)."""
+        return self._r.get(self._keys.ivr_version()) or "0"
 
     def active_id(self, line_id: int | str) -> str | None:
         """Return the id of the announcement activated on a line, or None."""
@@ -68,6 +85,7 @@ class AnnouncementRepo(Records):
         self, pipe: redis.client.Pipeline, line_id: int | str, announcement_id: int | str | None
     ) -> None:
         """Queue making ``announcement_id`` the line's active one (None clears it)."""
+        pipe.incr(self._keys.ivr_version())
         if announcement_id is None:
             pipe.delete(self._keys.line_announcement(line_id))
         else:
@@ -82,19 +100,10 @@ class AnnouncementRepo(Records):
         self, call_sid: str, announcement_id: int | str, line_id: int | str, language: str
     ) -> bool:
         """Record a call that hears an announcement; False if this call was already counted."""
-        key = self._keys.call(call_sid)
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hsetnx(key, "announcement_id", str(announcement_id))
-        pipe.hset(key, mapping={"line_id": str(line_id), "language": language})
-        pipe.expire(key, CALL_TTL)
-        first, *_ = pipe.execute()
-        if first:
-            stats = self._keys.announcement_stats(announcement_id)
-            pipe = self._r.pipeline(transaction=True)
-            pipe.hincrby(stats, "calls", 1)
-            pipe.hincrby(stats, "heard", 1)
-            pipe.execute()
-        return bool(first)
+        keys = [self._keys.call(call_sid), self._keys.announcement_stats(announcement_id)]
+        return bool(
+            self._call_started(keys=keys, args=[str(announcement_id), str(line_id), language, CALL_TTL])
+        )
 
     def call(self, call_sid: str) -> dict[str, str]:
         """Return a call's record ({} when unknown)."""

@@ -193,6 +193,11 @@ class Keys:
         """HASH counters of one announcement: calls, heard, deflected, routed. Never expires."""
         return self._k("announcement", announcement_id, "stats")
 
+    def ivr_version(self) -> str:
+        """STRING counter bumped by every change to lines or active announcements; web
+        processes keep answers for a number until it moves. Never expires."""
+        return self._k("ivr", "version")
+
     def call(self, call_sid: str) -> str:
         """HASH one phone call's progress: announcement_id, line_id, language, outcome
         (routed/deflected, set once). Expires a day after the call started."""

@@ -15,9 +15,9 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from crisis_console.extensions import store
 from crisis_console.services import callflow
-from crisis_console.services.announcements import Announcement, Announcements
+from crisis_console.services.announcements import Announcement
 from crisis_console.services.ivr_state import LastKnownState
-from crisis_console.services.lines import Line, Lines
+from crisis_console.services.lines import Line
 from crisis_console.sockets import realtime
 from crisis_console.webhooks import bp
 from crisis_console.webhooks.signature import twilio_signed
@@ -41,15 +41,11 @@ def twiml(response: VoiceResponse) -> Response:
 def find(number: str) -> tuple[Line | None, Announcement | None]:
     """Return the called line and its current announcement, from Redis or the last known state."""
     try:
-        line = Lines(store()).by_number(number)
-        announcement = Announcements(store()).current(line.id) if line else None
+        found = last_known().find(store(), number)
     except RedisError as exc:
         log.error("Redis unreachable answering a call to %s; using the last known state: %s", number, exc)
-        known = last_known().lookup(number)
-        return known if known else (None, None)
-    if line is not None:
-        last_known().remember(line, announcement)
-    return line, announcement
+        found = last_known().lookup(number)
+    return found if found else (None, None)
 
 
 def record_call(call_sid: str, announcement: Announcement, line: Line, language: str) -> None:

@@ -1,0 +1,206 @@
+"""Phone-line webhook speed: signed POST /twilio/voice with an announcement playing.
+
+16 concurrent keep-alive connections for a few seconds, measuring requests per second and
+p50/p99 latency, on the webhooks service (``serve --only webhooks``, gunicorn threads) and
+on the main gevent process, each quiet and while 5,000 agent sockets receive a push every
+second. Appends the table to BENCHMARKS.md.
+
+    .venv/bin/python -m bench.voice [--agents 5000] [--seconds 8] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import requests
+from twilio.request_validator import RequestValidator
+
+from bench.common import ROOT, record, served_console, summary_ms
+from bench.push import crowd, make_agents, manager_api
+from crisis_console.services.announcements import Announcements
+from crisis_console.services.lines import Lines
+from crisis_console.store import connection_url
+from tests.servers import free_port, stop_console
+
+TOKEN = "bench-twilio-token"
+NUMBER = "+16175550311"
+
+
+async def hammer(
+    url: str, params: dict[str, str], signature: str, concurrency: int, seconds: float
+) -> list[float]:
+    """Post the same signed request from ``concurrency`` connections for ``seconds``; return latencies."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    headers = {"X-Twilio-Signature": signature}
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                async with session.post(url, data=params, headers=headers) as response:
+                    body = await response.read()
+                    assert response.status == 200 and b"<Gather" in body, (response.status, body[:200])
+                latencies.append(time.perf_counter() - start)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def with_wrk(url: str, params: dict[str, str], signature: str, concurrency: int, seconds: float) -> list[str]:
+    """Load with wrk (C, two threads, keep-alive) and parse its latency distribution."""
+    body = urlencode(params)
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        f'wrk.headers["X-Twilio-Signature"] = {json.dumps(signature)}\n'
+    )
+    command = ["wrk", "-t2", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url]
+    subprocess.run([*command[:4], "-d1s", *command[5:]], capture_output=True, check=True)  # warm up
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        raise RuntimeError(f"{non_2xx.group(1)} failed requests:\n{output}")
+
+    def milliseconds(label: str) -> float:
+        value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    worst = re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+    worst_ms = float(worst[0]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[worst[1]]
+    return [f"{rate:,.0f}", f"{milliseconds('50%'):.1f}", f"{milliseconds('99%'):.1f}", f"{worst_ms:.1f}"]
+
+
+def measure(base: str, concurrency: int, seconds: float) -> list[str]:
+    """Run the load against one service and return the table cells."""
+    url = f"{base}/twilio/voice"
+    params = {"CallSid": "CA" + "1" * 32, "From": "+16175550123", "To": NUMBER, "AccountSid": "AC" + "0" * 32}
+    signature = RequestValidator(TOKEN).compute_signature(url, params)
+    if shutil.which("wrk"):
+        return with_wrk(url, params, signature, concurrency, seconds)
+    asyncio.run(hammer(url, params, signature, concurrency, 1.0))  # warm up
+    latencies = asyncio.run(hammer(url, params, signature, concurrency, seconds))
+    p50, p99, worst = summary_ms(latencies)
+    return [f"{len(latencies) / seconds:,.0f}", f"{p50:.1f}", f"{p99:.1f}", f"{worst:.1f}"]
+
+
+def start_webhooks(env: dict[str, str], port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """Start ``serve --only webhooks`` and wait until it answers."""
+    with (folder / "webhooks.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crisis_console", "serve", "--only", "webhooks", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    for _ in range(100):
+        try:
+            requests.post(f"http://127.0.0.1:{port}/twilio/voice", timeout=1)
+            return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("the webhooks service did not start")
+
+
+def main() -> None:
+    """Measure quiet and broadcasting, on both services."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    os.environ["TWILIO_AUTH_TOKEN"] = TOKEN  # the served console inherits it
+    rows: list[list[str]] = []
+    with served_console() as (console, store, _server):
+        line = Lines(store).create(
+            {
+                "number": NUMBER,
+                "name": "311",
+                "route": {"type": "enqueue", "queue": "agents"},
+                "languages": ["en", "es"],
+            },
+            actor="bench",
+        )
+        service = Announcements(store)
+        announcement = service.create(
+            {
+                "line_id": line.id,
+                "messages": {"en": "Trash pickup is suspended.", "es": "Sin recogida de basura."},
+            },
+            actor="writer",
+        )
+        for action, actor in (("submit", "writer"), ("approve", "reviewer"), ("activate", "writer")):
+            service.act(announcement.id, action, actor=actor)
+        folder = Path(tempfile.mkdtemp(prefix="cc-voice-"))
+        env = {
+            **os.environ,
+            "REDIS_URL": connection_url(store.redis),
+            "CRISIS_KEY_PREFIX": store.keys.prefix,
+            "CRISIS_INSTANCE_PATH": str(folder),
+            "SECRET_KEY": "bench",
+        }
+        webhooks_port = free_port()
+        webhooks = start_webhooks(env, webhooks_port, folder)
+        try:
+            services = [("webhooks service (gunicorn 2×8 threads)", f"http://127.0.0.1:{webhooks_port}")]
+            services.append(("main process (gevent, Socket.IO)", console))
+            for name, base in services:
+                rows.append([name, "quiet", *measure(base, args.concurrency, args.seconds)])
+            http, script_id = manager_api(console, store)
+            tokens = make_agents(store, args.agents, 1)
+            with crowd(console, tokens, folder):
+                stop = threading.Event()
+
+                def push_every_second() -> None:
+                    while not stop.is_set():
+                        http.post(f"{console}/api/v1/scripts/{script_id}/push", json={"audience": "all"})
+                        stop.wait(1.0)
+
+                pusher = threading.Thread(target=push_every_second, daemon=True)
+                pusher.start()
+                for name, base in services:
+                    rows.append(
+                        [
+                            name,
+                            f"push to {args.agents:,} sockets every second",
+                            *measure(base, args.concurrency, args.seconds),
+                        ]
+                    )
+                stop.set()
+                pusher.join()
+        finally:
+            stop_console(webhooks)
+    record(
+        f"Phone webhook: signed POST /twilio/voice, announcement playing, {args.concurrency} connections",
+        f"python -m bench.voice --agents {args.agents} --seconds {args.seconds} --concurrency {args.concurrency}",
+        ["service", "while", "req/s", "p50 ms", "p99 ms", "max ms"],
+        rows,
+        (
+            "Load from wrk (2 threads, keep-alive)"
+            if shutil.which("wrk")
+            else "Load from one asyncio process (aiohttp)"
+        )
+        + ". Console, webhooks service, Redis, the agent crowd and the load generator share the machine's 2 cores.",
+    )
+
+
+if __name__ == "__main__":
+    main()
