@@ -28,7 +28,11 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
     ],
     Role.AGENT: [("console.agent", "Scripts")],
     Role.STAKEHOLDER: [("console.dashboard", "Dashboard")],
-    Role.ADMIN: [("admin.users", "Users"), ("console.dashboard", "Dashboard")],
+    Role.ADMIN: [
+        ("admin.users", "Users"),
+        ("admin.lines", "Phone lines"),
+        ("console.dashboard", "Dashboard"),
+    ],
 }
 
 

@@ -157,3 +157,57 @@ def test_manager_pushes_and_agent_sees_it_live(served_app, browser):
     expect(push_row.locator(".push__pending")).not_to_contain_text(agent_user.display_name, timeout=10_000)
     agent_page.context.close()
     manager_page.context.close()
+
+
+def test_phone_line_story_in_the_browser(served_app, browser):
+    """An admin adds the line; a manager writes the announcement and sees its length; a
+    second manager approves and activates it; a call arrives and the statistics move live."""
+    from playwright.sync_api import expect
+
+    from crisis_console.phonecall import PhoneCall
+    from tests.conftest import TWILIO_TOKEN
+
+    number = f"+1617555{served_app.make_user(Role.STAKEHOLDER).id:04d}"
+    admin = browser.new_context().new_page()
+    sign_in(admin, served_app.url, served_app.make_user(Role.ADMIN).username)
+    admin.goto(f"{served_app.url}/admin/lines")
+    admin.get_by_label("Twilio number (E.164)").fill(number)
+    admin.get_by_label("Name", exact=True).fill("Storm line")
+    admin.locator("#route-type").select_option("enqueue")
+    admin.get_by_label("Queue").fill("311-agents")
+    admin.get_by_role("button", name="Add line").click()
+    expect(admin.locator("#lines")).to_contain_text(number)
+    admin.context.close()
+
+    writer = browser.new_context().new_page()
+    sign_in(writer, served_app.url, served_app.make_user(Role.MANAGER).username)
+    writer.goto(f"{served_app.url}/manager/phone")
+    writer.locator("#ann-line").select_option(label=f"Storm line {number} (en, es)")
+    writer.locator("#ann-en").fill("Due to the winter storm, trash collection is suspended until Thursday.")
+    expect(writer.locator('[data-for="ann-en"]')).to_have_text("About 4 s to say.")
+    writer.locator("#ann-es").fill(
+        "Debido a la tormenta, la recolección de basura se suspende hasta el jueves."
+    )
+    writer.get_by_role("button", name="Save draft").click()
+    item = writer.locator(".announcement", has_text=number).first
+    expect(item).to_contain_text("draft")
+    item.get_by_role("button", name="Submit for review").click()
+    expect(writer.locator(".announcement", has_text=number).first).to_contain_text(
+        "Another manager must approve it."
+    )
+    writer.context.close()
+
+    reviewer = browser.new_context().new_page()
+    reviewer.on("dialog", lambda dialog: dialog.accept())
+    sign_in(reviewer, served_app.url, served_app.make_user(Role.MANAGER).username)
+    reviewer.goto(f"{served_app.url}/manager/phone")
+    reviewer.locator(".announcement", has_text=number).first.get_by_role("button", name="Approve").click()
+    reviewer.locator(".announcement", has_text=number).first.get_by_role("button", name="Activate").click()
+    item = reviewer.locator(".announcement", has_text=number).first
+    expect(item).to_contain_text("active")
+    expect(reviewer.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+
+    PhoneCall(served_app.url, TWILIO_TOKEN, number).run(digits="", say=lambda line: None)
+    expect(item.locator('[data-stat="calls"]')).to_have_text("1", timeout=10_000)
+    expect(item.locator('[data-stat="routed"]')).to_have_text("1", timeout=10_000)
+    reviewer.context.close()

@@ -8,10 +8,11 @@ from werkzeug.wrappers import Response
 
 from crisis_console.admin import bp
 from crisis_console.auth.roles import roles_required
-from crisis_console.extensions import accounts
+from crisis_console.extensions import accounts, store
 from crisis_console.roles import ROLES, Role
 from crisis_console.services.accounts import MIN_PASSWORD, User
 from crisis_console.services.errors import ServiceError
+from crisis_console.services.lines import ROUTE_TYPES, SAY_LANGUAGES, Lines
 from crisis_console.sockets import realtime
 
 
@@ -146,3 +147,15 @@ def revoke_token(user_id: int, token_id: str) -> Response:
         return redirect(url_for("admin.users"))
     flash("Token revoked.", "success")
     return redirect(url_for("admin.users"))
+
+
+@bp.route("/lines")
+@roles_required(Role.ADMIN)
+def lines() -> str:
+    """List the phone lines and add one."""
+    return render_template(
+        "admin/lines.html",
+        lines=Lines(store()).list(),
+        languages=list(SAY_LANGUAGES),
+        route_types=ROUTE_TYPES,
+    )

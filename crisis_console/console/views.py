@@ -11,7 +11,9 @@ from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT, Role
+from crisis_console.services.announcements import LONG_SECONDS, WORDS_PER_SECOND, Announcements
 from crisis_console.services.events import KINDS, SEVERITIES, Events
+from crisis_console.services.lines import Lines
 from crisis_console.services.pushes import Pushes
 from crisis_console.services.scripts import Scripts
 from scripts_library.model import State
@@ -100,5 +102,31 @@ def agent() -> str:
 @bp.route("/dashboard")
 @roles_required(Role.STAKEHOLDER, Role.MANAGER, Role.ADMIN)
 def dashboard() -> str:
-    """Show the read-only stakeholder dashboard."""
-    return render_template("console/dashboard.html")
+    """Show the read-only stakeholder dashboard: events and what the phone lines are playing."""
+    service = Announcements(store())
+    lines = Lines(store()).list()
+    playing = [(line, service.current(line.id)) for line in lines]
+    return render_template(
+        "console/dashboard.html",
+        events=Events(store()).active(),
+        playing=[(line, a, service.stats(a.id)) for line, a in playing if a is not None],
+    )
+
+
+@bp.route("/manager/phone")
+@roles_required(Role.MANAGER)
+def phone() -> str:
+    """Show the surge announcements: write, review, activate, end, preview and live statistics."""
+    lines = Lines(store()).list()
+    service = Announcements(store())
+    announcements = service.list()
+    return render_template(
+        "console/phone.html",
+        lines={line.id: line for line in lines},
+        languages=sorted(
+            {lang for line in lines for lang in line.languages}, key=lambda lang: (lang != "en", lang)
+        ),
+        announcements=[(a, service.stats(a.id)) for a in announcements],
+        long_seconds=LONG_SECONDS,
+        words_per_second=WORDS_PER_SECOND,
+    )
