@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -86,9 +86,57 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
         click.echo(f"    password: {password}")
         click.echo("This is shown only once.")
         click.echo("=" * 64)
+    start_scheduler(app)
     where = describe(app.config.get("REDIS_URL"), app.instance_path)
     click.echo(f"Crisis Console on http://{host}:{port}/  (Redis: {where}, prefix {store.keys.prefix!r})")
     serving.run(app, host, port)
+
+
+def start_scheduler(app: Any) -> None:
+    """Run the scheduler inside the web process too, so make run needs no worker."""
+    from crisis_console import scheduler
+    from crisis_console.extensions import STORE_EXTENSION, socketio
+    from crisis_console.sockets import realtime
+    from crisis_console.webhooks.voice import IVR_STATE
+
+    store = app.extensions[STORE_EXTENSION]
+    socketio.start_background_task(
+        scheduler.loop,
+        store,
+        socketio.sleep,
+        changed=realtime.announcement_changed,
+        saved=lambda: app.extensions[IVR_STATE].save(store),
+    )
+
+
+@cli.command()
+def worker() -> None:
+    """Run scheduled work (ending announcements at their end time); safe to run several."""
+    import time
+
+    from crisis_console import scheduler
+    from crisis_console.app import instance_path, resolve_config
+    from crisis_console.extensions import socketio
+    from crisis_console.services.ivr_state import LastKnownState
+    from crisis_console.sockets import realtime
+
+    settings = resolve_config(None)
+    store = open_store_or_exit()
+    if settings.SOCKETIO_MESSAGE_QUEUE:
+        # Emit through the web processes' message queue; this process serves no sockets.
+        socketio.init_app(
+            None, message_queue=settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{store.keys.prefix}-socketio"
+        )
+        changed = realtime.announcement_changed
+    else:
+        click.echo("REDIS_URL is not set: consoles are told of changes by the web process's own scheduler.")
+
+        def changed(announcement: dict[str, Any]) -> None:
+            return None
+
+    state = LastKnownState(Path(instance_path()) / "ivr-state.json")
+    click.echo(f"worker running every {scheduler.INTERVAL} s (prefix {store.keys.prefix!r})")
+    scheduler.loop(store, time.sleep, changed=changed, saved=lambda: state.save(store))
 
 
 @cli.command()

@@ -353,3 +353,20 @@ def test_webhooks_only_app_answers_calls_and_nothing_else(redis_url, prefix, tmp
     assert client.get("/login").status_code == 404
     assert client.get("/login").json["error"]["code"] == "not_found"
     assert client.post("/twilio/voice", data={"To": LINE}).status_code == 403
+
+
+def test_scheduler_ends_announcements_past_their_end_once(desk, store, twilio, monkeypatch):
+    """A pass ends what is past its end time (audited, as the scheduler); a second pass in the
+    same interval is skipped by the lock, so several workers never double up."""
+    from crisis_console import scheduler
+
+    line = desk.line()
+    announcement = desk.live_announcement(line["id"], ends_at="2026-01-27T12:00:00Z")
+    later = datetime(2026, 1, 27, 12, 1, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    changed: list[dict] = []
+    assert scheduler.run_pass(store, changed=changed.append) == [announcement["id"]]
+    assert changed[0]["state"] == "ended"
+    assert scheduler.run_pass(store) == []  # lock held for this interval
+    assert desk.get("writer", f"/announcements/{announcement['id']}").json["ended_by"] == "scheduler"
+    assert [child.tag for child in twiml(call(twilio))] == ["Enqueue"]

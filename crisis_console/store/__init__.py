@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import redis
 
 from crisis_console.store.audit import AuditRepo
@@ -35,6 +37,10 @@ class Store:
         self.pushes = PushRepo(client, self.keys, self.audit)
         self.lines = LineRepo(client, self.keys, self.audit)
         self.announcements = AnnouncementRepo(client, self.keys, self.audit)
+
+    def try_lock(self, key: str, seconds: int) -> bool:
+        """Take a lock that expires by itself; False if another process holds it."""
+        return bool(self.redis.set(key, str(os.getpid()), nx=True, ex=seconds))
 
     def ping(self) -> bool:
         """Return True when Redis answers."""

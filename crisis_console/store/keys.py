@@ -203,6 +203,13 @@ class Keys:
         (routed/deflected, set once). Expires a day after the call started."""
         return self._k("call", call_sid)
 
+    # --- background work -----------------------------------------------------------
+
+    def scheduler_lock(self) -> str:
+        """STRING held (SET NX EX) by the one process running a scheduler pass; expires by
+        itself so a crashed holder never blocks the next pass."""
+        return self._k("lock", "scheduler")
+
     # --- rate limiting -------------------------------------------------------------
 
     def rate_limits_prefix(self) -> str:

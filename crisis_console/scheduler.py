@@ -1,0 +1,66 @@
+"""Scheduled work that must happen once, whichever process runs it: ending announcements.
+
+An announcement past its ``ends_at`` already stops playing (the webhook compares times);
+this makes it *ended* in the record, in the audit trail and on every console. Each pass
+takes a Redis lock, so the web process's own loop and any number of ``worker`` processes
+can run together safely.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from redis import RedisError
+
+from crisis_console import clock
+from crisis_console.services.announcements import Announcements
+from crisis_console.services.errors import ServiceError
+from crisis_console.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Seconds between passes.
+INTERVAL = 5
+
+
+def run_pass(
+    store: Store,
+    *,
+    now: datetime | None = None,
+    changed: Callable[[dict[str, Any]], None] = lambda announcement: None,
+    saved: Callable[[], None] = lambda: None,
+) -> list[int]:
+    """End every active announcement whose end time has passed; return their ids."""
+    if not store.try_lock(store.keys.scheduler_lock(), INTERVAL):
+        return []
+    now = now or clock.now()
+    service = Announcements(store)
+    ended: list[int] = []
+    for announcement in service.list():
+        if announcement.state != "active" or not announcement.ends_at:
+            continue
+        if clock.parse_iso(announcement.ends_at) > now:
+            continue
+        try:
+            done, _ = service.act(announcement.id, "end", actor="scheduler")
+        except ServiceError as exc:  # someone ended it meanwhile
+            log.info("announcement %s not ended by the scheduler: %s", announcement.id, exc.message)
+            continue
+        ended.append(done.id)
+        changed(done.public())
+    if ended:
+        saved()
+    return ended
+
+
+def loop(store: Store, sleep: Callable[[float], None], **callbacks: Any) -> None:
+    """Run passes forever; a Redis outage is logged and retried, never fatal."""
+    while True:
+        try:
+            run_pass(store, **callbacks)
+        except RedisError as exc:
+            log.warning("scheduler pass skipped, Redis unavailable: %s", exc)
+        sleep(INTERVAL)
