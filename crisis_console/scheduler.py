@@ -1,7 +1,8 @@
-"""Scheduled work that must happen once, whichever process runs it: ending announcements.
+"""Scheduled work that must happen once, whichever process runs it: announcement times.
 
-An announcement past its ``ends_at`` already stops playing (the webhook compares times);
-this makes it *ended* in the record, in the audit trail and on every console. Each pass
+An announcement plays from ``starts_at`` and stops at ``ends_at`` by itself (the webhook
+compares times); a pass records the start and makes the end *ended*, in the record, the
+audit trail and on every console. Each pass
 takes a Redis lock, so the web process's own loop and any number of ``worker`` processes
 can run together safely.
 """
@@ -33,16 +34,19 @@ def run_pass(
     changed: Callable[[dict[str, Any]], None] = lambda announcement: None,
     saved: Callable[[], None] = lambda: None,
 ) -> list[int]:
-    """End every active announcement whose end time has passed; return their ids."""
+    """Start (announce) and end active announcements whose times have come; return the ids ended."""
     if not store.try_lock(store.keys.scheduler_lock(), INTERVAL):
         return []
     now = now or clock.now()
     service = Announcements(store)
     ended: list[int] = []
     for announcement in service.list():
-        if announcement.state != "active" or not announcement.ends_at:
+        if announcement.state != "active":
             continue
-        if clock.parse_iso(announcement.ends_at) > now:
+        due_to_start = announcement.starts_at and not announcement.started_at and announcement.playing(now)
+        if due_to_start and service.mark_started(announcement.id, actor="scheduler"):
+            changed(service.require(announcement.id).public())
+        if not announcement.ends_at or clock.parse_iso(announcement.ends_at) > now:
             continue
         try:
             done, _ = service.act(announcement.id, "end", actor="scheduler")

@@ -370,3 +370,24 @@ def test_scheduler_ends_announcements_past_their_end_once(desk, store, twilio, m
     assert scheduler.run_pass(store) == []  # lock held for this interval
     assert desk.get("writer", f"/announcements/{announcement['id']}").json["ended_by"] == "scheduler"
     assert [child.tag for child in twiml(call(twilio))] == ["Enqueue"]
+
+
+def test_scheduler_records_a_scheduled_start_once(desk, store, monkeypatch):
+    """When a scheduled announcement's start time comes, a pass records it (audited) once."""
+    from crisis_console import scheduler
+
+    line = desk.line()
+    announcement = desk.live_announcement(line["id"], starts_at="2026-01-27T06:00:00Z")
+    monkeypatch.setattr(clock, "now", lambda: datetime(2026, 1, 27, 5, 59, tzinfo=UTC))
+    changed: list[dict] = []
+    scheduler.run_pass(store, changed=changed.append)
+    assert changed == []
+    store.redis.delete(store.keys.scheduler_lock())
+    monkeypatch.setattr(clock, "now", lambda: datetime(2026, 1, 27, 6, 1, tzinfo=UTC))
+    scheduler.run_pass(store, changed=changed.append)
+    assert [c["id"] for c in changed] == [announcement["id"]] and changed[0]["playing"]
+    store.redis.delete(store.keys.scheduler_lock())
+    scheduler.run_pass(store, changed=changed.append)
+    assert len(changed) == 1
+    started = [e for e in store.audit.read() if e["action"] == "announcement.started"]
+    assert [e["subject"] for e in started] == [f"announcement:{announcement['id']}"]

@@ -63,6 +63,7 @@ class Announcement:
     approved_by: str = ""
     activated_by: str = ""
     activated_at: str = ""
+    started_at: str = ""
     ended_by: str = ""
     ended_at: str = ""
     created_by: str = ""
@@ -111,7 +112,10 @@ def _from_fields(fields: dict[str, str]) -> Announcement:
         starts_at=fields.get("starts_at", ""),
         ends_at=fields.get("ends_at", ""),
         authors=json.loads(fields.get("authors") or "[]"),
-        **{k: fields.get(k, "") for k in ("submitted_by", "approved_by", "activated_by", "activated_at")},
+        **{
+            k: fields.get(k, "")
+            for k in ("submitted_by", "approved_by", "activated_by", "activated_at", "started_at")
+        },
         **{k: fields.get(k, "") for k in ("ended_by", "ended_at", "created_by", "created_at")},
     )
 
@@ -264,6 +268,25 @@ class Announcements:
                 ),
             )
         return self.require(announcement_id), (self.require(replaced.id) if replaced else None)
+
+    def mark_started(self, announcement_id: int | str, *, actor: str) -> bool:
+        """Record that a scheduled announcement began playing; False if already recorded."""
+
+        def decide(fields: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
+            if fields.get("started_at") or fields.get("state") != "active":
+                raise Conflict("Already started or no longer active.", field="state")
+            return {"started_at": clock.iso()}, audit.entry(
+                actor,
+                "announcement.started",
+                f"announcement:{announcement_id}",
+                line_id=fields.get("line_id"),
+            )
+
+        try:
+            self.store.announcements.change(announcement_id, decide)
+        except Conflict:
+            return False
+        return True
 
     def stats(self, announcement_id: int | str) -> dict[str, int]:
         """Return calls, heard, deflected and routed for an announcement."""

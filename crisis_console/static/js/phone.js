@@ -49,7 +49,23 @@
     });
   });
 
+  function changed() {
+    // The read-only dashboard simply shows the new state; on the manager's page, where
+    // something may be half-typed, offer a refresh instead.
+    if (!document.getElementById("new-announcement")) { window.location.reload(); return; }
+    if (document.getElementById("announcements-changed")) { return; }
+    var note = document.createElement("div");
+    note.id = "announcements-changed";
+    note.className = "flash flash--info";
+    note.setAttribute("role", "status");
+    note.innerHTML = 'Announcements changed. <button class="button button--small" type="button">Refresh</button>';
+    note.querySelector("button").addEventListener("click", function () { window.location.reload(); });
+    var main = document.getElementById("main");
+    main.insertBefore(note, main.firstChild.nextSibling);
+  }
+
   function start() {
+    window.crisisConsole.onEvent(names.ANNOUNCEMENT_CHANGED || "announcement.changed", changed);
     window.crisisConsole.onEvent(names.ANNOUNCEMENT_STATS || "announcement.stats", function (stats) {
       var item = document.querySelector('[data-announcement-id="' + stats.announcement_id + '"]');
       if (!item) { return; }
