@@ -30,9 +30,8 @@ from twilio.request_validator import RequestValidator
 
 from bench.common import ROOT, record, served_console, summary_ms
 from bench.push import crowd, make_agents, manager_api
-from crisis_console.services.announcements import Announcements
-from crisis_console.services.lines import Lines
 from crisis_console.store import connection_url
+from tests.helpers import live_announcement
 from tests.servers import free_port, stop_console
 
 TOKEN = "bench-twilio-token"
@@ -130,25 +129,12 @@ def main() -> None:
     os.environ["TWILIO_AUTH_TOKEN"] = TOKEN  # the served console inherits it
     rows: list[list[str]] = []
     with served_console() as (console, store, _server):
-        line = Lines(store).create(
-            {
-                "number": NUMBER,
-                "name": "311",
-                "route": {"type": "enqueue", "queue": "agents"},
-                "languages": ["en", "es"],
-            },
-            actor="bench",
+        live_announcement(
+            store,
+            NUMBER,
+            {"en": "Trash pickup is suspended.", "es": "Sin recogida de basura."},
+            {"type": "enqueue", "queue": "agents"},
         )
-        service = Announcements(store)
-        announcement = service.create(
-            {
-                "line_id": line.id,
-                "messages": {"en": "Trash pickup is suspended.", "es": "Sin recogida de basura."},
-            },
-            actor="writer",
-        )
-        for action, actor in (("submit", "writer"), ("approve", "reviewer"), ("activate", "writer")):
-            service.act(announcement.id, action, actor=actor)
         folder = Path(tempfile.mkdtemp(prefix="cc-voice-"))
         env = {
             **os.environ,

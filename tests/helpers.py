@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from crisis_console.extensions import STORE_EXTENSION
 from crisis_console.services.accounts import Accounts, User
+from crisis_console.store import Store
 
 PASSWORD = "correct horse battery"
 _names = itertools.count(1)
@@ -98,3 +99,22 @@ class TwilioSigner:
         sig = self.signature(path, params) if signature is None else signature
         headers = {"X-Twilio-Signature": sig} if sig else {}
         return self._client.post(path, data=params, headers=headers)
+
+
+def live_announcement(store: Store, number: str, messages: dict[str, str], route: dict[str, str]) -> int:
+    """Create a line (English and Spanish) and put an approved announcement live on it.
+
+    Goes through the services as the API would (writer, then a different reviewer);
+    returns the announcement's id.
+    """
+    from crisis_console.services.announcements import Announcements
+    from crisis_console.services.lines import Lines
+
+    line = Lines(store).create(
+        {"number": number, "name": "311", "route": route, "languages": ["en", "es"]}, actor="admin"
+    )
+    service = Announcements(store)
+    announcement = service.create({"line_id": line.id, "messages": messages}, actor="writer")
+    for action, actor in (("submit", "writer"), ("approve", "reviewer"), ("activate", "writer")):
+        service.act(announcement.id, action, actor=actor)
+    return announcement.id

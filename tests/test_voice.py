@@ -307,32 +307,28 @@ def test_call_command_hears_the_announcement_and_presses_2(served_app, runner, m
 
     from crisis_console.cli import cli
     from crisis_console.services.announcements import Announcements
-    from crisis_console.services.lines import Lines
     from tests.conftest import TWILIO_TOKEN
+    from tests.helpers import live_announcement
 
     number = "+16175550399"
-    line = Lines(served_app.store).create(
-        {
-            "number": number,
-            "name": "cli",
-            "route": {"type": "dial", "number": "+16175550100"},
-            "languages": ["en", "es"],
-        },
-        actor="admin",
+    announcement_id = live_announcement(
+        served_app.store,
+        number,
+        {"en": "Roads are closed.", "es": "Calles cerradas."},
+        {"type": "dial", "number": "+16175550100"},
     )
-    service = Announcements(served_app.store)
-    created = service.create(
-        {"line_id": line.id, "messages": {"en": "Roads are closed.", "es": "Calles cerradas."}}, actor="ann"
-    )
-    for action, actor in (("submit", "ann"), ("approve", "bob"), ("activate", "ann")):
-        service.act(created.id, action, actor=actor)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
     result = CliRunner().invoke(cli, ["call", "--line", number, "--url", served_app.url, "--digits", "2"])
     assert result.exit_code == 0, result.output
     assert '"Roads are closed."' in result.output
     assert "caller presses 2" in result.output and '"Calles cerradas."' in result.output
     assert "connected to +16175550100" in result.output
-    assert service.stats(created.id) == {"calls": 1, "heard": 1, "deflected": 0, "routed": 1}
+    assert Announcements(served_app.store).stats(announcement_id) == {
+        "calls": 1,
+        "heard": 1,
+        "deflected": 0,
+        "routed": 1,
+    }
 
 
 def test_webhooks_only_app_answers_calls_and_nothing_else(redis_url, prefix, tmp_path, monkeypatch, desk):

@@ -10,10 +10,8 @@ import pytest
 from crisis_console.app import create_app
 from crisis_console.config import TestConfig
 from crisis_console.extensions import STORE_EXTENSION
-from crisis_console.services.announcements import Announcements
-from crisis_console.services.lines import Lines
 from tests.conftest import TWILIO_TOKEN
-from tests.helpers import TwilioSigner
+from tests.helpers import TwilioSigner, live_announcement
 from tests.servers import private_redis
 
 pytestmark = pytest.mark.skipif(
@@ -43,22 +41,12 @@ def test_redis_stopped_mid_call_and_restart_without_redis(tmp_path, monkeypatch)
     with private_redis() as (url, stop):
         app = make_app(url, tmp_path)
         store = app.extensions[STORE_EXTENSION]
-        line = Lines(store).create(
-            {
-                "number": LINE,
-                "name": "311",
-                "route": {"type": "dial", "number": "+16175550100"},
-                "languages": ["en", "es"],
-            },
-            actor="admin",
+        announcement_id = live_announcement(
+            store,
+            LINE,
+            {"en": "Shelters are open.", "es": "Refugios abiertos."},
+            {"type": "dial", "number": "+16175550100"},
         )
-        service = Announcements(store)
-        created = service.create(
-            {"line_id": line.id, "messages": {"en": "Shelters are open.", "es": "Refugios abiertos."}},
-            actor="ann",
-        )
-        for action, actor in (("submit", "ann"), ("approve", "bob"), ("activate", "ann")):
-            service.act(created.id, action, actor=actor)
         # As the API does after every change: remember the state for when Redis is gone.
         from crisis_console.webhooks.voice import IVR_STATE
 
@@ -71,7 +59,7 @@ def test_redis_stopped_mid_call_and_restart_without_redis(tmp_path, monkeypatch)
         assert tags(answer) == ["Gather", "Redirect"]
         assert b"Shelters are open." in answer.get_data()
         menu = twilio.post(
-            f"/twilio/voice/menu?announcement={created.id}&lang=en&next=1", {**PARAMS, "CallSid": "CA2"}
+            f"/twilio/voice/menu?announcement={announcement_id}&lang=en&next=1", {**PARAMS, "CallSid": "CA2"}
         )
         assert tags(menu) == ["Dial"]
         assert twilio.post("/twilio/voice/status", {**PARAMS, "CallStatus": "completed"}).status_code == 200
@@ -81,7 +69,7 @@ def test_redis_stopped_mid_call_and_restart_without_redis(tmp_path, monkeypatch)
         answer = fresh.post("/twilio/voice", {**PARAMS, "CallSid": "CA3"})
         assert tags(answer) == ["Gather", "Redirect"]
         assert "Refugios abiertos." in fresh.post(
-            f"/twilio/voice/menu?announcement={created.id}&lang=en", {**PARAMS, "Digits": "2"}
+            f"/twilio/voice/menu?announcement={announcement_id}&lang=en", {**PARAMS, "Digits": "2"}
         ).get_data(as_text=True)
         unknown = fresh.post("/twilio/voice", {**PARAMS, "To": "+19999999999"})
         assert tags(unknown) == ["Say", "Hangup"]
