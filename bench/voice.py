@@ -146,7 +146,7 @@ def main() -> None:
         webhooks_port = free_port()
         webhooks = start_webhooks(env, webhooks_port, folder)
         try:
-            services = [("webhooks service (gunicorn 2×8 threads)", f"http://127.0.0.1:{webhooks_port}")]
+            services = [("webhooks service (gunicorn 2×4 threads)", f"http://127.0.0.1:{webhooks_port}")]
             services.append(("main process (gevent, Socket.IO)", console))
             for name, base in services:
                 rows.append([name, "quiet", *measure(base, args.concurrency, args.seconds)])

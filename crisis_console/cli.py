@@ -55,7 +55,7 @@ def cli() -> None:
     "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="With --only webhooks."
 )
 @click.option(
-    "--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="With --only webhooks."
+    "--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="With --only webhooks."
 )
 def serve(host: str, port: int, only: str | None, workers: int, threads: int) -> None:
     """Run the web process (Flask-SocketIO on gevent), or with --only webhooks the phone path."""
