@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+__all__ = ["UTC", "iso", "now", "parse_iso"]
+
 
 def now() -> datetime:
     """Return the current time, timezone-aware in UTC."""

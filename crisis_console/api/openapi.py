@@ -144,6 +144,66 @@ IVR_PATHS: dict[str, Any] = {
     },
 }
 
+COMPLAINT = {
+    "type": "object",
+    "required": ["category"],
+    "properties": {
+        "category": {"type": "string", "description": "code, name or alias (case-insensitive)"},
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "channel": {"type": "string", "enum": ["phone", "sms", "web", "open311", "import"]},
+        "zip": {"type": "string", "pattern": "^[0-9]{5}$"},
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        "text": {"type": "string", "maxLength": 4000},
+    },
+}
+CATEGORY_BODY = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "code": {"type": "string"},
+        "name": {"type": "string"},
+        "aliases": {"type": "array", "items": {"type": "string"}},
+        "open311_code": {"type": "string"},
+        "hazards": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+TREND_PATHS: dict[str, Any] = {
+    "/categories": {
+        "get": _operation("The complaint-category catalogue", 200, (401,)),
+        "post": _operation("Add a category (manager, admin)", 201, (400, 401, 403, 409, 422), CATEGORY_BODY),
+    },
+    "/categories/{code}": {
+        "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "patch": _operation(
+            "Change a category (manager, admin)", 200, (400, 401, 403, 404, 409, 422), CATEGORY_BODY
+        ),
+    },
+    "/complaints": {
+        "post": _operation(
+            "One complaint (422 naming the field if bad) or {complaints: [...]} (≤ 1000): accepted and rejected",
+            201,
+            (400, 401, 403, 422),
+            {
+                "oneOf": [
+                    COMPLAINT,
+                    {"type": "object", "properties": {"complaints": {"type": "array", "items": COMPLAINT}}},
+                ]
+            },
+        )
+    },
+    "/trends": {
+        "get": {
+            **_operation("Counts per bucket per category, read from counters", 200, (401, 422)),
+            "parameters": [
+                {"name": name, "in": "query", "schema": {"type": "string"}}
+                for name in ("window", "bucket", "category", "zip", "at")
+            ],
+        }
+    },
+}
+
 EVENT_PATHS: dict[str, Any] = {
     "/events": {
         "post": _operation("Create a draft event (manager)", 201, (400, 401, 403, 422), EVENT_BODY),
@@ -392,6 +452,7 @@ DOCUMENT: dict[str, Any] = {
         },
         **EVENT_PATHS,
         **IVR_PATHS,
+        **TREND_PATHS,
         "/audit": {
             "get": {
                 "summary": "Audit entries, oldest first (manager, admin)",

@@ -7,6 +7,7 @@ import os
 import redis
 
 from crisis_console.store.audit import AuditRepo
+from crisis_console.store.complaints import CategoryRepo, ComplaintRepo
 from crisis_console.store.connection import StoreUnavailable, connect, connection_url, describe
 from crisis_console.store.events import EventRepo
 from crisis_console.store.ivr import AnnouncementRepo, LineRepo
@@ -37,6 +38,8 @@ class Store:
         self.pushes = PushRepo(client, self.keys, self.audit)
         self.lines = LineRepo(client, self.keys, self.audit)
         self.announcements = AnnouncementRepo(client, self.keys, self.audit)
+        self.categories = CategoryRepo(client, self.keys)
+        self.complaints = ComplaintRepo(client, self.keys)
 
     def try_lock(self, key: str, seconds: int) -> bool:
         """Take a lock that expires by itself; False if another process holds it."""

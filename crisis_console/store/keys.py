@@ -203,6 +203,36 @@ class Keys:
         (routed/deflected, set once). Expires a day after the call started."""
         return self._k("call", call_sid)
 
+    # --- complaints and trends -------------------------------------------------------
+
+    def category(self, code: str) -> str:
+        """HASH one complaint category: code, name, aliases (JSON), open311_code, hazards (JSON),
+        created_at. Never expires."""
+        return self._k("category", code)
+
+    def categories_index(self) -> str:
+        """ZSET category code scored by creation time. Never expires."""
+        return self._k("categories", "index")
+
+    def category_names(self) -> str:
+        """HASH lower-cased code, name or alias -> category code: how intake maps what people
+        type to a category. Never expires."""
+        return self._k("categories", "names")
+
+    def complaints(self) -> str:
+        """STREAM every accepted complaint: occurred_at, category, channel, zip, lat, lon, text,
+        source, received_at. Never trimmed unless a retention setting says so."""
+        return self._k("complaints")
+
+    def trend_minute(self, minute: str) -> str:
+        """HASH counts of one UTC minute (``YYYYMMDDHHMM``): ``total``, ``c:<category>``,
+        ``z:<zip>``, ``cz:<category>:<zip>``. Never expires unless retention is set."""
+        return self._k("trend", "m", minute)
+
+    def trend_hour(self, hour: str) -> str:
+        """HASH the same counts rolled up per UTC hour (``YYYYMMDDHH``), for long windows."""
+        return self._k("trend", "h", hour)
+
     # --- background work -----------------------------------------------------------
 
     def scheduler_lock(self) -> str:

@@ -1,0 +1,74 @@
+"""API routes for categories, complaints and trends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from flask_login import current_user
+
+from crisis_console.api import bp
+from crisis_console.api.body import json_object
+from crisis_console.auth.roles import roles_required, signed_in
+from crisis_console.extensions import store
+from crisis_console.roles import Role
+from crisis_console.services import trends
+from crisis_console.services.categories import Categories
+from crisis_console.services.errors import ValidationError
+from crisis_console.services.intake import Intake
+
+
+@bp.route("/categories")
+@signed_in
+def list_categories() -> Any:
+    """List the complaint categories."""
+    return jsonify({"categories": [c.public() for c in Categories(store()).list()]})
+
+
+@bp.route("/categories", methods=["POST"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def create_category() -> Any:
+    """Add a category ``{code?, name, aliases?, open311_code?, hazards?}``."""
+    return jsonify(Categories(store()).create(json_object()).public()), 201
+
+
+@bp.route("/categories/<code>", methods=["PATCH"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def update_category(code: str) -> Any:
+    """Change a category's name, aliases, Open311 code or hazards."""
+    return jsonify(Categories(store()).update(code, json_object()).public())
+
+
+@bp.route("/complaints", methods=["POST"])
+@roles_required(Role.AGENT, Role.MANAGER)
+def post_complaints() -> Any:
+    """Accept one complaint or ``{"complaints": [...]}``; answer which were accepted and rejected."""
+    data = json_object()
+    batch = "complaints" in data
+    if batch and not isinstance(data["complaints"], list):
+        raise ValidationError("complaints must be a list of complaint objects.", field="complaints")
+    records = data["complaints"] if batch else [data]
+    result = Intake(store()).submit(
+        records, channel="import" if batch else "phone", source=f"api:{current_user.username}"
+    )
+    if not batch and result["rejected"]:
+        error = result["rejected"][0]["error"]
+        raise ValidationError(error["message"], field=error["field"], code=error["code"])
+    return jsonify({"accepted": result["accepted"], "rejected": result["rejected"]}), 201
+
+
+@bp.route("/trends")
+@signed_in
+def get_trends() -> Any:
+    """Counts per bucket per category: ``?window=60m&bucket=1m&category=…&zip=…&at=ISO``."""
+    args = request.args
+    return jsonify(
+        trends.series(
+            store(),
+            window=args.get("window", "60m"),
+            bucket=args.get("bucket", "1m"),
+            at=args.get("at") or None,
+            category=args.get("category") or None,
+            zip_code=args.get("zip") or None,
+        )
+    )

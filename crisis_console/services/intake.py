@@ -1,0 +1,144 @@
+"""One intake for every path: validate each complaint, count the good ones, name the bad ones.
+
+A complaint is appended to the stream and its minute and hour counters are bumped in one
+atomic step; a batch is one round trip. A bad record never drops the good ones: the answer
+says which were rejected and why, field by field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from crisis_console import clock
+from crisis_console.services.categories import Categories, lookup_key
+from crisis_console.services.errors import ServiceError, ValidationError
+from crisis_console.store import Store
+
+CHANNELS = ("phone", "sms", "web", "open311", "import")
+MAX_TEXT = 4000
+MAX_BATCH = 1000
+#: How far in the future a time may be (clocks disagree a little).
+FUTURE_SKEW = timedelta(minutes=5)
+ZIP_RE = re.compile(r"^\d{5}$")
+
+
+@dataclass(frozen=True)
+class Complaint:
+    """A validated complaint."""
+
+    occurred_at: datetime
+    category: str
+    channel: str
+    zip: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    text: str = ""
+
+
+def _number(record: Mapping[str, Any], field: str, low: float, high: float) -> float | None:
+    value = record.get(field)
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{field} must be a number.", field=field) from None
+    if not low <= number <= high:
+        raise ValidationError(f"{field} must be between {low} and {high}.", field=field)
+    return number
+
+
+class Intake:
+    """Validate and store complaints from any path."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._names: dict[str, str] | None = None
+
+    def category_for(self, value: Any) -> str:
+        """Return the category code a name, alias or code maps to, or raise naming ``category``."""
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError("category is required.", field="category")
+        if self._names is None:
+            self._names = Categories(self.store).resolver()
+        code = self._names.get(lookup_key(value))
+        if code is None:
+            raise ValidationError(
+                f"Unknown category {value.strip()[:80]!r}.", field="category", code="unknown_category"
+            )
+        return code
+
+    def clean(self, record: Any, *, channel: str, now: datetime | None = None) -> Complaint:
+        """Validate one record, or raise ValidationError naming the field."""
+        if not isinstance(record, Mapping):
+            raise ValidationError("Each complaint must be an object.", field="complaint")
+        now = now or clock.now()
+        category = self.category_for(record.get("category"))
+        occurred = now
+        if record.get("occurred_at") not in (None, ""):
+            if not isinstance(record["occurred_at"], str):
+                raise ValidationError("occurred_at must be an ISO 8601 time.", field="occurred_at")
+            try:
+                occurred = clock.parse_iso(record["occurred_at"])
+            except ValueError:
+                raise ValidationError("occurred_at must be an ISO 8601 time.", field="occurred_at") from None
+            if occurred > now + FUTURE_SKEW:
+                raise ValidationError("occurred_at is in the future.", field="occurred_at")
+        chosen = record.get("channel") or channel
+        if chosen not in CHANNELS:
+            raise ValidationError(f"channel must be one of: {', '.join(CHANNELS)}.", field="channel")
+        zip_code = str(record.get("zip") or "").strip()
+        if zip_code and not ZIP_RE.match(zip_code):
+            raise ValidationError("zip must be a 5-digit ZIP code.", field="zip")
+        lat = _number(record, "lat", -90, 90)
+        lon = _number(record, "lon", -180, 180)
+        if (lat is None) != (lon is None):
+            raise ValidationError("lat and lon go together.", field="lon" if lon is None else "lat")
+        text = record.get("text") or ""
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
+            raise ValidationError(f"text must be at most {MAX_TEXT} characters.", field="text")
+        return Complaint(occurred, category, chosen, zip_code, lat, lon, text.strip())
+
+    def submit(self, records: list[Any], *, channel: str, source: str) -> dict[str, Any]:
+        """Store the valid records; return ``{accepted, rejected: [{index, error}], ids}``."""
+        if len(records) > MAX_BATCH:
+            raise ValidationError(f"At most {MAX_BATCH} complaints per request.", field="complaints")
+        now = clock.now()
+        good: list[tuple[str, str, str, str, dict[str, str]]] = []
+        rejected: list[dict[str, Any]] = []
+        for index, record in enumerate(records):
+            try:
+                complaint = self.clean(record, channel=channel, now=now)
+            except ServiceError as exc:
+                error = {"code": exc.code, "message": exc.message, "field": exc.field}
+                rejected.append({"index": index, "error": error})
+                continue
+            good.append(self._row(complaint, source, now))
+        ids = self.store.complaints.add_many(good) if good else []
+        return {"accepted": len(ids), "rejected": rejected, "ids": ids}
+
+    @staticmethod
+    def _row(complaint: Complaint, source: str, now: datetime) -> tuple[str, str, str, str, dict[str, str]]:
+        moment = complaint.occurred_at.astimezone(clock.UTC)
+        fields = {
+            "occurred_at": clock.iso(moment),
+            "category": complaint.category,
+            "channel": complaint.channel,
+            "zip": complaint.zip,
+            "lat": "" if complaint.lat is None else f"{complaint.lat:.6f}",
+            "lon": "" if complaint.lon is None else f"{complaint.lon:.6f}",
+            "text": complaint.text,
+            "source": source,
+            "received_at": clock.iso(now),
+        }
+        return (
+            moment.strftime("%Y%m%d%H%M"),
+            moment.strftime("%Y%m%d%H"),
+            complaint.category,
+            complaint.zip,
+            fields,
+        )

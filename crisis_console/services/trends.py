@@ -1,0 +1,100 @@
+"""Trend queries: counts per bucket per category, read from the minute and hour counters.
+
+Never scans complaints. ``at`` ends the window (default now), so what the console saw at
+any past instant can be shown again for the after-action review.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from crisis_console import clock
+from crisis_console.services.errors import ValidationError
+from crisis_console.store import Store
+
+DURATION_RE = re.compile(r"^(\d{1,4})([mhd])$")
+UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+MAX_WINDOW = timedelta(days=120)
+MAX_BUCKETS = 2000
+
+
+def duration(text: str, field: str) -> timedelta:
+    """Parse ``90m``, ``24h`` or ``30d``, or raise naming ``field``."""
+    match = DURATION_RE.match(text or "")
+    if not match or int(match.group(1)) == 0:
+        raise ValidationError(f"{field} must look like 60m, 24h or 7d.", field=field)
+    return int(match.group(1)) * UNITS[match.group(2)]
+
+
+def series(
+    store: Store,
+    *,
+    window: str = "60m",
+    bucket: str = "1m",
+    at: str | None = None,
+    category: str | None = None,
+    zip_code: str | None = None,
+) -> dict[str, Any]:
+    """Return ``{buckets, series: {category: [n…]}, totals: {category: n, "all": n}}``."""
+    span, step = duration(window, "window"), duration(bucket, "bucket")
+    if span > MAX_WINDOW:
+        raise ValidationError("window can be at most 120 days.", field="window")
+    if step > span or span / step > MAX_BUCKETS or step % timedelta(minutes=1):
+        raise ValidationError(
+            f"bucket must divide the window into at most {MAX_BUCKETS} buckets.", field="bucket"
+        )
+    try:
+        end = clock.parse_iso(at) if at else clock.now()
+    except ValueError:
+        raise ValidationError("at must be an ISO 8601 time.", field="at") from None
+    hourly = step >= timedelta(hours=1) and step % timedelta(hours=1) == timedelta(0)
+    unit = timedelta(hours=1) if hourly else timedelta(minutes=1)
+    fmt = "%Y%m%d%H" if hourly else "%Y%m%d%H%M"
+    end = _floor(end, unit) + unit  # the unit holding ``at`` is included
+    start = _floor(end - span, step if hourly else unit)
+    units: list[datetime] = []
+    moment = start
+    while moment < end:
+        units.append(moment)
+        moment += unit
+    rows = store.complaints.counts([m.strftime(fmt) for m in units], hourly)
+    bucket_starts: list[datetime] = []
+    per_bucket: list[dict[str, int]] = []
+    for moment, row in zip(units, rows, strict=True):
+        index = int((moment - start) / step)
+        while len(per_bucket) <= index:
+            bucket_starts.append(start + len(per_bucket) * step)
+            per_bucket.append({})
+        counts = per_bucket[index]
+        for field, value in row.items():
+            name = _category_of(field, zip_code)
+            if name and (category is None or name == category):
+                counts[name] = counts.get(name, 0) + int(value)
+    names = sorted({name for counts in per_bucket for name in counts})
+    series_out = {name: [counts.get(name, 0) for counts in per_bucket] for name in names}
+    totals = {name: sum(values) for name, values in series_out.items()}
+    totals["all"] = sum(totals.values())
+    return {
+        "window": window,
+        "bucket": bucket,
+        "at": clock.iso(end - timedelta(milliseconds=1)) if at else clock.iso(),
+        "buckets": [clock.iso(b) for b in bucket_starts],
+        "series": series_out,
+        "totals": totals,
+    }
+
+
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=clock.UTC)
+    return epoch + ((moment - epoch) // unit) * unit
+
+
+def _category_of(field: str, zip_code: str | None) -> str | None:
+    """Return the category a counter field counts, under the zip filter (None: not a category field)."""
+    if zip_code:
+        if field.startswith("cz:") and field.endswith(f":{zip_code}"):
+            return field[3 : -len(zip_code) - 1]
+        return None
+    return field[2:] if field.startswith("c:") else None

@@ -1,0 +1,122 @@
+"""Complaint categories, the complaint stream and the per-minute / per-hour trend counters."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from crisis_console.store.keys import Keys
+
+# One round trip per complaint: the record and every counter it bumps, atomically.
+_INGEST = """
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+for i = 2, 3 do
+  redis.call('HINCRBY', KEYS[i], 'total', 1)
+  redis.call('HINCRBY', KEYS[i], 'c:' .. ARGV[1], 1)
+  if ARGV[2] ~= '' then
+    redis.call('HINCRBY', KEYS[i], 'z:' .. ARGV[2], 1)
+    redis.call('HINCRBY', KEYS[i], 'cz:' .. ARGV[1] .. ':' .. ARGV[2], 1)
+  end
+end
+return id
+"""
+
+
+class CategoryTaken(Exception):
+    """The code, a name or an alias already belongs to another category."""
+
+
+class CategoryRepo:
+    """The category catalogue and the name -> code map intake uses."""
+
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self._r = client
+        self._keys = keys
+
+    def save(self, code: str, fields: dict[str, str], names: list[str], *, new: bool) -> None:
+        """Store a category and claim its names (code, name, aliases), all or nothing.
+
+        Raises:
+            CategoryTaken: a name already maps to another category (or the code exists, if new).
+        """
+        index = self._keys.category_names()
+
+        def write(pipe: redis.client.Pipeline) -> None:
+            if new and pipe.exists(self._keys.category(code)):
+                raise CategoryTaken(code)
+            owners = pipe.hmget(index, names) if names else []
+            clash = [n for n, owner in zip(names, owners, strict=True) if owner not in (None, code)]
+            if clash:
+                raise CategoryTaken(clash[0])
+            stale = [n for n, owner in pipe.hgetall(index).items() if owner == code and n not in names]
+            pipe.multi()
+            pipe.hset(self._keys.category(code), mapping={**fields, "code": code})
+            pipe.zadd(self._keys.categories_index(), {code: time.time()}, nx=True)
+            if stale:
+                pipe.hdel(index, *stale)
+            if names:
+                pipe.hset(index, mapping=dict.fromkeys(names, code))
+
+        self._r.transaction(write, index, self._keys.category(code))
+
+    def get(self, code: str) -> dict[str, str] | None:
+        """Return a category's fields, or None."""
+        return self._r.hgetall(self._keys.category(code)) or None
+
+    def all(self) -> list[dict[str, str]]:
+        """Return every category, in creation order."""
+        codes = self._r.zrange(self._keys.categories_index(), 0, -1)
+        pipe = self._r.pipeline(transaction=False)
+        for code in codes:
+            pipe.hgetall(self._keys.category(code))
+        return [fields for fields in pipe.execute() if fields]
+
+    def names(self) -> dict[str, str]:
+        """Return lower-cased code/name/alias -> code."""
+        return self._r.hgetall(self._keys.category_names())
+
+
+class ComplaintRepo:
+    """Append complaints and read the counters."""
+
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self._r = client
+        self._keys = keys
+        self._ingest = client.register_script(_INGEST)
+
+    def add_many(self, records: list[tuple[str, str, str, str, dict[str, str]]]) -> list[str]:
+        """Store complaints given as (minute, hour, category, zip, fields); return their stream ids.
+
+        One pipelined round trip for the batch; each complaint is atomic on its own.
+        """
+        pipe = self._r.pipeline(transaction=False)
+        for minute, hour, category, zip_code, fields in records:
+            flat = [value for pair in fields.items() for value in pair]
+            keys = [self._keys.complaints(), self._keys.trend_minute(minute), self._keys.trend_hour(hour)]
+            self._ingest(keys=keys, args=[category, zip_code, *flat], client=pipe)
+        return pipe.execute()
+
+    def counts(self, buckets: list[str], hourly: bool) -> list[dict[str, str]]:
+        """Return the counter hashes of the given minutes (or hours), in order."""
+        key = self._keys.trend_hour if hourly else self._keys.trend_minute
+        pipe = self._r.pipeline(transaction=False)
+        for bucket in buckets:
+            pipe.hgetall(key(bucket))
+        return pipe.execute()
+
+    def recent(self, count: int = 50) -> list[dict[str, Any]]:
+        """Return the newest complaints, newest first."""
+        rows = self._r.xrevrange(self._keys.complaints(), count=count)
+        return [{"id": entry_id, **fields} for entry_id, fields in rows]
+
+    def length(self) -> int:
+        """Return how many complaints are stored."""
+        return self._r.xlen(self._keys.complaints())
+
+
+def dumps(value: Any) -> str:
+    """JSON for list/dict fields."""
+    return json.dumps(value, ensure_ascii=False)

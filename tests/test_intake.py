@@ -1,0 +1,200 @@
+"""Complaint intake, the category catalogue, trend queries and the replay of the Boston file."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from crisis_console.roles import Role
+from crisis_console.services import trends
+from crisis_console.services.categories import Categories
+from crisis_console.services.intake import Intake
+
+BOSTON = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "boston311_2015"
+    / ("boston311_2015_window_2015-01-01_to_2015-03-31.csv")
+)
+
+
+@pytest.fixture
+def catalogue(store):
+    """Two categories with aliases."""
+    categories = Categories(store)
+    categories.create(
+        {"code": "snow_plowing", "name": "Request for Snow Plowing", "aliases": ["plow", "unplowed street"]}
+    )
+    categories.create({"code": "no_heat", "name": "No heat", "aliases": ["Heat - Excessive  Insufficient"]})
+    return categories
+
+
+@pytest.fixture
+def agent_headers(auth):
+    """Bearer headers of an agent."""
+    agent = auth.make_user(Role.AGENT)
+    return {"Authorization": f"Bearer {auth.accounts.create_token(agent.username)}"}
+
+
+def test_single_complaint_is_counted_under_its_category(client, catalogue, agent_headers, store):
+    """A name or alias maps to the code, case-insensitively; the minute counter moves."""
+    response = client.post(
+        "/api/v1/complaints",
+        json={"category": "UNPLOWED street", "zip": "02124", "occurred_at": "2015-01-27T12:10:30Z"},
+        headers=agent_headers,
+    )
+    assert response.status_code == 201 and response.json == {"accepted": 1, "rejected": []}
+    result = trends.series(store, window="60m", bucket="1m", at="2015-01-27T12:30:00Z")
+    assert result["totals"] == {"snow_plowing": 1, "all": 1}
+    assert result["series"]["snow_plowing"][result["buckets"].index("2015-01-27T12:10:00.000Z")] == 1
+    by_zip = trends.series(store, window="60m", bucket="1m", at="2015-01-27T12:30:00Z", zip_code="02124")
+    assert by_zip["totals"]["snow_plowing"] == 1
+    assert trends.series(store, window="60m", bucket="1m", at="2015-01-27T12:30:00Z", zip_code="02125")[
+        "totals"
+    ] == {"all": 0}
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({}, "category"),
+        ({"category": "volcano"}, "category"),
+        ({"category": "plow", "occurred_at": "yesterday"}, "occurred_at"),
+        ({"category": "plow", "occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at"),
+        ({"category": "plow", "zip": "2124"}, "zip"),
+        ({"category": "plow", "lat": 91, "lon": 0}, "lat"),
+        ({"category": "plow", "lat": 42.3, "lon": "west"}, "lon"),
+        ({"category": "plow", "lat": 42.3}, "lon"),
+        ({"category": "plow", "text": "x" * 4001}, "text"),
+        ({"category": "plow", "channel": "pigeon"}, "channel"),
+    ],
+)
+def test_single_bad_complaint_is_422_naming_the_field(client, catalogue, agent_headers, record, field):
+    """Every field is checked; the error names it."""
+    response = client.post("/api/v1/complaints", json=record, headers=agent_headers)
+    assert response.status_code == 422, response.json
+    assert response.json["error"]["field"] == field
+
+
+def test_batch_keeps_the_good_and_names_the_bad(client, catalogue, agent_headers, store):
+    """A bad record in a batch never drops the good ones."""
+    records = [
+        {"category": "plow", "occurred_at": "2015-01-27T12:00:00Z"},
+        {"category": "volcano"},
+        "not an object",
+        {"category": "no heat", "occurred_at": "2015-01-27T12:01:00Z", "zip": "02124"},
+    ]
+    response = client.post("/api/v1/complaints", json={"complaints": records}, headers=agent_headers)
+    assert response.status_code == 201
+    assert response.json["accepted"] == 2
+    assert [(r["index"], r["error"]["field"]) for r in response.json["rejected"]] == [
+        (1, "category"),
+        (2, "complaint"),
+    ]
+    assert store.complaints.length() == 2
+    too_many = client.post("/api/v1/complaints", json={"complaints": [{}] * 1001}, headers=agent_headers)
+    assert too_many.status_code == 422 and too_many.json["error"]["field"] == "complaints"
+
+
+def test_counters_are_exact_under_concurrent_writers(store, catalogue):
+    """Eight threads × 250 complaints in the same minute: the counter says 2,000."""
+
+    def write() -> None:
+        intake = Intake(store)
+        for _ in range(5):
+            intake.submit(
+                [{"category": "plow", "occurred_at": "2015-02-09T08:00:30Z"}] * 50,
+                channel="phone",
+                source="t",
+            )
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = trends.series(store, window="1h", bucket="1h", at="2015-02-09T08:30:00Z")
+    assert result["totals"]["snow_plowing"] == 2000
+    minute = trends.series(store, window="5m", bucket="1m", at="2015-02-09T08:02:00Z")
+    assert minute["totals"]["snow_plowing"] == 2000
+
+
+def test_trend_query_errors_name_the_parameter(client, agent_headers):
+    """window, bucket and at are checked."""
+    for query, field in (
+        ("window=forever", "window"),
+        ("window=60m&bucket=7s", "bucket"),
+        ("at=soon", "at"),
+        ("window=200d&bucket=1d", "window"),
+    ):
+        response = client.get(f"/api/v1/trends?{query}", headers=agent_headers)
+        assert response.status_code == 422, query
+        assert response.json["error"]["field"] == field
+
+
+def test_categories_api_and_name_clashes(client, auth):
+    """Managers add categories; a name used by another category is a 409; everyone can list."""
+    manager = auth.make_user(Role.MANAGER)
+    headers = {"Authorization": f"Bearer {auth.accounts.create_token(manager.username)}"}
+    created = client.post(
+        "/api/v1/categories", json={"name": "Downed wires", "aliases": ["wire down"]}, headers=headers
+    )
+    assert created.status_code == 201 and created.json["code"] == "downed_wires"
+    clash = client.post(
+        "/api/v1/categories", json={"name": "Wires", "aliases": ["Wire Down"]}, headers=headers
+    )
+    assert clash.status_code == 409
+    patched = client.patch(
+        "/api/v1/categories/downed_wires", json={"aliases": ["live wire"]}, headers=headers
+    )
+    assert patched.json["aliases"] == ["live wire"]
+    assert (
+        client.post("/api/v1/categories", json={"name": "x", "code": "Bad Code"}, headers=headers).json[
+            "error"
+        ]["field"]
+        == "code"
+    )
+    agent = auth.make_user(Role.AGENT)
+    agent_headers = {"Authorization": f"Bearer {auth.accounts.create_token(agent.username)}"}
+    assert [
+        c["code"] for c in client.get("/api/v1/categories", headers=agent_headers).json["categories"]
+    ] == ["downed_wires"]
+    assert client.post("/api/v1/categories", json={"name": "y"}, headers=agent_headers).status_code == 403
+
+
+@pytest.mark.skipif(not BOSTON.exists(), reason="shared/data is not beside the checkout")
+def test_replay_of_the_boston_file_lands_in_2015(runner, app, store):
+    """The Boston 311 file replays at its own times: the blizzard shows in January 2015's counters."""
+    from crisis_console.cli import cli
+
+    result = runner.invoke(cli, ["replay", str(BOSTON)])
+    assert result.exit_code == 0, result.output
+    assert "Boston 311 format" in result.output and "accepted 26,788, rejected 0" in result.output
+    day = trends.series(
+        store, window="24h", bucket="1h", at="2015-01-28T04:59:00Z", category="misc_snow_complaint"
+    )
+    before = trends.series(
+        store, window="24h", bucket="1h", at="2015-01-20T04:59:00Z", category="misc_snow_complaint"
+    )
+    assert day["totals"]["misc_snow_complaint"] > 20 > before["totals"].get("misc_snow_complaint", 0)
+
+
+def test_replay_with_a_mapping_reports_rejected_rows(runner, app, store, tmp_path, catalogue):
+    """Any CSV replays with --map; bad rows are counted and explained, good rows land."""
+    from crisis_console.cli import cli
+
+    path = tmp_path / "legacy.csv"
+    path.write_text(
+        "when,what,where\n2015-02-09T08:00:00Z,plow,02124\n2015-02-09T08:01:00Z,volcano,02124\nnot a time,plow,\n"
+    )
+    result = runner.invoke(
+        cli,
+        ["replay", str(path), "--map", "when=occurred_at", "--map", "what=category", "--map", "where=zip"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "accepted 1, rejected 2" in result.output
+    assert "category: unknown_category" in result.output and "occurred_at: invalid" in result.output
+    assert runner.invoke(cli, ["replay", str(path), "--map", "when=colour"]).exit_code == 1
