@@ -198,3 +198,25 @@ def test_replay_with_a_mapping_reports_rejected_rows(runner, app, store, tmp_pat
     assert "accepted 1, rejected 2" in result.output
     assert "category: unknown_category" in result.output and "occurred_at: invalid" in result.output
     assert runner.invoke(cli, ["replay", str(path), "--map", "when=colour"]).exit_code == 1
+
+
+@pytest.mark.skipif(not BOSTON.exists(), reason="shared/data is not beside the checkout")
+def test_boston_blizzard_is_flagged_and_a_quiet_day_is_not(runner, app, store, client, agent_headers):
+    """With the Boston file at its own times, the 27 January blizzard's snow categories are
+    flagged by /trends/spikes?at=…, and steady categories stay quiet on an ordinary morning."""
+    from crisis_console.cli import cli
+
+    assert runner.invoke(cli, ["replay", str(BOSTON)]).exit_code == 0
+    storm = client.get("/api/v1/trends/spikes?window=60m&at=2015-01-27T12:59:00Z", headers=agent_headers).json
+    flagged = {s["category"] for s in storm["spikes"]}
+    assert "request_for_snow_plowing_emergency_responder" in flagged
+    spike = next(
+        s for s in storm["spikes"] if s["category"] == "request_for_snow_plowing_emergency_responder"
+    )
+    assert spike["observed"] >= 5 and spike["expected"] < spike["observed"] / 3
+    quiet = client.get("/api/v1/trends/spikes?window=60m&at=2015-01-20T15:00:00Z", headers=agent_headers).json
+    assert quiet["spikes"] == []
+    assert (
+        client.get("/api/v1/trends/spikes?window=2d", headers=agent_headers).json["error"]["field"]
+        == "window"
+    )

@@ -72,3 +72,12 @@ def get_trends() -> Any:
             zip_code=args.get("zip") or None,
         )
     )
+
+
+@bp.route("/trends/spikes")
+@signed_in
+def get_spikes() -> Any:
+    """Spikes as the detector saw them: ``?window=60m&at=ISO`` (default now)."""
+    return jsonify(
+        trends.spikes_at(store(), window=request.args.get("window", "60m"), at=request.args.get("at") or None)
+    )

@@ -170,6 +170,15 @@ CATEGORY_BODY = {
 }
 
 TREND_PATHS: dict[str, Any] = {
+    "/trends/spikes": {
+        "get": {
+            **_operation("Spikes as the detector saw them at `at` (default now)", 200, (401, 422)),
+            "parameters": [
+                {"name": "window", "in": "query", "schema": {"type": "string", "default": "60m"}},
+                {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            ],
+        }
+    },
     "/categories": {
         "get": _operation("The complaint-category catalogue", 200, (401,)),
         "post": _operation("Add a category (manager, admin)", 201, (400, 401, 403, 409, 422), CATEGORY_BODY),

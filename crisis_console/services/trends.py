@@ -98,3 +98,53 @@ def _category_of(field: str, zip_code: str | None) -> str | None:
             return field[3 : -len(zip_code) - 1]
         return None
     return field[2:] if field.startswith("c:") else None
+
+
+#: Hours of history each category's baseline is computed from.
+BASELINE_HOURS = 7 * 24
+
+
+def spikes_at(store: Store, *, window: str = "60m", at: str | None = None) -> dict[str, Any]:
+    """Return the spikes as the detector saw them at ``at`` (default now)."""
+    from crisis_console.services.spikes import detect
+
+    span = duration(window, "window")
+    if span > timedelta(hours=24) or span < timedelta(minutes=10):
+        raise ValidationError("window must be between 10m and 24h.", field="window")
+    try:
+        end = clock.parse_iso(at) if at else clock.now()
+    except ValueError:
+        raise ValidationError("at must be an ISO 8601 time.", field="at") from None
+    minute = timedelta(minutes=1)
+    end = _floor(end, minute) + minute
+    start = end - span
+    minutes = [start + i * minute for i in range(int(span / minute))]
+    recent_rows = store.complaints.counts([m.strftime("%Y%m%d%H%M") for m in minutes], False)
+    bucket = timedelta(minutes=5) if span >= timedelta(minutes=30) else minute
+    per_bucket = int(bucket / minute)
+    recent: dict[str, list[int]] = {}
+    zips: dict[str, dict[str, int]] = {}
+    buckets = len(minutes) // per_bucket
+    for index, row in enumerate(recent_rows):
+        slot = min(index // per_bucket, buckets - 1)
+        for field, value in row.items():
+            if field.startswith("c:"):
+                recent.setdefault(field[2:], [0] * buckets)[slot] += int(value)
+            elif field.startswith("cz:"):
+                category, _, zip_code = field[3:].rpartition(":")
+                zips.setdefault(category, {})[zip_code] = zips.get(category, {}).get(zip_code, 0) + int(value)
+    # History: whole hours before the window (the window's own partial hour is left out).
+    history_end = _floor(start, timedelta(hours=1))
+    hours = [history_end - (i + 1) * timedelta(hours=1) for i in range(BASELINE_HOURS)]
+    hours.reverse()  # oldest first
+    history: dict[str, list[int]] = {}
+    for position, row in enumerate(store.complaints.counts([h.strftime("%Y%m%d%H") for h in hours], True)):
+        for field, value in row.items():
+            if field.startswith("c:") and field[2:] in recent:
+                history.setdefault(field[2:], [0] * BASELINE_HOURS)[position] = int(value)
+    found = detect(recent, history, start, bucket, zips)
+    return {
+        "window": window,
+        "at": clock.iso(end - timedelta(milliseconds=1)),
+        "spikes": [s.public() for s in found],
+    }

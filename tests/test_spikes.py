@@ -1,0 +1,76 @@
+"""Spike detection: a pure function, checked on random noise, injected surges and real data."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crisis_console.services.spikes import detect, poisson_tail_score
+
+START = datetime(2015, 1, 27, 12, 0, tzinfo=UTC)
+FIVE = timedelta(minutes=5)
+
+
+def poisson(rng: random.Random, rate: float) -> int:
+    """Draw a Poisson count (Knuth), enough for small rates."""
+    limit, k, product = 2.718281828459045**-rate, 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+def test_tail_score_grows_with_surprise():
+    """More observed against the same expectation is more surprising; at or below it, none."""
+    assert poisson_tail_score(3, 3.0) == 0.0
+    assert poisson_tail_score(1, 4.0) == 0.0
+    assert 0 < poisson_tail_score(8, 3.0) < poisson_tail_score(15, 3.0) < poisson_tail_score(40, 3.0)
+    assert abs(poisson_tail_score(10, 1.0) - 6.96) < 0.05  # P(X ≥ 10 | λ=1) ≈ 1.1e-7
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.floats(min_value=0.2, max_value=20))
+def test_steady_noise_is_almost_never_flagged(seed, hourly_rate):
+    """A category at its usual Poisson rate is not a spike (fixed seeds, many rates)."""
+    rng = random.Random(seed)
+    history = [poisson(rng, hourly_rate) for _ in range(168)]
+    recent = [poisson(rng, hourly_rate / 12) for _ in range(12)]
+    assert detect({"steady": recent}, {"steady": history}, START, FIVE) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=10_000),
+    st.floats(min_value=0.1, max_value=5),
+    st.integers(min_value=6, max_value=20),
+)
+def test_a_surge_is_flagged_within_the_hour(seed, hourly_rate, factor):
+    """A k-fold surge over the last hour is flagged, with observed, expected and when it began."""
+    rng = random.Random(seed)
+    history = [poisson(rng, hourly_rate) for _ in range(168)]
+    # The usual noise plus an injected surge of k times the usual rate (at least one a bucket).
+    extra = math.ceil(hourly_rate * factor / 12)
+    recent = [poisson(rng, hourly_rate / 12) + extra for _ in range(12)]
+    found = detect({"snow": recent}, {"snow": history}, START, FIVE)
+    assert [s.category for s in found] == ["snow"]
+    assert found[0].observed == sum(recent) and found[0].expected < found[0].observed
+    assert START <= found[0].since <= START + 12 * FIVE
+
+
+def test_falling_categories_are_not_surges_and_area_is_named():
+    """A drop is never a spike; a spike concentrated in one ZIP code names it."""
+    busy = [20] * 168
+    assert detect({"down": [0] * 12}, {"down": busy}, START, FIVE) == []
+    found = detect(
+        {"snow": [0] * 6 + [4] * 6},
+        {"snow": [0] * 168},
+        START,
+        FIVE,
+        zips={"snow": {"02124": 20, "02125": 4}},
+    )
+    assert found[0].zip == "02124"
+    assert found[0].public()["zip"] == "02124" and found[0].public()["observed"] == 24
