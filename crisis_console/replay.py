@@ -104,7 +104,7 @@ def add_missing_categories(store: Store, records: list[dict[str, Any]]) -> int:
         if lookup_key(name) in known or slug(name) in known:
             continue
         try:
-            service.create({"name": name, "code": slug(name)})
+            service.create({"name": name, "code": slug(name)}, actor="replay")
             added += 1
         except ServiceError:
             continue  # a clash with another name: intake will map or reject those rows

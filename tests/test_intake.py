@@ -135,7 +135,7 @@ def test_trend_query_errors_name_the_parameter(client, agent_headers):
         assert response.json["error"]["field"] == field
 
 
-def test_categories_api_and_name_clashes(client, auth):
+def test_categories_api_and_name_clashes(client, auth, store):
     """Managers add categories; a name used by another category is a 409; everyone can list."""
     manager = auth.make_user(Role.MANAGER)
     headers = {"Authorization": f"Bearer {auth.accounts.create_token(manager.username)}"}

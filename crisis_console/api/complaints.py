@@ -29,14 +29,14 @@ def list_categories() -> Any:
 @roles_required(Role.MANAGER, Role.ADMIN)
 def create_category() -> Any:
     """Add a category ``{code?, name, aliases?, open311_code?, hazards?}``."""
-    return jsonify(Categories(store()).create(json_object()).public()), 201
+    return jsonify(Categories(store()).create(json_object(), actor=current_user.username).public()), 201
 
 
 @bp.route("/categories/<code>", methods=["PATCH"])
 @roles_required(Role.MANAGER, Role.ADMIN)
 def update_category(code: str) -> Any:
     """Change a category's name, aliases, Open311 code or hazards."""
-    return jsonify(Categories(store()).update(code, json_object()).public())
+    return jsonify(Categories(store()).update(code, json_object(), actor=current_user.username).public())
 
 
 @bp.route("/complaints", methods=["POST"])

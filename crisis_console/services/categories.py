@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crisis_console import clock
-from crisis_console.services import validation
+from crisis_console.services import audit, validation
 from crisis_console.services.errors import Conflict, NotFound, ValidationError
 from crisis_console.store import Store
 from crisis_console.store.complaints import CategoryTaken
@@ -72,21 +72,21 @@ class Categories:
             raise NotFound(f"No category {code!r}.", field="code")
         return _from_fields(fields)
 
-    def create(self, data: Mapping[str, Any]) -> Category:
+    def create(self, data: Mapping[str, Any], *, actor: str | None = None) -> Category:
         """Add ``{code, name, aliases?, open311_code?, hazards?}``."""
         name = validation.text(data, "name", max_length=120)
         code = str(data.get("code") or slug(name))
         if not CODE_RE.match(code):
             raise ValidationError("code must be lower_snake_case, 2–60 characters.", field="code")
-        return self._save(code, {**data, "name": name}, new=True)
+        return self._save(code, {**data, "name": name}, new=True, actor=actor)
 
-    def update(self, code: str, data: Mapping[str, Any]) -> Category:
+    def update(self, code: str, data: Mapping[str, Any], *, actor: str | None = None) -> Category:
         """Change a category's name, aliases, Open311 code or hazards."""
         current = self.require(code)
         merged = {**current.public(), **{k: v for k, v in data.items() if k != "code"}}
-        return self._save(code, merged, new=False)
+        return self._save(code, merged, new=False, actor=actor)
 
-    def _save(self, code: str, data: Mapping[str, Any], *, new: bool) -> Category:
+    def _save(self, code: str, data: Mapping[str, Any], *, new: bool, actor: str | None) -> Category:
         name = validation.text(data, "name", max_length=120)
         aliases = validation.text_list(data, "aliases", max_items=30, max_length=120)
         hazards = validation.text_list(data, "hazards", max_items=20, max_length=40)
@@ -101,8 +101,10 @@ class Categories:
             "open311_code": open311,
             "created_at": clock.iso(),
         }
+        action = "category.created" if new else "category.updated"
+        entry = audit.entry(actor, action, f"category:{code}", name=name, aliases=aliases)
         try:
-            self.store.categories.save(code, fields, names, new=new)
+            self.store.categories.save(code, fields, names, entry, new=new)
         except CategoryTaken as exc:
             raise Conflict(
                 f"{exc.args[0]!r} already names another category.", field="code" if new else "aliases"

@@ -38,7 +38,7 @@ class Store:
         self.pushes = PushRepo(client, self.keys, self.audit)
         self.lines = LineRepo(client, self.keys, self.audit)
         self.announcements = AnnouncementRepo(client, self.keys, self.audit)
-        self.categories = CategoryRepo(client, self.keys)
+        self.categories = CategoryRepo(client, self.keys, self.audit)
         self.complaints = ComplaintRepo(client, self.keys)
 
     def try_lock(self, key: str, seconds: int) -> bool:

@@ -8,6 +8,8 @@ from typing import Any
 
 import redis
 
+from crisis_console.services.audit import AuditEntry
+from crisis_console.store.audit import AuditRepo
 from crisis_console.store.keys import Keys
 
 # One round trip per complaint: the record and every counter it bumps, atomically.
@@ -32,12 +34,15 @@ class CategoryTaken(Exception):
 class CategoryRepo:
     """The category catalogue and the name -> code map intake uses."""
 
-    def __init__(self, client: redis.Redis, keys: Keys):
+    def __init__(self, client: redis.Redis, keys: Keys, audit: AuditRepo):
         self._r = client
         self._keys = keys
+        self._audit = audit
 
-    def save(self, code: str, fields: dict[str, str], names: list[str], *, new: bool) -> None:
-        """Store a category and claim its names (code, name, aliases), all or nothing.
+    def save(
+        self, code: str, fields: dict[str, str], names: list[str], entry: AuditEntry, *, new: bool
+    ) -> None:
+        """Store a category, claim its names (code, name, aliases) and audit it, all or nothing.
 
         Raises:
             CategoryTaken: a name already maps to another category (or the code exists, if new).
@@ -59,6 +64,7 @@ class CategoryRepo:
                 pipe.hdel(index, *stale)
             if names:
                 pipe.hset(index, mapping=dict.fromkeys(names, code))
+            self._audit.add_to(pipe, entry)
 
         self._r.transaction(write, index, self._keys.category(code))
 
