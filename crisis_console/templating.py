@@ -23,6 +23,7 @@ ROLE_NAMESPACE = {
 NAVIGATION: dict[str, list[tuple[str, str]]] = {
     Role.MANAGER: [
         ("console.manager", "Console"),
+        ("console.phone", "Phone line"),
         ("console.agent", "Agent view"),
         ("console.dashboard", "Dashboard"),
     ],

@@ -211,3 +211,35 @@ def test_phone_line_story_in_the_browser(served_app, browser):
     expect(item.locator('[data-stat="calls"]')).to_have_text("1", timeout=10_000)
     expect(item.locator('[data-stat="routed"]')).to_have_text("1", timeout=10_000)
     reviewer.context.close()
+
+
+def test_agent_logs_a_call_and_the_dashboard_shows_it_live(served_app, browser):
+    """Two keystrokes on the agent page; the stakeholder's open dashboard counts it without a reload."""
+    from playwright.sync_api import expect
+
+    from crisis_console.services.categories import Categories
+
+    name = f"Downed tree {served_app.make_user(Role.STAKEHOLDER).id}"
+    code = Categories(served_app.store).create({"name": name, "aliases": ["tree down"]}, actor="test").code
+
+    dashboard = browser.new_context().new_page()
+    sign_in(dashboard, served_app.url, served_app.make_user(Role.STAKEHOLDER).username)
+    expect(dashboard).to_have_url(f"{served_app.url}/dashboard")
+    expect(dashboard.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+
+    agent = browser.new_context().new_page()
+    sign_in(agent, served_app.url, served_app.make_user(Role.AGENT).username)
+    agent.get_by_label("Category").fill(name)
+    agent.get_by_label("ZIP").fill("02124")
+    agent.get_by_label("ZIP").press("Enter")
+    expect(agent.locator("#log-status")).to_contain_text(f"Logged “{name}” in 02124")
+    expect(agent.get_by_label("Category")).to_have_value("")
+    agent.get_by_label("Category").fill("no such category")
+    agent.get_by_label("Category").press("Enter")
+    expect(agent.locator("#log-status")).to_contain_text("Unknown category")
+
+    row = dashboard.locator(f'#counts tr[data-category="{code}"]')
+    expect(row.locator(".count")).to_have_text("1", timeout=10_000)
+    expect(row).to_contain_text(name)
+    agent.context.close()
+    dashboard.context.close()

@@ -76,3 +76,23 @@ def test_audit_is_for_managers_and_admins(auth, client):
     auth.logout()
     auth.login_as(Role.MANAGER)
     assert client.get("/api/v1/audit").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("role", "links"),
+    [
+        (Role.MANAGER, ["Console", "Phone line", "Agent view", "Dashboard"]),
+        (Role.AGENT, ["Scripts"]),
+        (Role.STAKEHOLDER, ["Dashboard"]),
+        (Role.ADMIN, ["Users", "Phone lines", "Dashboard"]),
+    ],
+)
+def test_navigation_offers_each_role_its_pages(auth, client, role, links):
+    """The header's navigation lists exactly the pages of the role, and each one opens."""
+    auth.login_as(role)
+    page = client.get("/", follow_redirects=True).get_data(as_text=True)
+    nav = page.split('<nav class="site-nav"')[1].split("</nav>")[0]
+    found = re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', nav)
+    assert [label for _href, label in found] == links
+    for href, _label in found:
+        assert client.get(href).status_code == 200, href

@@ -16,6 +16,7 @@ from crisis_console.services import trends
 from crisis_console.services.categories import Categories
 from crisis_console.services.errors import ValidationError
 from crisis_console.services.intake import Intake
+from crisis_console.sockets import realtime
 
 
 @bp.route("/categories")
@@ -54,6 +55,8 @@ def post_complaints() -> Any:
     if not batch and result["rejected"]:
         error = result["rejected"][0]["error"]
         raise ValidationError(error["message"], field=error["field"], code=error["code"])
+    if result["accepted"]:
+        realtime.trends_changed(result["accepted"])
     return jsonify({"accepted": result["accepted"], "rejected": result["rejected"]}), 201
 
 

@@ -11,7 +11,9 @@ from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT, Role
+from crisis_console.services import trends
 from crisis_console.services.announcements import LONG_SECONDS, WORDS_PER_SECOND, Announcements
+from crisis_console.services.categories import Categories
 from crisis_console.services.events import KINDS, SEVERITIES, Events
 from crisis_console.services.lines import Lines
 from crisis_console.services.pushes import Pushes
@@ -96,7 +98,21 @@ def agent() -> str:
         if current_user.role == Role.AGENT
         else {"pushes": [], "last_seq": 0}
     )
-    return render_template("console/agent.html", feed=feed, library=Scripts(store()).current())
+    categories = [c.public() for c in Categories(store()).list()]
+    return render_template(
+        "console/agent.html",
+        feed=feed,
+        library=Scripts(store()).current(),
+        categories=categories,
+        shortcuts=shortcut_categories(categories),
+    )
+
+
+def shortcut_categories(categories: list[dict[str, object]], limit: int = 6) -> list[dict[str, object]]:
+    """Return the categories most logged in the last hour (ties by name), for one-key logging."""
+    recent = trends.series(store(), window="60m", bucket="60m")["totals"]
+    ranked = sorted(categories, key=lambda c: (-recent.get(str(c["code"]), 0), str(c["name"]).lower()))
+    return [c for c in ranked if recent.get(str(c["code"]), 0)][:limit]
 
 
 @bp.route("/dashboard")
@@ -106,8 +122,15 @@ def dashboard() -> str:
     service = Announcements(store())
     lines = Lines(store()).list()
     playing = [(line, service.current(line.id)) for line in lines]
+    counts = trends.series(store(), window="60m", bucket="60m")
+    top = sorted(
+        ((code, n) for code, n in counts["totals"].items() if code != "all" and n), key=lambda item: -item[1]
+    )
     return render_template(
         "console/dashboard.html",
+        counts=counts,
+        top=top[:15],
+        category_names={c.code: c.name for c in Categories(store()).list()},
         events=Events(store()).active(),
         playing=[(line, a, service.stats(a.id)) for line, a in playing if a is not None],
     )

@@ -141,3 +141,24 @@ def _send_stats_later(app_store: Any, announcement_id: int) -> None:
         socketio.emit(
             names.ANNOUNCEMENT_STATS, {"announcement_id": announcement_id, **stats}, namespace=namespace
         )
+
+
+#: Complaints accepted by this process since the last trends.update was sent.
+_pending_complaints = {"count": 0}
+
+
+def trends_changed(accepted: int) -> None:
+    """Tell dashboards new complaints were counted, at most once per PROGRESS_INTERVAL.
+
+    Dashboards re-read the counters they show; one message stands for a whole burst.
+    """
+    waiting = _pending_complaints["count"] > 0
+    _pending_complaints["count"] += accepted
+    if not waiting and socketio.server is not None:
+        socketio.start_background_task(_send_trends_later)
+
+
+def _send_trends_later() -> None:
+    socketio.sleep(PROGRESS_INTERVAL)
+    count, _pending_complaints["count"] = _pending_complaints["count"], 0
+    socketio.emit(names.TRENDS_UPDATE, {"accepted": count}, namespace=names.DASHBOARD)
