@@ -107,6 +107,7 @@ def start_scheduler(app: Any) -> None:
         socketio.sleep,
         changed=realtime.announcement_changed,
         saved=lambda: app.extensions[IVR_STATE].save(store),
+        spiked=realtime.spike_detected,
     )
 
 
@@ -128,16 +129,18 @@ def worker() -> None:
         socketio.init_app(
             None, message_queue=settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{store.keys.prefix}-socketio"
         )
-        changed = realtime.announcement_changed
+        changed, spiked = realtime.announcement_changed, realtime.spike_detected
     else:
         click.echo("REDIS_URL is not set: consoles are told of changes by the web process's own scheduler.")
 
         def changed(announcement: dict[str, Any]) -> None:
             return None
 
+        spiked = changed
+
     state = LastKnownState(Path(instance_path()) / "ivr-state.json")
     click.echo(f"worker running every {scheduler.INTERVAL} s (prefix {store.keys.prefix!r})")
-    scheduler.loop(store, time.sleep, changed=changed, saved=lambda: state.save(store))
+    scheduler.loop(store, time.sleep, changed=changed, saved=lambda: state.save(store), spiked=spiked)
 
 
 @cli.command()

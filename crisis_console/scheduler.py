@@ -1,8 +1,9 @@
-"""Scheduled work that must happen once, whichever process runs it: announcement times.
+"""Scheduled work that must happen once, whichever process runs it: announcement times and spikes.
 
 An announcement plays from ``starts_at`` and stops at ``ends_at`` by itself (the webhook
 compares times); a pass records the start and makes the end *ended*, in the record, the
-audit trail and on every console. Each pass
+audit trail and on every console. Each pass also runs spike detection over the last hour and
+announces each new spike once (``spike.detected``). Each pass
 takes a Redis lock, so the web process's own loop and any number of ``worker`` processes
 can run together safely.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from redis import RedisError
 
 from crisis_console import clock
+from crisis_console.services import trends
 from crisis_console.services.announcements import Announcements
 from crisis_console.services.errors import ServiceError
 from crisis_console.store import Store
@@ -33,6 +35,7 @@ def run_pass(
     now: datetime | None = None,
     changed: Callable[[dict[str, Any]], None] = lambda announcement: None,
     saved: Callable[[], None] = lambda: None,
+    spiked: Callable[[dict[str, Any]], None] = lambda spike: None,
 ) -> list[int]:
     """Start (announce) and end active announcements whose times have come; return the ids ended."""
     if not store.try_lock(store.keys.scheduler_lock(), INTERVAL):
@@ -57,6 +60,9 @@ def run_pass(
         changed(done.public())
     if ended:
         saved()
+    for spike in trends.spikes_at(store, window="60m", at=clock.iso(now))["spikes"]:
+        if store.complaints.first_sighting(spike["category"], spike.get("zip", "")):
+            spiked(spike)
     return ended
 
 

@@ -74,3 +74,28 @@ def test_falling_categories_are_not_surges_and_area_is_named():
     )
     assert found[0].zip == "02124"
     assert found[0].public()["zip"] == "02124" and found[0].public()["observed"] == 24
+
+
+def test_scheduler_announces_a_new_spike_once(store):
+    """A surge logged now is detected by the scheduler pass and announced once, with its area."""
+    from crisis_console import clock, scheduler
+    from crisis_console.services.categories import Categories
+    from crisis_console.services.intake import Intake
+
+    Categories(store).create({"name": "Downed wires"})
+    now = clock.now()
+    records = [
+        {
+            "category": "downed wires",
+            "zip": "02124",
+            "occurred_at": clock.iso(now - timedelta(minutes=m % 20)),
+        }
+        for m in range(30)
+    ]
+    assert Intake(store).submit(records, channel="phone", source="test")["accepted"] == 30
+    spiked: list[dict] = []
+    scheduler.run_pass(store, now=now, spiked=spiked.append)
+    assert [(s["category"], s.get("zip"), s["observed"]) for s in spiked] == [("downed_wires", "02124", 30)]
+    store.redis.delete(store.keys.scheduler_lock())
+    scheduler.run_pass(store, now=now, spiked=spiked.append)
+    assert len(spiked) == 1  # still surging, not announced again

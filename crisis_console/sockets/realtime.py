@@ -162,3 +162,9 @@ def _send_trends_later() -> None:
     socketio.sleep(PROGRESS_INTERVAL)
     count, _pending_complaints["count"] = _pending_complaints["count"], 0
     socketio.emit(names.TRENDS_UPDATE, {"accepted": count}, namespace=names.DASHBOARD)
+
+
+def spike_detected(spike: dict[str, Any]) -> None:
+    """Tell managers and dashboards a category is surging."""
+    for namespace in (names.MANAGER, names.DASHBOARD):
+        socketio.emit(names.SPIKE_DETECTED, spike, namespace=namespace)

@@ -118,6 +118,10 @@ class ComplaintRepo:
         rows = self._r.xrevrange(self._keys.complaints(), count=count)
         return [{"id": entry_id, **fields} for entry_id, fields in rows]
 
+    def first_sighting(self, category: str, zip_code: str, seconds: int = 2 * 3600) -> bool:
+        """Return True the first time a spike of this category (and area) is seen in ``seconds``."""
+        return bool(self._r.set(self._keys.spike_seen(category, zip_code), "1", nx=True, ex=seconds))
+
     def length(self) -> int:
         """Return how many complaints are stored."""
         return self._r.xlen(self._keys.complaints())

@@ -233,6 +233,11 @@ class Keys:
         """HASH the same counts rolled up per UTC hour (``YYYYMMDDHH``), for long windows."""
         return self._k("trend", "h", hour)
 
+    def spike_seen(self, category: str, zip_code: str) -> str:
+        """STRING set (NX) when a spike of a category (and area) is first announced; expires
+        after two hours, so an ongoing surge is announced once, a later one again."""
+        return self._k("spike", "seen", category, zip_code or "-")
+
     # --- background work -----------------------------------------------------------
 
     def scheduler_lock(self) -> str:
