@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 import time
@@ -93,3 +95,32 @@ def record(title: str, command: str, header: list[str], rows: list[list[str]], n
         RESULTS.write_text("# Benchmarks\n\nEach section is appended by the command it names.\n\n")
     with RESULTS.open("a") as handle:
         handle.write(text + "\n")
+
+
+def wrk_post(
+    url: str, body: str, headers: dict[str, str], concurrency: int, seconds: float
+) -> tuple[float, ...]:
+    """Load ``url`` with wrk (C, two threads, keep-alive) POSTing ``body``; return
+    (requests/s, p50 ms, p99 ms, max ms). Any non-2xx answer is an error."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines += [f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()]
+    script.write_text("\n".join(lines) + "\n")
+    base = ["wrk", "-t2", f"-c{concurrency}", "--latency", "-s", str(script)]
+    subprocess.run([*base, "-d1s", url], capture_output=True, check=True)  # warm up
+    output = subprocess.run(
+        [*base, f"-d{int(seconds)}s", url], capture_output=True, text=True, check=True
+    ).stdout
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if failed:
+        raise RuntimeError(f"{failed.group(1)} failed requests:\n{output}")
+
+    def ms(value: str, unit: str) -> float:
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    def percentile_ms(label: str) -> float:
+        return ms(*re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups())  # type: ignore[union-attr]
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    worst = ms(*re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", output).groups())  # type: ignore[union-attr]
+    return rate, percentile_ms("50%"), percentile_ms("99%"), worst

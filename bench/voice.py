@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +26,7 @@ import aiohttp
 import requests
 from twilio.request_validator import RequestValidator
 
-from bench.common import ROOT, record, served_console, summary_ms
+from bench.common import ROOT, record, served_console, summary_ms, wrk_post
 from bench.push import crowd, make_agents, manager_api
 from crisis_console.store import connection_url
 from tests.helpers import live_announcement
@@ -60,40 +58,20 @@ async def hammer(
     return latencies
 
 
-def with_wrk(url: str, params: dict[str, str], signature: str, concurrency: int, seconds: float) -> list[str]:
-    """Load with wrk (C, two threads, keep-alive) and parse its latency distribution."""
-    body = urlencode(params)
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-        f'wrk.headers["X-Twilio-Signature"] = {json.dumps(signature)}\n'
-    )
-    command = ["wrk", "-t2", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url]
-    subprocess.run([*command[:4], "-d1s", *command[5:]], capture_output=True, check=True)  # warm up
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if non_2xx:
-        raise RuntimeError(f"{non_2xx.group(1)} failed requests:\n{output}")
-
-    def milliseconds(label: str) -> float:
-        value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    worst = re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
-    worst_ms = float(worst[0]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[worst[1]]
-    return [f"{rate:,.0f}", f"{milliseconds('50%'):.1f}", f"{milliseconds('99%'):.1f}", f"{worst_ms:.1f}"]
-
-
 def measure(base: str, concurrency: int, seconds: float) -> list[str]:
     """Run the load against one service and return the table cells."""
     url = f"{base}/twilio/voice"
     params = {"CallSid": "CA" + "1" * 32, "From": "+16175550123", "To": NUMBER, "AccountSid": "AC" + "0" * 32}
     signature = RequestValidator(TOKEN).compute_signature(url, params)
     if shutil.which("wrk"):
-        return with_wrk(url, params, signature, concurrency, seconds)
+        rate, p50, p99, worst = wrk_post(
+            url,
+            urlencode(params),
+            {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+            concurrency,
+            seconds,
+        )
+        return [f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}", f"{worst:.1f}"]
     asyncio.run(hammer(url, params, signature, concurrency, 1.0))  # warm up
     latencies = asyncio.run(hammer(url, params, signature, concurrency, seconds))
     p50, p99, worst = summary_ms(latencies)

@@ -350,7 +350,8 @@ class Accounts:
         user = self.get(fields["user_id"])
         if user is None or not user.active:
             return None
-        self.store.tokens.touch(token_hash)
+        if _stale(fields.get("last_used_at", "")):
+            self.store.tokens.touch(token_hash)
         return user
 
     def tokens(self, user_id: int | str) -> list[dict[str, str]]:
@@ -365,6 +366,21 @@ class Accounts:
         )
         if not token_id or not self.store.tokens.revoke(user.id, token_id, entry):
             raise NotFound("No such token.", field="token_id")
+
+
+#: How old a token's "last used" time may get before it is written again (saves a Redis
+#: write on every API call of a busy integration).
+TOUCH_AFTER_SECONDS = 60
+
+
+def _stale(last_used_at: str) -> bool:
+    """Return whether a token's last-used time is missing or older than TOUCH_AFTER_SECONDS."""
+    if not last_used_at:
+        return True
+    try:
+        return (clock.now() - clock.parse_iso(last_used_at)).total_seconds() > TOUCH_AFTER_SECONDS
+    except ValueError:
+        return True
 
 
 def hash_token(token: str) -> str:
