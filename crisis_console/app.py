@@ -131,6 +131,7 @@ def init_views(app: Flask) -> None:
     from crisis_console.api import bp as api_bp
     from crisis_console.auth import bp as auth_bp
     from crisis_console.console import bp as console_bp
+    from crisis_console.open311 import bp as open311_bp
     from crisis_console.services.ivr_state import LastKnownState
     from crisis_console.webhooks import bp as twilio_bp
     from crisis_console.webhooks.voice import IVR_STATE
@@ -143,6 +144,7 @@ def init_views(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(twilio_bp)
+    app.register_blueprint(open311_bp)
 
 
 def init_sockets(app: Flask) -> None:

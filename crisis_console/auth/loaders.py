@@ -55,8 +55,8 @@ def check_csrf() -> None:
         return
     if bearer_token(request) is not None:
         return
-    if request.endpoint in EXEMPT_ENDPOINTS or request.blueprint == "twilio":
-        return  # Twilio's webhooks carry its signature instead (checked by twilio_signed)
+    if request.endpoint in EXEMPT_ENDPOINTS or request.blueprint in ("twilio", "open311"):
+        return  # Twilio signs its webhooks; Open311 clients send an api_key (a token), not cookies
     csrf.protect()
 
 

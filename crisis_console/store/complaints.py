@@ -134,6 +134,14 @@ class ComplaintRepo:
         """Return True the first time a spike of this category (and area) is seen in ``seconds``."""
         return bool(self._r.set(self._keys.spike_seen(category, zip_code), "1", nx=True, ex=seconds))
 
+    def get(self, entry_id: str) -> dict[str, Any] | None:
+        """Return one complaint by its stream id, or None (also for a malformed id)."""
+        try:
+            rows = self._r.xrange(self._keys.complaints(), min=entry_id, max=entry_id, count=1)
+        except redis.ResponseError:
+            return None
+        return {"id": rows[0][0], **rows[0][1]} if rows else None
+
     def length(self) -> int:
         """Return how many complaints are stored."""
         return self._r.xlen(self._keys.complaints())

@@ -1,0 +1,202 @@
+"""GeoReport v2 endpoints, in JSON or XML by extension, with GeoReport's own error format.
+
+Service codes are complaint categories (their Open311 code, else their code); a posted
+request goes through the one intake (channel ``open311``) and its id is the complaint's.
+Reading is public, as in the cities that publish Open311; posting needs ``api_key``,
+which is a console API token.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from crisis_console.extensions import accounts, limiter, store
+from crisis_console.open311 import bp
+from crisis_console.services.categories import Categories, Category
+from crisis_console.services.errors import ServiceError
+from crisis_console.services.intake import Intake
+from crisis_console.sockets import realtime
+
+FORMATS = ("json", "xml")
+
+
+class GeoReportError(Exception):
+    """An error answered as ``[{"code": …, "description": …}]``."""
+
+    def __init__(self, status: int, description: str):
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def respond(fmt: str, root: str, item: str, rows: list[dict[str, Any]], status: int = 200) -> Response:
+    """Answer a list of objects as JSON or as GeoReport XML (``<root><item>…</item></root>``)."""
+    if fmt == "json":
+        response = jsonify(rows)
+        response.status_code = status
+        return response
+    element = ET.Element(root)
+    for row in rows:
+        child = ET.SubElement(element, item)
+        for name, value in row.items():
+            ET.SubElement(child, name).text = (
+                "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            )
+    body = b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(element, encoding="utf-8")
+    return Response(body, status=status, mimetype="text/xml")
+
+
+def geo_view(audience: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Check the format, and answer every error in GeoReport's format (never a page)."""
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @wraps(view)
+        def wrapped(*args: Any, fmt: str, **kwargs: Any) -> Response:
+            if fmt not in FORMATS:
+                return respond(
+                    "json", "errors", "error", [{"code": 404, "description": "Use .json or .xml."}], 404
+                )
+            try:
+                return view(*args, fmt=fmt, **kwargs)
+            except GeoReportError as exc:
+                return respond(
+                    fmt, "errors", "error", [{"code": exc.status, "description": exc.description}], exc.status
+                )
+            except ServiceError as exc:
+                status = 400 if exc.status in (409, 422) else exc.status
+                return respond(fmt, "errors", "error", [{"code": status, "description": exc.message}], status)
+            except HTTPException as exc:
+                status = exc.code or 500
+                return respond(
+                    fmt, "errors", "error", [{"code": status, "description": exc.description}], status
+                )
+
+        wrapped.allowed_roles = (audience,)  # type: ignore[attr-defined]  # public or api_key
+        return wrapped
+
+    return decorate
+
+
+def service(category: Category) -> dict[str, Any]:
+    """Return a category as a GeoReport service."""
+    return {
+        "service_code": category.open311_code or category.code,
+        "service_name": category.name,
+        "description": category.name,
+        "metadata": False,
+        "type": "realtime",
+        "keywords": ", ".join(category.aliases) or None,
+        "group": category.hazards[0] if category.hazards else None,
+    }
+
+
+def service_request(entry: dict[str, Any], categories: dict[str, Category]) -> dict[str, Any]:
+    """Return a stored complaint as a GeoReport service request."""
+    category = categories.get(entry.get("category", ""))
+    return {
+        "service_request_id": entry["id"],
+        "status": "open",
+        "status_notes": None,
+        "service_name": category.name if category else entry.get("category"),
+        "service_code": (category.open311_code or category.code) if category else entry.get("category", ""),
+        "description": entry.get("text") or None,
+        "agency_responsible": None,
+        "service_notice": None,
+        "requested_datetime": entry.get("occurred_at"),
+        "updated_datetime": entry.get("received_at"),
+        "expected_datetime": None,
+        "address": None,
+        "address_id": None,
+        "zipcode": entry.get("zip") or None,
+        "lat": float(entry["lat"]) if entry.get("lat") else None,
+        "long": float(entry["lon"]) if entry.get("lon") else None,
+        "media_url": None,
+    }
+
+
+@bp.route("/services.<fmt>")
+@geo_view("public")
+def services(fmt: str) -> Response:
+    """List the service types (complaint categories)."""
+    return respond(fmt, "services", "service", [service(c) for c in Categories(store()).list()])
+
+
+@bp.route("/services/<code>.<fmt>")
+@geo_view("public")
+def service_definition(code: str, fmt: str) -> Response:
+    """Describe one service type (no extra attributes are asked for)."""
+    for category in Categories(store()).list():
+        if code in (category.open311_code, category.code):
+            definition = {"service_code": code, "attributes": []}
+            if fmt == "json":
+                return jsonify(definition)
+            return respond(fmt, "service_definition", "service", [{"service_code": code}])
+    raise GeoReportError(404, f"No service {code!r}.")
+
+
+@bp.route("/requests.<fmt>", methods=["POST"])
+@limiter.limit("120 per minute")
+@geo_view("api_key")
+def post_request(fmt: str) -> Response:
+    """Create a service request: a complaint on the ``open311`` channel."""
+    form = request.form
+    user = accounts().user_for_token(form.get("api_key", ""))
+    if user is None:
+        raise GeoReportError(403, "api_key is missing or not valid.")
+    if not form.get("service_code"):
+        raise GeoReportError(400, "service_code is required.")
+    has_point = form.get("lat") and form.get("long")
+    if not has_point and not form.get("address_string") and not form.get("address_id"):
+        raise GeoReportError(400, "A location is required: lat and long, address_string or address_id.")
+    text = form.get("description", "")
+    if form.get("address_string"):
+        text = f"{text}\nAddress: {form['address_string']}".strip()
+    record = {"category": form["service_code"], "channel": "open311", "text": text[:4000]}
+    if has_point:
+        record["lat"], record["lon"] = form["lat"], form["long"]
+    result = Intake(store()).submit([record], channel="open311", source=f"open311:{user.username}")
+    if result["rejected"]:
+        error = result["rejected"][0]["error"]
+        raise GeoReportError(400, f"{error['field']}: {error['message']}")
+    realtime.trends_changed(1)
+    return respond(
+        fmt,
+        "service_requests",
+        "request",
+        [{"service_request_id": result["ids"][0], "service_notice": None, "account_id": None}],
+        201,
+    )
+
+
+@bp.route("/requests.<fmt>")
+@geo_view("public")
+def get_requests(fmt: str) -> Response:
+    """List recent service requests (newest first, at most 1,000), filterable by id and code."""
+    categories = {c.code: c for c in Categories(store()).list()}
+    wanted_ids = {i for i in request.args.get("service_request_id", "").split(",") if i}
+    codes = {c for c in request.args.get("service_code", "").split(",") if c}
+    rows = [service_request(e, categories) for e in store().complaints.recent(1000)]
+    rows = [
+        r
+        for r in rows
+        if (not wanted_ids or r["service_request_id"] in wanted_ids)
+        and (not codes or r["service_code"] in codes)
+    ]
+    return respond(fmt, "service_requests", "request", rows)
+
+
+@bp.route("/requests/<request_id>.<fmt>")
+@geo_view("public")
+def get_request(request_id: str, fmt: str) -> Response:
+    """Return one service request."""
+    entry = store().complaints.get(request_id)
+    if entry is None:
+        raise GeoReportError(404, f"No service request {request_id!r}.")
+    categories = {c.code: c for c in Categories(store()).list()}
+    return respond(fmt, "service_requests", "request", [service_request(entry, categories)])
