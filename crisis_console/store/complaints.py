@@ -142,6 +142,18 @@ class ComplaintRepo:
             return None
         return {"id": rows[0][0], **rows[0][1]} if rows else None
 
+    def remember_sms(self, phone: str, state: dict[str, Any], seconds: int = 1800) -> None:
+        """Keep a texter's unfinished report while they choose a category."""
+        self._r.set(self._keys.sms_pending(phone), json.dumps(state), ex=seconds)
+
+    def take_sms(self, phone: str) -> dict[str, Any] | None:
+        """Return and forget a texter's unfinished report."""
+        pipe = self._r.pipeline(transaction=True)
+        pipe.get(self._keys.sms_pending(phone))
+        pipe.delete(self._keys.sms_pending(phone))
+        raw, _deleted = pipe.execute()
+        return json.loads(raw) if raw else None
+
     def length(self) -> int:
         """Return how many complaints are stored."""
         return self._r.xlen(self._keys.complaints())

@@ -233,6 +233,11 @@ class Keys:
         """HASH the same counts rolled up per UTC hour (``YYYYMMDDHH``), for long windows."""
         return self._k("trend", "h", hour)
 
+    def sms_pending(self, phone: str) -> str:
+        """STRING JSON {text, options} of a texter who was sent the category menu; expires
+        after 30 minutes."""
+        return self._k("sms", "pending", phone)
+
     def spike_seen(self, category: str, zip_code: str) -> str:
         """STRING set (NX) when a spike of a category (and area) is first announced; expires
         after two hours, so an ongoing surge is announced once, a later one again."""

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 
-from crisis_console.webhooks import voice  # noqa: E402,F401  (routes register on bp)
+from crisis_console.webhooks import sms, voice  # noqa: E402,F401  (routes register on bp)
