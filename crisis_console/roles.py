@@ -16,18 +16,24 @@ class Role(StrEnum):
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 
+#: Not a user's role: whoever opened a manager's share link may watch the dashboard, and
+#: only that, until the link expires or is revoked.
+VIEWER = "viewer"
+
+
 #: Endpoint of each role's home page, where signing in lands.
 HOME_ENDPOINT: dict[str, str] = {
     Role.MANAGER: "console.manager",
     Role.AGENT: "console.agent",
     Role.STAKEHOLDER: "console.dashboard",
     Role.ADMIN: "admin.users",
+    VIEWER: "console.dashboard",
 }
 
 #: Socket.IO namespaces and the roles allowed to connect to each.
 NAMESPACE_ROLES: dict[str, frozenset[str]] = {
     "/agent": frozenset({Role.AGENT, Role.MANAGER}),
     "/manager": frozenset({Role.MANAGER}),
-    "/dashboard": frozenset({Role.STAKEHOLDER, Role.MANAGER, Role.ADMIN}),
+    "/dashboard": frozenset({Role.STAKEHOLDER, Role.MANAGER, Role.ADMIN, VIEWER}),
     "/admin": frozenset({Role.ADMIN}),
 }

@@ -8,7 +8,7 @@ from flask import Flask, request
 from flask_login import current_user
 from redis import RedisError
 
-from crisis_console.roles import HOME_ENDPOINT, NAMESPACE_ROLES, Role
+from crisis_console.roles import HOME_ENDPOINT, NAMESPACE_ROLES, VIEWER, Role
 from crisis_console.sockets import names
 
 #: The Socket.IO namespace each role's pages listen on.
@@ -17,6 +17,7 @@ ROLE_NAMESPACE = {
     Role.AGENT: names.AGENT,
     Role.STAKEHOLDER: names.DASHBOARD,
     Role.ADMIN: names.ADMIN,
+    VIEWER: names.DASHBOARD,
 }
 
 #: Navigation links per role: (endpoint, label).

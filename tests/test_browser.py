@@ -243,3 +243,25 @@ def test_agent_logs_a_call_and_the_dashboard_shows_it_live(served_app, browser):
     expect(row).to_contain_text(name)
     agent.context.close()
     dashboard.context.close()
+
+
+def test_manager_shares_the_dashboard_and_a_guest_opens_it(served_app, browser):
+    """The manager creates a 24-hour link on the console; a browser without an account opens it
+    and sees the live dashboard, but not the manager console."""
+    from playwright.sync_api import expect
+
+    manager = browser.new_context().new_page()
+    sign_in(manager, served_app.url, served_app.make_user(Role.MANAGER).username)
+    manager.locator("#share-label").fill("EOC wall screen")
+    manager.get_by_role("button", name="Create link").click()
+    url = manager.locator("#share-url code").inner_text(timeout=10_000)
+    assert "/share/" in url
+    guest = browser.new_context().new_page()
+    guest.goto(url)
+    expect(guest).to_have_url(f"{served_app.url}/dashboard")
+    expect(guest.locator(".role-badge")).to_have_text("viewer")
+    expect(guest.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    guest.goto(f"{served_app.url}/manager")
+    expect(guest.locator("h1")).to_have_text("Not allowed")
+    manager.context.close()
+    guest.context.close()

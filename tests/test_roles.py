@@ -9,7 +9,15 @@ import pytest
 from crisis_console.roles import Role
 
 #: Routes anyone may reach: signing in and out, the front door, the API description.
-PUBLIC = {"static", "auth.login", "auth.logout", "console.index", "api.openapi", "api.create_session"}
+PUBLIC = {
+    "static",
+    "auth.login",
+    "auth.logout",
+    "auth.open_share_link",
+    "console.index",
+    "api.openapi",
+    "api.create_session",
+}
 
 
 def test_every_route_but_the_public_ones_declares_its_roles(app):

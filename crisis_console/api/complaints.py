@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
-from crisis_console.auth.roles import roles_required, signed_in
+from crisis_console.auth.roles import dashboard_readers, roles_required, signed_in
 from crisis_console.extensions import store
 from crisis_console.roles import Role
 from crisis_console.services import trends
@@ -61,7 +61,7 @@ def post_complaints() -> Any:
 
 
 @bp.route("/trends")
-@signed_in
+@dashboard_readers
 def get_trends() -> Any:
     """Counts per bucket per category: ``?window=60m&bucket=1m&category=…&zip=…&at=ISO``."""
     args = request.args
@@ -78,7 +78,7 @@ def get_trends() -> Any:
 
 
 @bp.route("/trends/spikes")
-@signed_in
+@dashboard_readers
 def get_spikes() -> Any:
     """Spikes as the detector saw them: ``?window=60m&at=ISO`` (default now)."""
     return jsonify(

@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
-from crisis_console.auth.roles import roles_required, signed_in
+from crisis_console.auth.roles import dashboard_readers, roles_required, signed_in
 from crisis_console.extensions import store
 from crisis_console.roles import Role
 from crisis_console.services.errors import ValidationError
@@ -31,7 +31,7 @@ def create_event() -> Any:
 
 
 @bp.route("/events")
-@signed_in
+@dashboard_readers
 def list_events() -> Any:
     """List events, newest first; ``?status=active`` for the declared ones."""
     status = request.args.get("status") or None

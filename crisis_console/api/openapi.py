@@ -170,6 +170,28 @@ CATEGORY_BODY = {
 }
 
 TREND_PATHS: dict[str, Any] = {
+    "/share-links": {
+        "post": _operation(
+            "A signed, expiring, revocable read-only dashboard link (manager)",
+            201,
+            (400, 401, 403, 422),
+            {
+                "type": "object",
+                "properties": {
+                    "expires_in": {"type": "integer", "minimum": 300, "maximum": 604800},
+                    "label": {"type": "string"},
+                },
+            },
+        ),
+        "get": _operation("The live share links (manager)", 200, (401, 403)),
+    },
+    "/share-links/{link_id}": {
+        "parameters": [{"name": "link_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "delete": {
+            "summary": "Revoke a share link (manager)",
+            "responses": {"204": {"description": "revoked"}, **_errors(401, 403, 404)},
+        },
+    },
     "/trends/spikes": {
         "get": {
             **_operation("Spikes as the detector saw them at `at` (default now)", 200, (401, 422)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
@@ -13,6 +13,7 @@ from crisis_console import clock
 from crisis_console.api import bp
 from crisis_console.api.body import json_object, required_text
 from crisis_console.auth import throttle
+from crisis_console.auth.loaders import share_links
 from crisis_console.auth.roles import roles_required, signed_in
 from crisis_console.auth.views import end_session, sign_in
 from crisis_console.extensions import accounts, store
@@ -126,6 +127,31 @@ def audit_trail() -> Any:
         raise ValidationError(f"limit must be a whole number from 1 to {MAX_AUDIT_PAGE}.", field="limit")
     entries = store().audit.read(start, int(limit_text))
     return jsonify({"entries": entries, "next_since": entries[-1]["id"] if entries else since or None})
+
+
+@bp.route("/share-links", methods=["POST"])
+@roles_required(Role.MANAGER)
+def create_share_link() -> Any:
+    """Make a read-only dashboard link ``{expires_in: seconds, label?}`` → ``{url, …}``."""
+    link = share_links().create(json_object(), actor=current_user.username)
+    token = link.pop("token")
+    return jsonify({**link, "url": url_for("auth.open_share_link", token=token, _external=True)}), 201
+
+
+@bp.route("/share-links")
+@roles_required(Role.MANAGER)
+def list_share_links() -> Any:
+    """List the live share links (never their URLs: those were shown once)."""
+    return jsonify({"share_links": share_links().live()})
+
+
+@bp.route("/share-links/<link_id>", methods=["DELETE"])
+@roles_required(Role.MANAGER)
+def revoke_share_link(link_id: str) -> Any:
+    """Revoke a share link: its viewers lose the dashboard at once."""
+    share_links().revoke(link_id, actor=current_user.username)
+    realtime.disconnect_user(f"share:{link_id}")
+    return "", 204
 
 
 class AuthFailed(ServiceError):

@@ -6,8 +6,9 @@ from flask import Flask, Request, current_app, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
-from crisis_console.extensions import accounts, csrf, login_manager
+from crisis_console.extensions import accounts, csrf, login_manager, store
 from crisis_console.services.accounts import User
+from crisis_console.services.share_links import ShareLinks, ShareViewer
 
 
 def init_app(app: Flask) -> None:
@@ -28,11 +29,18 @@ def bearer_token(req: Request) -> str | None:
     return None
 
 
-def load_session_user(session_id: str) -> User | None:
-    """Load the user of a session cookie; a bearer header takes precedence over cookies."""
+def load_session_user(session_id: str) -> User | ShareViewer | None:
+    """Load the user of a session cookie (or a share-link viewer); a bearer header wins."""
     if bearer_token(request) is not None:
         return None
+    if session_id.startswith("share:"):
+        return share_links().viewer(session_id.removeprefix("share:"))
     return accounts().from_session_id(session_id)
+
+
+def share_links() -> ShareLinks:
+    """Return the share-link service of the current app."""
+    return ShareLinks(store(), current_app.config["SECRET_KEY"])
 
 
 def load_bearer_user(req: Request) -> User | None:

@@ -10,6 +10,7 @@ from flask_login import current_user
 from werkzeug.exceptions import Forbidden
 
 from crisis_console.extensions import login_manager
+from crisis_console.roles import ROLES, VIEWER
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,5 +34,10 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 
 
 def signed_in(view: F) -> F:
-    """Let any signed-in user through."""
-    return roles_required()(view)
+    """Let any signed-in user through (not share-link viewers, who see only the dashboard)."""
+    return roles_required(*ROLES)(view)
+
+
+def dashboard_readers(view: F) -> F:
+    """Let signed-in users and share-link viewers through: what the dashboard reads."""
+    return roles_required(*ROLES, VIEWER)(view)

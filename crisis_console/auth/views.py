@@ -7,6 +7,7 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from crisis_console.auth import bp, throttle
+from crisis_console.auth.loaders import share_links
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT
 from crisis_console.services import audit
@@ -67,3 +68,16 @@ def logout() -> Response:
         end_session(user)
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/share/<token>")
+def open_share_link(token: str) -> Response | tuple[str, int]:
+    """Open the read-only dashboard from a manager's share link (no account needed)."""
+    viewer = share_links().open(token)
+    if viewer is None:
+        message = "This share link has expired or was revoked. Ask the emergency manager for a new one."
+        return render_template(
+            "errors/error.html", status=403, title="Link no longer valid", message=message
+        ), 403
+    login_user(viewer)
+    return redirect(url_for("console.dashboard"))

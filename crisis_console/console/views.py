@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
-from crisis_console.roles import HOME_ENDPOINT, Role
+from crisis_console.roles import HOME_ENDPOINT, VIEWER, Role
 from crisis_console.services import trends
 from crisis_console.services.announcements import LONG_SECONDS, WORDS_PER_SECOND, Announcements
 from crisis_console.services.categories import Categories
@@ -118,7 +118,7 @@ def shortcut_categories(categories: list[dict[str, object]], limit: int = 6) -> 
 
 
 @bp.route("/dashboard")
-@roles_required(Role.STAKEHOLDER, Role.MANAGER, Role.ADMIN)
+@roles_required(Role.STAKEHOLDER, Role.MANAGER, Role.ADMIN, VIEWER)
 def dashboard() -> str:
     """Show the read-only stakeholder dashboard: events and what the phone lines are playing."""
     service = Announcements(store())

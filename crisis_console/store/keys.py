@@ -243,6 +243,15 @@ class Keys:
         after two hours, so an ongoing surge is announced once, a later one again."""
         return self._k("spike", "seen", category, zip_code or "-")
 
+    def share_link(self, link_id: str) -> str:
+        """HASH one dashboard share link: id, created_by, created_at, expires_at. Expires with
+        the link; deleted when revoked, which ends every viewer's access at once."""
+        return self._k("share", link_id)
+
+    def share_links_index(self) -> str:
+        """ZSET share-link id scored by expiry time (epoch), for listing the live ones."""
+        return self._k("shares", "index")
+
     # --- background work -----------------------------------------------------------
 
     def scheduler_lock(self) -> str:

@@ -26,6 +26,7 @@
         return;
       }
       if (value === "" && el.dataset.optional !== undefined) { return; }
+      if (el.dataset.number !== undefined) { body[el.name] = Number(value); return; }
       if (el.dataset.localTime !== undefined && value) { value = new Date(value).toISOString(); }
       body[el.name] = value;
     });

@@ -77,6 +77,15 @@
     main.insertBefore(note, main.firstChild.nextSibling);
   }
 
+  var shareForm = document.getElementById("share-form");
+  if (shareForm) {
+    shareForm.addEventListener("api:done", function (event) {
+      var out = document.getElementById("share-url");
+      out.querySelector("code").textContent = event.detail.url;
+      out.hidden = false;
+    });
+  }
+
   function start() {
     var cc = window.crisisConsole;
     cc.onEvent(names.PUSH_PROGRESS || "push.progress", function (progress) {
