@@ -254,8 +254,8 @@ def test_manager_shares_the_dashboard_and_a_guest_opens_it(served_app, browser):
     sign_in(manager, served_app.url, served_app.make_user(Role.MANAGER).username)
     manager.locator("#share-label").fill("EOC wall screen")
     manager.get_by_role("button", name="Create link").click()
-    url = manager.locator("#share-url code").inner_text(timeout=10_000)
-    assert "/share/" in url
+    expect(manager.locator("#share-url code")).to_contain_text("/share/", timeout=10_000)
+    url = manager.locator("#share-url code").inner_text()
     guest = browser.new_context().new_page()
     guest.goto(url)
     expect(guest).to_have_url(f"{served_app.url}/dashboard")
