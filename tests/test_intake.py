@@ -220,3 +220,30 @@ def test_boston_blizzard_is_flagged_and_a_quiet_day_is_not(runner, app, store, c
         client.get("/api/v1/trends/spikes?window=2d", headers=agent_headers).json["error"]["field"]
         == "window"
     )
+
+
+def test_csv_exports_of_counts_and_records(client, catalogue, agent_headers, auth):
+    """Counts export for anyone who sees the dashboard; records export for staff, not agents."""
+    import csv
+    import io
+
+    client.post(
+        "/api/v1/complaints",
+        json={"complaints": [{"category": "plow", "zip": "02124", "text": "Dead end, not plowed"}] * 3},
+        headers=agent_headers,
+    )
+    manager = auth.make_user(Role.MANAGER)
+    headers = {"Authorization": f"Bearer {auth.accounts.create_token(manager.username)}"}
+    counts = client.get("/api/v1/trends.csv?window=1h&bucket=1h", headers=headers)
+    assert counts.mimetype == "text/csv" and "attachment" in counts.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(counts.get_data(as_text=True))))
+    assert rows[0] == ["bucket_start", "category", "count"] and rows[1][1:] == ["snow_plowing", "3"]
+    records = list(
+        csv.DictReader(
+            io.StringIO(client.get("/api/v1/complaints.csv", headers=headers).get_data(as_text=True))
+        )
+    )
+    assert [(r["category"], r["zip"], r["text"]) for r in records] == [
+        ("snow_plowing", "02124", "Dead end, not plowed")
+    ] * 3
+    assert client.get("/api/v1/complaints.csv", headers=agent_headers).status_code == 403

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 from flask_login import current_user
 
+from crisis_console import clock
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
 from crisis_console.auth.roles import dashboard_readers, roles_required, signed_in
@@ -84,3 +87,54 @@ def get_spikes() -> Any:
     return jsonify(
         trends.spikes_at(store(), window=request.args.get("window", "60m"), at=request.args.get("at") or None)
     )
+
+
+#: Most records one CSV export carries.
+MAX_EXPORT = 50_000
+RECORD_COLUMNS = ("id", "occurred_at", "received_at", "category", "channel", "zip", "lat", "lon", "text")
+
+
+def csv_response(rows: list[list[Any]], filename: str) -> Response:
+    """Return rows as a CSV download."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return Response(
+        buffer.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.route("/trends.csv")
+@dashboard_readers
+def trends_csv() -> Response:
+    """The counts of GET /trends as CSV: one row per bucket and category."""
+    args = request.args
+    result = trends.series(
+        store(),
+        window=args.get("window", "24h"),
+        bucket=args.get("bucket", "1h"),
+        at=args.get("at") or None,
+        category=args.get("category") or None,
+        zip_code=args.get("zip") or None,
+    )
+    rows: list[list[Any]] = [["bucket_start", "category", "count"]]
+    for index, start in enumerate(result["buckets"]):
+        rows.extend(
+            [start, code, values[index]] for code, values in result["series"].items() if values[index]
+        )
+    return csv_response(rows, f"contacts-{result['window']}.csv")
+
+
+@bp.route("/complaints.csv")
+@roles_required(Role.MANAGER, Role.ADMIN, Role.STAKEHOLDER)
+def complaints_csv() -> Response:
+    """The complaints received in the window (default 24h) as CSV, oldest first."""
+    span = trends.duration(request.args.get("window", "24h"), "window")
+    end = clock.now()
+    records = store().complaints.received_between(
+        int((end - span).timestamp() * 1000), int(end.timestamp() * 1000), MAX_EXPORT
+    )
+    rows: list[list[Any]] = [list(RECORD_COLUMNS)]
+    rows.extend([record.get(column, "") for column in RECORD_COLUMNS] for record in records)
+    return csv_response(rows, "complaints.csv")

@@ -169,7 +169,26 @@ CATEGORY_BODY = {
     },
 }
 
+CSV_OK = {"200": {"description": "CSV download", "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
 TREND_PATHS: dict[str, Any] = {
+    "/trends.csv": {
+        "get": {
+            "summary": "The counts of /trends as CSV (bucket_start, category, count)",
+            "parameters": [
+                {"name": name, "in": "query", "schema": {"type": "string"}}
+                for name in ("window", "bucket", "category", "zip", "at")
+            ],
+            "responses": {**CSV_OK, **_errors(401, 403, 422)},
+        }
+    },
+    "/complaints.csv": {
+        "get": {
+            "summary": "Complaints received in the window as CSV (manager, admin, stakeholder)",
+            "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "default": "24h"}}],
+            "responses": {**CSV_OK, **_errors(401, 403, 422)},
+        }
+    },
     "/share-links": {
         "post": _operation(
             "A signed, expiring, revocable read-only dashboard link (manager)",

@@ -7,6 +7,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from crisis_console import clock
 from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
@@ -131,6 +132,7 @@ def dashboard() -> str:
     return render_template(
         "console/dashboard.html",
         counts=counts,
+        now_utc=clock.iso()[:16].replace("T", " "),
         top=top[:15],
         spikes=trends.spikes_at(store())["spikes"],
         category_names={c.code: c.name for c in Categories(store()).list()},

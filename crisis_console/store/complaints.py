@@ -134,6 +134,11 @@ class ComplaintRepo:
         """Return True the first time a spike of this category (and area) is seen in ``seconds``."""
         return bool(self._r.set(self._keys.spike_seen(category, zip_code), "1", nx=True, ex=seconds))
 
+    def received_between(self, start_ms: int, end_ms: int, limit: int) -> list[dict[str, Any]]:
+        """Return complaints received in [start_ms, end_ms] (epoch ms), oldest first, at most ``limit``."""
+        rows = self._r.xrange(self._keys.complaints(), min=str(start_ms), max=str(end_ms), count=limit)
+        return [{"id": entry_id, **fields} for entry_id, fields in rows]
+
     def get(self, entry_id: str) -> dict[str, Any] | None:
         """Return one complaint by its stream id, or None (also for a malformed id)."""
         try:
