@@ -247,3 +247,17 @@ def test_csv_exports_of_counts_and_records(client, catalogue, agent_headers, aut
         ("snow_plowing", "02124", "Dead end, not plowed")
     ] * 3
     assert client.get("/api/v1/complaints.csv", headers=agent_headers).status_code == 403
+
+
+def test_last_hour_means_the_last_sixty_minutes(store, catalogue):
+    """window=60m&bucket=60m counts the 60 minutes before `at`, across a clock-hour boundary."""
+    Intake(store).submit(
+        [
+            {"category": "plow", "occurred_at": "2015-02-09T07:40:00Z"},
+            {"category": "plow", "occurred_at": "2015-02-09T08:05:00Z"},
+        ],
+        channel="phone",
+        source="t",
+    )
+    result = trends.series(store, window="60m", bucket="60m", at="2015-02-09T08:10:00Z")
+    assert result["totals"]["snow_plowing"] == 2 and len(result["buckets"]) == 1

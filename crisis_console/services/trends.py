@@ -49,7 +49,13 @@ def series(
         end = clock.parse_iso(at) if at else clock.now()
     except ValueError:
         raise ValidationError("at must be an ISO 8601 time.", field="at") from None
-    hourly = step >= timedelta(hours=1) and step % timedelta(hours=1) == timedelta(0)
+    # Hour counters serve long windows in whole hours; shorter windows read minutes, so that
+    # "the last 60 minutes" means exactly that, not the clock hour so far.
+    hourly = (
+        span >= timedelta(hours=24)
+        and step >= timedelta(hours=1)
+        and step % timedelta(hours=1) == timedelta(0)
+    )
     unit = timedelta(hours=1) if hourly else timedelta(minutes=1)
     fmt = "%Y%m%d%H" if hourly else "%Y%m%d%H%M"
     end = _floor(end, unit) + unit  # the unit holding ``at`` is included

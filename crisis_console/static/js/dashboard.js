@@ -25,13 +25,47 @@
     document.getElementById("contacts-total").textContent = result.totals.all;
   }
 
+  var chart = null;
+  var PALETTE = ["#0b2545", "#a4161a", "#0a6b2d", "#b45309", "#6d28d9", "#0e7490"];
+
+  function drawChart() {
+    var el = document.getElementById("chart");
+    if (!el || typeof window.uPlot !== "function") { return; }
+    var choice = document.getElementById("chart-window").value.split("|");
+    fetch("/api/v1/trends?window=" + choice[0] + "&bucket=" + choice[1], { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (result) {
+        if (!result) { return; }
+        var xs = result.buckets.map(function (iso) { return Date.parse(iso) / 1000; });
+        var top = Object.keys(result.series)
+          .sort(function (a, b) { return result.totals[b] - result.totals[a]; })
+          .slice(0, 5);
+        var total = xs.map(function (_x, i) {
+          return Object.keys(result.series).reduce(function (sum, code) { return sum + result.series[code][i]; }, 0);
+        });
+        var data = [xs, total].concat(top.map(function (code) { return result.series[code]; }));
+        var series = [{}, { label: "All contacts", stroke: PALETTE[0], width: 3 }].concat(top.map(function (code, i) {
+          return { label: names[code] || code, stroke: PALETTE[(i + 1) % PALETTE.length], width: 2 };
+        }));
+        if (chart) { chart.destroy(); }
+        chart = new window.uPlot({ width: el.clientWidth || 800, height: 280, series: series, axes: [{}, { label: "contacts" }] }, data, el);
+      })
+      .catch(function () {});
+  }
+
   function refresh() {
     timer = null;
+    drawChart();
     fetch("/api/v1/trends?window=60m&bucket=60m", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (result) { if (result) { render(result); } })
       .catch(function () {});
   }
+
+  var selector = document.getElementById("chart-window");
+  if (selector) { selector.addEventListener("change", drawChart); }
+  window.addEventListener("resize", function () { if (chart) { chart.setSize({ width: document.getElementById("chart").clientWidth, height: 280 }); } });
+  drawChart();
 
   function start() {
     window.crisisConsole.onEvent(events.TRENDS_UPDATE || "trends.update", function () {
