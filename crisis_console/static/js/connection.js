@@ -98,10 +98,24 @@
       .catch(function () { /* the next change or reload will correct the banner */ });
   });
 
+  // Something changed elsewhere: offer a refresh rather than reloading under the user's hands.
+  function offerRefresh(id, text) {
+    if (document.getElementById(id)) { return; }
+    var note = document.createElement("div");
+    note.id = id;
+    note.className = "flash flash--info";
+    note.setAttribute("role", "status");
+    note.innerHTML = escapeText(text) + ' <button class="button button--small" type="button">Refresh</button>';
+    note.querySelector("button").addEventListener("click", function () { window.location.reload(); });
+    var main = document.getElementById("main");
+    main.insertBefore(note, main.firstChild);
+  }
+
   window.crisisConsole = {
     socket: socket,
     events: window.CC_EVENTS || {},
     escapeText: escapeText,
+    offerRefresh: offerRefresh,
     onEvent: function (name, handler) { socket.on(name, handler); }
   };
   document.dispatchEvent(new CustomEvent("cc:ready", { detail: { socket: socket } }));

@@ -66,15 +66,7 @@
   }
 
   function noticeScriptsChanged() {
-    if (document.getElementById("scripts-changed")) { return; }
-    var note = document.createElement("div");
-    note.id = "scripts-changed";
-    note.className = "flash flash--info";
-    note.setAttribute("role", "status");
-    note.innerHTML = 'Scripts changed. <button class="button button--small" type="button">Refresh lists</button>';
-    note.querySelector("button").addEventListener("click", function () { window.location.reload(); });
-    var main = document.getElementById("main");
-    main.insertBefore(note, main.firstChild.nextSibling);
+    window.crisisConsole.offerRefresh("scripts-changed", "Scripts changed.");
   }
 
   var shareForm = document.getElementById("share-form");

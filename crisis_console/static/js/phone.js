@@ -53,15 +53,7 @@
     // The read-only dashboard simply shows the new state; on the manager's page, where
     // something may be half-typed, offer a refresh instead.
     if (!document.getElementById("new-announcement")) { window.location.reload(); return; }
-    if (document.getElementById("announcements-changed")) { return; }
-    var note = document.createElement("div");
-    note.id = "announcements-changed";
-    note.className = "flash flash--info";
-    note.setAttribute("role", "status");
-    note.innerHTML = 'Announcements changed. <button class="button button--small" type="button">Refresh</button>';
-    note.querySelector("button").addEventListener("click", function () { window.location.reload(); });
-    var main = document.getElementById("main");
-    main.insertBefore(note, main.firstChild.nextSibling);
+    window.crisisConsole.offerRefresh("announcements-changed", "Announcements changed.");
   }
 
   function start() {
