@@ -261,3 +261,22 @@ def test_last_hour_means_the_last_sixty_minutes(store, catalogue):
     )
     result = trends.series(store, window="60m", bucket="60m", at="2015-02-09T08:10:00Z")
     assert result["totals"]["snow_plowing"] == 2 and len(result["buckets"]) == 1
+
+
+def test_movers_rank_categories_above_their_usual_level(store, catalogue, client, agent_headers):
+    """A category well above its history leads the movers; one at its usual level is not listed."""
+    history = [
+        {"category": "no heat", "occurred_at": f"2015-02-0{d}T{h:02d}:10:00Z"}
+        for d in range(2, 9)
+        for h in range(8, 20)
+    ]
+    surge = [{"category": "plow", "occurred_at": "2015-02-09T08:40:00Z"}] * 12 + [
+        {"category": "no heat", "occurred_at": "2015-02-09T08:45:00Z"}
+    ]
+    Intake(store).submit(history, channel="phone", source="t")
+    Intake(store).submit(surge, channel="phone", source="t")
+    movers = client.get(
+        "/api/v1/trends/movers?window=60m&at=2015-02-09T08:59:00Z", headers=agent_headers
+    ).json["movers"]
+    assert [m["category"] for m in movers] == ["snow_plowing"]
+    assert movers[0]["observed"] == 12 and movers[0]["expected"] < 1

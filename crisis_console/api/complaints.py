@@ -105,6 +105,15 @@ def csv_response(rows: list[list[Any]], filename: str) -> Response:
     )
 
 
+@bp.route("/trends/movers")
+@dashboard_readers
+def get_movers() -> Any:
+    """Categories furthest above their usual level: ``?window=60m&at=ISO``."""
+    return jsonify(
+        trends.movers_at(store(), window=request.args.get("window", "60m"), at=request.args.get("at") or None)
+    )
+
+
 @bp.route("/trends.csv")
 @dashboard_readers
 def trends_csv() -> Response:

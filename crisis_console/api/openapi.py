@@ -211,6 +211,15 @@ TREND_PATHS: dict[str, Any] = {
             "responses": {"204": {"description": "revoked"}, **_errors(401, 403, 404)},
         },
     },
+    "/trends/movers": {
+        "get": {
+            **_operation("Categories furthest above their usual level in the window", 200, (401, 403, 422)),
+            "parameters": [
+                {"name": "window", "in": "query", "schema": {"type": "string", "default": "60m"}},
+                {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            ],
+        }
+    },
     "/trends/spikes": {
         "get": {
             **_operation("Spikes as the detector saw them at `at` (default now)", 200, (401, 422)),

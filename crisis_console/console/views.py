@@ -134,6 +134,7 @@ def dashboard() -> str:
         counts=counts,
         now_utc=clock.iso()[:16].replace("T", " "),
         top=top[:15],
+        movers=trends.movers_at(store())["movers"],
         spikes=trends.spikes_at(store())["spikes"],
         category_names={c.code: c.name for c in Categories(store()).list()},
         events=Events(store()).active(),

@@ -7,6 +7,7 @@ any past instant can be shown again for the after-action review.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,10 +111,21 @@ def _category_of(field: str, zip_code: str | None) -> str | None:
 BASELINE_HOURS = 7 * 24
 
 
-def spikes_at(store: Store, *, window: str = "60m", at: str | None = None) -> dict[str, Any]:
-    """Return the spikes as the detector saw them at ``at`` (default now)."""
-    from crisis_console.services.spikes import detect
+@dataclass
+class Recent:
+    """A category-by-category look at a recent window and the history before it."""
 
+    window: str
+    start: datetime
+    end: datetime
+    bucket: timedelta
+    counts: dict[str, list[int]]
+    zips: dict[str, dict[str, int]]
+    history: dict[str, list[int]]
+
+
+def recent_window(store: Store, window: str, at: str | None) -> Recent:
+    """Read the window's per-bucket counts and each category's hourly history before it."""
     span = duration(window, "window")
     if span > timedelta(hours=24) or span < timedelta(minutes=10):
         raise ValidationError("window must be between 10m and 24h.", field="window")
@@ -128,14 +140,14 @@ def spikes_at(store: Store, *, window: str = "60m", at: str | None = None) -> di
     recent_rows = store.complaints.counts([m.strftime("%Y%m%d%H%M") for m in minutes], False)
     bucket = timedelta(minutes=5) if span >= timedelta(minutes=30) else minute
     per_bucket = int(bucket / minute)
-    recent: dict[str, list[int]] = {}
+    counts: dict[str, list[int]] = {}
     zips: dict[str, dict[str, int]] = {}
     buckets = len(minutes) // per_bucket
     for index, row in enumerate(recent_rows):
         slot = min(index // per_bucket, buckets - 1)
         for field, value in row.items():
             if field.startswith("c:"):
-                recent.setdefault(field[2:], [0] * buckets)[slot] += int(value)
+                counts.setdefault(field[2:], [0] * buckets)[slot] += int(value)
             elif field.startswith("cz:"):
                 category, _, zip_code = field[3:].rpartition(":")
                 zips.setdefault(category, {})[zip_code] = zips.get(category, {}).get(zip_code, 0) + int(value)
@@ -146,11 +158,47 @@ def spikes_at(store: Store, *, window: str = "60m", at: str | None = None) -> di
     history: dict[str, list[int]] = {}
     for position, row in enumerate(store.complaints.counts([h.strftime("%Y%m%d%H") for h in hours], True)):
         for field, value in row.items():
-            if field.startswith("c:") and field[2:] in recent:
+            if field.startswith("c:") and field[2:] in counts:
                 history.setdefault(field[2:], [0] * BASELINE_HOURS)[position] = int(value)
-    found = detect(recent, history, start, bucket, zips)
+    return Recent(window, start, end, bucket, counts, zips, history)
+
+
+def spikes_at(store: Store, *, window: str = "60m", at: str | None = None) -> dict[str, Any]:
+    """Return the spikes as the detector saw them at ``at`` (default now)."""
+    from crisis_console.services.spikes import detect
+
+    recent = recent_window(store, window, at)
+    found = detect(recent.counts, recent.history, recent.start, recent.bucket, recent.zips)
     return {
         "window": window,
-        "at": clock.iso(end - timedelta(milliseconds=1)),
+        "at": clock.iso(recent.end - timedelta(milliseconds=1)),
         "spikes": [s.public() for s in found],
+    }
+
+
+def movers_at(store: Store, *, window: str = "60m", at: str | None = None, limit: int = 8) -> dict[str, Any]:
+    """Return the categories clearly above their usual level in the window, biggest rise first."""
+    from crisis_console.services.spikes import expected_rate
+
+    recent = recent_window(store, window, at)
+    hours = (recent.end - recent.start) / timedelta(hours=1)
+    movers = []
+    for category, values in recent.counts.items():
+        observed = sum(values)
+        expected = expected_rate(recent.history.get(category) or [0] * 24) * hours
+        # Noise is not news: a mover is at least 2 contacts and half again above its usual.
+        if observed - expected >= 2 and observed >= 1.5 * expected:
+            movers.append(
+                {
+                    "category": category,
+                    "observed": observed,
+                    "expected": round(expected, 1),
+                    "ratio": round(observed / expected, 1) if expected else None,
+                }
+            )
+    movers.sort(key=lambda m: (m["observed"] - m["expected"], m["observed"]), reverse=True)
+    return {
+        "window": window,
+        "at": clock.iso(recent.end - timedelta(milliseconds=1)),
+        "movers": movers[:limit],
     }

@@ -53,9 +53,24 @@
       .catch(function () {});
   }
 
+  function renderMovers(result) {
+    var esc = window.crisisConsole.escapeText;
+    var body = document.querySelector("#movers tbody");
+    if (!body) { return; }
+    body.innerHTML = result.movers.length ? result.movers.map(function (m) {
+      return '<tr data-category="' + esc(m.category) + '"><td>' + esc(names[m.category] || m.category) +
+        '</td><td class="count">' + m.observed + '</td><td class="count">' + m.expected +
+        '</td><td class="count">' + (m.ratio === null ? "—" : m.ratio) + "</td></tr>";
+    }).join("") : '<tr class="empty"><td colspan="4" class="muted">Nothing above its usual level.</td></tr>';
+  }
+
   function refresh() {
     timer = null;
     drawChart();
+    fetch("/api/v1/trends/movers?window=60m", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (result) { if (result) { renderMovers(result); } })
+      .catch(function () {});
     fetch("/api/v1/trends?window=60m&bucket=60m", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (result) { if (result) { render(result); } })
