@@ -28,10 +28,22 @@
   var chart = null;
   var PALETTE = ["#0b2545", "#a4161a", "#0a6b2d", "#b45309", "#6d28d9", "#0e7490"];
 
+  // "Since the event was declared": a window from the declaration to now, in about 150 buckets.
+  function windowChoice(select) {
+    if (select.value !== "event") { return select.value.split("|"); }
+    var since = Date.parse(select.selectedOptions[0].dataset.since);
+    var minutes = Math.max(10, Math.ceil((Date.now() - since) / 60000));
+    var steps = [[1, "1m"], [5, "5m"], [15, "15m"], [60, "1h"], [360, "6h"], [1440, "1d"]];
+    var step = steps.find(function (s) { return s[0] >= minutes / 150; }) || steps[steps.length - 1];
+    if (step[0] >= 60) { minutes = Math.ceil(minutes / step[0]) * step[0]; }
+    var window_ = minutes <= 9999 ? minutes + "m" : Math.ceil(minutes / 60) + "h";
+    return [window_, step[1]];
+  }
+
   function drawChart() {
     var el = document.getElementById("chart");
     if (!el || typeof window.uPlot !== "function") { return; }
-    var choice = document.getElementById("chart-window").value.split("|");
+    var choice = windowChoice(document.getElementById("chart-window"));
     fetch("/api/v1/trends?window=" + choice[0] + "&bucket=" + choice[1], { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (result) {
