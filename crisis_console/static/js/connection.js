@@ -31,6 +31,8 @@
     if (/\/logout$/.test(event.target.action || "")) { leaving = true; }
   });
   window.addEventListener("pagehide", function () { leaving = true; });
+  // Back from the back/forward cache: the page is in use again, so a later kick must count.
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { leaving = false; } });
 
   function backToSignIn() {
     if (leaving) { return; }
