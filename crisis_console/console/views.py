@@ -126,6 +126,7 @@ def dashboard() -> str:
     lines = Lines(store()).list()
     playing = [(line, service.current(line.id)) for line in lines]
     counts = trends.series(store(), window="60m", bucket="60m")
+    last_hour = trends.recent_window(store(), "60m", None)  # read once for movers and spikes
     top = sorted(
         ((code, n) for code, n in counts["totals"].items() if code != "all" and n), key=lambda item: -item[1]
     )
@@ -134,8 +135,8 @@ def dashboard() -> str:
         counts=counts,
         now_utc=clock.iso()[:16].replace("T", " "),
         top=top[:15],
-        movers=trends.movers_at(store())["movers"],
-        spikes=trends.spikes_at(store())["spikes"],
+        movers=trends.movers_at(store(), recent=last_hour)["movers"],
+        spikes=trends.spikes_at(store(), recent=last_hour)["spikes"],
         category_names={c.code: c.name for c in Categories(store()).list()},
         events=Events(store()).active(),
         playing=[(line, a, service.stats(a.id)) for line, a in playing if a is not None],

@@ -143,13 +143,6 @@ class Scripts:
         """Return language -> script id of the script's translation group."""
         return {lang: int(sid) for lang, sid in self.store.scripts.translations(script.group_id).items()}
 
-    def live_content(self, script: Script) -> dict[str, Any] | None:
-        """Return what agents see of a current script: the approved version, rendered."""
-        if not script.is_current():
-            return None
-        version = self.store.scripts.version(script.id, script.live_version)  # type: ignore[arg-type]
-        return self.agent_view(script, version) if version else None
-
     @staticmethod
     def agent_view(script: Script, version: dict[str, Any]) -> dict[str, Any]:
         """Return the snapshot of a version sent to agents (sanitised HTML, never raw Markdown)."""

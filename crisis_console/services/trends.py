@@ -163,11 +163,13 @@ def recent_window(store: Store, window: str, at: str | None) -> Recent:
     return Recent(window, start, end, bucket, counts, zips, history)
 
 
-def spikes_at(store: Store, *, window: str = "60m", at: str | None = None) -> dict[str, Any]:
-    """Return the spikes as the detector saw them at ``at`` (default now)."""
+def spikes_at(
+    store: Store, *, window: str = "60m", at: str | None = None, recent: Recent | None = None
+) -> dict[str, Any]:
+    """Return the spikes as the detector saw them at ``at`` (default now), or in ``recent``."""
     from crisis_console.services.spikes import detect
 
-    recent = recent_window(store, window, at)
+    recent = recent or recent_window(store, window, at)
     found = detect(recent.counts, recent.history, recent.start, recent.bucket, recent.zips)
     return {
         "window": window,
@@ -176,11 +178,13 @@ def spikes_at(store: Store, *, window: str = "60m", at: str | None = None) -> di
     }
 
 
-def movers_at(store: Store, *, window: str = "60m", at: str | None = None, limit: int = 8) -> dict[str, Any]:
-    """Return the categories clearly above their usual level in the window, biggest rise first."""
+def movers_at(
+    store: Store, *, window: str = "60m", at: str | None = None, limit: int = 8, recent: Recent | None = None
+) -> dict[str, Any]:
+    """Return the categories clearly above their usual level in the window (or ``recent``)."""
     from crisis_console.services.spikes import expected_rate
 
-    recent = recent_window(store, window, at)
+    recent = recent or recent_window(store, window, at)
     hours = (recent.end - recent.start) / timedelta(hours=1)
     movers = []
     for category, values in recent.counts.items():

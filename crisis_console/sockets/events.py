@@ -20,8 +20,8 @@ from crisis_console.services.errors import ServiceError
 from crisis_console.services.pushes import Pushes
 from crisis_console.sockets import names, realtime
 
-#: sid -> (user id, session id at connect), per namespace, for this process's connections.
-_connections: dict[tuple[str, str], tuple[int, str]] = {}
+#: (namespace, sid) -> user id, for this process's connections.
+_connections: dict[tuple[str, str], int | str] = {}
 
 
 def authenticate(auth: Any) -> User | None:
@@ -38,10 +38,10 @@ def socket_user(namespace: str) -> User | None:
 
     Handlers of client events call this, so a user disabled after connecting is refused.
     """
-    entry = _connections.get((namespace, request.sid))  # type: ignore[attr-defined]
-    if entry is None:
+    user_id = _connections.get((namespace, request.sid))  # type: ignore[attr-defined]
+    if user_id is None:
         return None
-    user = accounts().get(entry[0])
+    user = accounts().get(user_id)
     if user is None or not user.active:
         return None
     return user
@@ -62,7 +62,7 @@ class RoleNamespace(Namespace):
         if user.role not in NAMESPACE_ROLES[self.namespace]:
             raise ConnectionRefusedError("forbidden")
         sid: str = request.sid  # type: ignore[attr-defined]
-        _connections[(self.namespace, sid)] = (user.id, user.get_id())
+        _connections[(self.namespace, sid)] = user.id
         store().sockets.add(user.id, self.namespace, sid)
         join_room(realtime.user_room(user.id))
         join_room(realtime.role_room(user.role))
@@ -73,9 +73,9 @@ class RoleNamespace(Namespace):
     def on_disconnect(self, reason: Any = None) -> None:
         """Forget the connection."""
         sid: str = request.sid  # type: ignore[attr-defined]
-        entry = _connections.pop((self.namespace, sid), None)
-        if entry is not None:
-            store().sockets.remove(entry[0], self.namespace, sid)
+        user_id = _connections.pop((self.namespace, sid), None)
+        if user_id is not None:
+            store().sockets.remove(user_id, self.namespace, sid)
 
 
 class AgentNamespace(RoleNamespace):
@@ -106,13 +106,13 @@ def init_receipts(app: Flask) -> None:
 
     def handler(acknowledged: bool) -> Callable[..., dict[str, Any]]:
         def handle(sid: str, data: Any = None) -> dict[str, Any]:
-            entry = _connections.get((names.AGENT, sid))
-            if entry is None:
+            user_id = _connections.get((names.AGENT, sid))
+            if user_id is None:
                 server.disconnect(sid, namespace=names.AGENT)
                 return {"ok": False, "error": "unauthorized"}
             push_id = data.get("push_id") if isinstance(data, dict) else None
             try:
-                progress = Pushes(app_store).receipt(push_id, entry[0], acknowledged=acknowledged)
+                progress = Pushes(app_store).receipt(push_id, user_id, acknowledged=acknowledged)
             except ServiceError as exc:
                 return {"ok": False, "error": exc.code, "field": exc.field}
             if progress is not None:
