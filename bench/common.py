@@ -63,6 +63,7 @@ def served_console() -> Iterator[tuple[str, Store, subprocess.Popen[bytes]]]:
             "CRISIS_KEY_PREFIX": prefix,
             "CRISIS_INSTANCE_PATH": folder,
             "SECRET_KEY": "bench",
+            "CRISIS_OPEN311_POST_LIMIT": "1000000 per minute",
         }
         process = start_console(env, Path(folder) / "server.log", port)
         client = redis.Redis.from_url(url, decode_responses=True)

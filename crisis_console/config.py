@@ -36,6 +36,9 @@ class Config:
         # Sign-in throttles (Flask-Limiter syntax): per client address and per username.
         self.LOGIN_LIMIT_PER_IP: str = env.get("CRISIS_LOGIN_LIMIT_PER_IP") or "20 per minute"
         self.LOGIN_LIMIT_PER_USER: str = env.get("CRISIS_LOGIN_LIMIT_PER_USER") or "5 per minute"
+        # Open311 service requests per API key: a city's app relays every resident's report
+        # through one key, so the limit is set for a storm's volume, not one person's.
+        self.OPEN311_POST_LIMIT: str = env.get("CRISIS_OPEN311_POST_LIMIT") or "6000 per minute"
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = (self.PUBLIC_BASE_URL or "").startswith("https://")

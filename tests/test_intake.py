@@ -11,6 +11,7 @@ from crisis_console.roles import Role
 from crisis_console.services import trends
 from crisis_console.services.categories import Categories
 from crisis_console.services.intake import Intake
+from crisis_console.store import Store
 
 BOSTON = (
     Path(__file__).resolve().parents[2]
@@ -55,6 +56,21 @@ def test_single_complaint_is_counted_under_its_category(client, catalogue, agent
     assert trends.series(store, window="60m", bucket="1m", at="2015-01-27T12:30:00Z", zip_code="02125")[
         "totals"
     ] == {"all": 0}
+
+
+def test_a_category_made_by_another_process_is_usable_at_once(client, catalogue, agent_headers, store):
+    """Intake keeps the name map for a moment; a name it does not know is looked up afresh."""
+    assert (
+        client.post("/api/v1/complaints", json={"category": "plow"}, headers=agent_headers).status_code == 201
+    )
+    other_process = Store(store.redis, store.keys.prefix)
+    Categories(other_process).create(
+        {"code": "power_outage", "name": "Power outage", "aliases": ["no power"]}
+    )
+    response = client.post("/api/v1/complaints", json={"category": "No Power"}, headers=agent_headers)
+    assert response.status_code == 201, response.json
+    response = client.post("/api/v1/complaints", json={"category": "no such thing"}, headers=agent_headers)
+    assert response.json["error"]["field"] == "category"
 
 
 @pytest.mark.parametrize(
@@ -216,6 +232,11 @@ def test_boston_blizzard_is_flagged_and_a_quiet_day_is_not(runner, app, store, c
     assert spike["observed"] >= 5 and spike["expected"] < spike["observed"] / 3
     quiet = client.get("/api/v1/trends/spikes?window=60m&at=2015-01-20T15:00:00Z", headers=agent_headers).json
     assert quiet["spikes"] == []
+    # The February snow emergencies are flagged on their peak mornings (10:10 on 3 February and
+    # 11:20 on 10 February, Boston time), against baselines still holding the blizzard.
+    for at in ("2015-02-03T15:15:00Z", "2015-02-10T16:25:00Z"):
+        spikes = client.get(f"/api/v1/trends/spikes?window=60m&at={at}", headers=agent_headers).json["spikes"]
+        assert "misc_snow_complaint" in {s["category"] for s in spikes}, (at, spikes)
     assert (
         client.get("/api/v1/trends/spikes?window=2d", headers=agent_headers).json["error"]["field"]
         == "window"

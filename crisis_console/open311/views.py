@@ -13,11 +13,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from crisis_console.extensions import accounts, limiter, store
 from crisis_console.open311 import bp
+from crisis_console.services.accounts import hash_token
 from crisis_console.services.categories import Categories, Category
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.intake import Intake
@@ -140,8 +141,13 @@ def service_definition(code: str, fmt: str) -> Response:
     raise GeoReportError(404, f"No service {code!r}.")
 
 
+def _api_key_of_request() -> str:
+    """Count service requests per API key (hashed), whatever address relays them."""
+    return "open311:" + hash_token(request.form.get("api_key", ""))[:16]
+
+
 @bp.route("/requests.<fmt>", methods=["POST"])
-@limiter.limit("120 per minute")
+@limiter.limit(lambda: current_app.config["OPEN311_POST_LIMIT"], key_func=_api_key_of_request)
 @geo_view("api_key")
 def post_request(fmt: str) -> Response:
     """Create a service request: a complaint on the ``open311`` channel."""

@@ -111,6 +111,6 @@ class Categories:
             ) from None
         return self.require(code)
 
-    def resolver(self) -> dict[str, str]:
-        """Return the lower-cased name/alias/code -> code map (read once per batch)."""
-        return self.store.categories.names()
+    def resolver(self, *, fresh: bool = False) -> dict[str, str]:
+        """Return the lower-cased name/alias/code -> code map (``fresh``: read from Redis now)."""
+        return self.store.categories.names(fresh=fresh)

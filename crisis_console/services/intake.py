@@ -58,6 +58,7 @@ class Intake:
     def __init__(self, store: Store):
         self.store = store
         self._names: dict[str, str] | None = None
+        self._fresh = False
 
     def category_for(self, value: Any) -> str:
         """Return the category code a name, alias or code maps to, or raise naming ``category``."""
@@ -66,6 +67,10 @@ class Intake:
         if self._names is None:
             self._names = Categories(self.store).resolver()
         code = self._names.get(lookup_key(value))
+        if code is None and not self._fresh:
+            # A category created moments ago in another process: look again, once per batch.
+            self._names, self._fresh = Categories(self.store).resolver(fresh=True), True
+            code = self._names.get(lookup_key(value))
         if code is None:
             raise ValidationError(
                 f"Unknown category {value.strip()[:80]!r}.", field="category", code="unknown_category"

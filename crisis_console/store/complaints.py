@@ -31,6 +31,12 @@ class CategoryTaken(Exception):
     """The code, a name or an alias already belongs to another category."""
 
 
+#: Seconds this process reuses the name -> code map before reading it again. Intake reads it
+#: for every complaint; a name it does not know is always looked up afresh, so only a renamed
+#: alias can take this long to reach another process.
+NAMES_TTL = 2.0
+
+
 class CategoryRepo:
     """The category catalogue and the name -> code map intake uses."""
 
@@ -38,6 +44,7 @@ class CategoryRepo:
         self._r = client
         self._keys = keys
         self._audit = audit
+        self._names: tuple[float, dict[str, str]] | None = None
 
     def save(
         self, code: str, fields: dict[str, str], names: list[str], entry: AuditEntry, *, new: bool
@@ -67,6 +74,7 @@ class CategoryRepo:
             self._audit.add_to(pipe, entry)
 
         self._r.transaction(write, index, self._keys.category(code))
+        self._names = None
 
     def get(self, code: str) -> dict[str, str] | None:
         """Return a category's fields, or None."""
@@ -80,9 +88,12 @@ class CategoryRepo:
             pipe.hgetall(self._keys.category(code))
         return [fields for fields in pipe.execute() if fields]
 
-    def names(self) -> dict[str, str]:
-        """Return lower-cased code/name/alias -> code."""
-        return self._r.hgetall(self._keys.category_names())
+    def names(self, *, fresh: bool = False) -> dict[str, str]:
+        """Return lower-cased code/name/alias -> code (a copy at most ``NAMES_TTL`` old unless ``fresh``)."""
+        cached = self._names
+        if fresh or cached is None or time.monotonic() - cached[0] > NAMES_TTL:
+            cached = self._names = (time.monotonic(), self._r.hgetall(self._keys.category_names()))
+        return cached[1]
 
 
 class ComplaintRepo:

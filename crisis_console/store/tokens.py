@@ -9,6 +9,24 @@ from crisis_console.services.audit import AuditEntry
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.keys import Keys
 
+#: The token's fields and its user's fields in one round trip (every API request pays it).
+#: The user key is built from ``ARGV[1]`` (the user key without its id), so this assumes one
+#: Redis server, as the console does everywhere.
+_TOKEN_AND_USER = """
+local token = redis.call('HGETALL', KEYS[1])
+if #token == 0 then return {} end
+for i = 1, #token, 2 do
+  if token[i] == 'user_id' then
+    return {token, redis.call('HGETALL', ARGV[1] .. token[i + 1])}
+  end
+end
+return {token, {}}
+"""
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
 
 class TokenRepo:
     """Create, look up, list and revoke API tokens by their hash."""
@@ -17,6 +35,7 @@ class TokenRepo:
         self._r = client
         self._keys = keys
         self._audit = audit
+        self._token_and_user = client.register_script(_TOKEN_AND_USER)
 
     def add(self, token_hash: str, user_id: int | str, name: str, audit: AuditEntry) -> None:
         """Store a token hash for a user, audited in the same transaction."""
@@ -29,9 +48,12 @@ class TokenRepo:
         self._audit.add_to(pipe, audit)
         pipe.execute()
 
-    def get(self, token_hash: str) -> dict[str, str] | None:
-        """Return the token's fields, or None."""
-        return self._r.hgetall(self._keys.token(token_hash)) or None
+    def get_with_user(self, token_hash: str) -> tuple[dict[str, str], dict[str, str]] | None:
+        """Return the token's fields and its user's fields (empty when the user is gone), or None."""
+        found = self._token_and_user(keys=[self._keys.token(token_hash)], args=[self._keys.user("")])
+        if not found:
+            return None
+        return _pairs(found[0]), _pairs(found[1])
 
     def touch(self, token_hash: str) -> None:
         """Record that the token was just used."""
