@@ -130,6 +130,7 @@ def init_views(app: Flask) -> None:
     from crisis_console.admin import bp as admin_bp
     from crisis_console.api import bp as api_bp
     from crisis_console.auth import bp as auth_bp
+    from crisis_console.cap import bp as cap_bp
     from crisis_console.console import bp as console_bp
     from crisis_console.open311 import bp as open311_bp
     from crisis_console.services.ivr_state import LastKnownState
@@ -145,6 +146,7 @@ def init_views(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(twilio_bp)
     app.register_blueprint(open311_bp)
+    app.register_blueprint(cap_bp)
 
 
 def init_sockets(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 import nh3
@@ -54,3 +55,47 @@ def diff_lines(old: str, new: str) -> list[DiffLine]:
         result.extend(DiffLine("removed", line) for line in old_lines[a_start:a_end])
         result.extend(DiffLine("added", line) for line in new_lines[b_start:b_end])
     return result
+
+
+_TAG_RE = re.compile(r"<[^>]{0,200}>")
+
+
+def plain_text(body: str) -> str:
+    """Return the Markdown body as plain text, one line per block (for CAP and SMS, not pages).
+
+    List items keep a "- " bullet and links keep their address in brackets; anything that
+    looks like an HTML tag is dropped, so no markup reaches a plain-text channel.
+    """
+    lines: list[str] = []
+    bullet = ""
+    for token in _markdown.parse(body or ""):
+        if token.type == "list_item_open":
+            bullet = "- "
+        elif token.type in ("fence", "code_block"):
+            lines.extend(token.content.rstrip("\n").splitlines())
+        elif token.type == "inline":
+            text = _inline_text(token.children or [])
+            if text.strip():
+                lines.append(bullet + text.strip())
+                bullet = ""
+    return "\n".join(_TAG_RE.sub("", line) for line in lines).strip()
+
+
+def _inline_text(children: list) -> str:
+    """Return the text of an inline token's children."""
+    parts: list[str] = []
+    href = ""
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+        elif child.type == "link_open":
+            href = str(child.attrs.get("href", ""))
+        elif child.type == "link_close" and href:
+            if href.removeprefix("mailto:").removeprefix("tel:") not in "".join(parts):
+                parts.append(f" ({href})")
+            href = ""
+    return "".join(parts)

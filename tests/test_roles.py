@@ -43,6 +43,10 @@ def test_anonymous_requests_are_refused_everywhere(app, client):
                 assert response.status_code in (400, 401), (method, path)
             elif path.startswith("/twilio/"):
                 assert response.status_code == 403, (method, path)  # unsigned
+            elif path.startswith("/cap/"):
+                # The CAP feed is public, as county alerting systems poll it; the inbox takes a token.
+                expected = (200, 404) if method == "GET" else (401,)
+                assert response.status_code in expected, (method, path)
             elif path.startswith("/open311/"):
                 # GeoReport reading is public (as cities publish it); posting needs an api_key.
                 expected = (200, 404) if method == "GET" else (403,)

@@ -63,8 +63,10 @@ def check_csrf() -> None:
         return
     if bearer_token(request) is not None:
         return
-    if request.endpoint in EXEMPT_ENDPOINTS or request.blueprint in ("twilio", "open311"):
-        return  # Twilio signs its webhooks; Open311 clients send an api_key (a token), not cookies
+    if request.endpoint in EXEMPT_ENDPOINTS or request.blueprint in ("twilio", "open311", "cap"):
+        # Twilio signs its webhooks; Open311 clients send an api_key (a token), and the CAP
+        # inbox takes only bearer tokens: none of them acts on cookies.
+        return
     csrf.protect()
 
 

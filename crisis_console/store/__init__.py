@@ -7,6 +7,7 @@ import os
 import redis
 
 from crisis_console.store.audit import AuditRepo
+from crisis_console.store.cap import CapRepo
 from crisis_console.store.complaints import CategoryRepo, ComplaintRepo
 from crisis_console.store.connection import StoreUnavailable, connect, connection_url, describe
 from crisis_console.store.events import EventRepo
@@ -40,6 +41,7 @@ class Store:
         self.announcements = AnnouncementRepo(client, self.keys, self.audit)
         self.categories = CategoryRepo(client, self.keys, self.audit)
         self.complaints = ComplaintRepo(client, self.keys)
+        self.cap = CapRepo(client, self.keys, self.audit)
 
     def try_lock(self, key: str, seconds: int) -> bool:
         """Take a lock that expires by itself; False if another process holds it."""

@@ -252,6 +252,27 @@ class Keys:
         """ZSET share-link id scored by expiry time (epoch), for listing the live ones."""
         return self._k("shares", "index")
 
+    # --- CAP (Common Alerting Protocol) ------------------------------------------------
+
+    def cap_messages(self, subject: str) -> str:
+        """LIST the CAP messages published about one subject (``event:<id>`` or
+        ``announcement:<id>``), oldest first; item *n* is revision *n*+1 as JSON {revision,
+        identifier, sender, sent, msg_type, status, fingerprint (of the content, to tell whether
+        it changed), headline, event, severity, area_desc (for the feed's entries)}. Later
+        messages name the earlier ones in ``references``. Never expires."""
+        return self._k("cap", subject, "messages")
+
+    def cap_documents(self, subject: str) -> str:
+        """HASH revision number -> the CAP XML document exactly as published, so a message
+        named in a later one's ``references`` can still be fetched. Never expires."""
+        return self._k("cap", subject, "documents")
+
+    def cap_received(self) -> str:
+        """HASH JSON ``[sender, identifier]`` of every CAP alert accepted by the inbox -> JSON
+        {received_at, received_by, msg_type, status, event_id (or null), outcome}; the
+        duplicate check (set under WATCH with its audit entry). Never expires."""
+        return self._k("cap", "received")
+
     # --- background work -----------------------------------------------------------
 
     def scheduler_lock(self) -> str:
