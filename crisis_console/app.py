@@ -35,10 +35,26 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         app.config["TWILIO_TOKEN_IS_LOCAL"] = True
 
     init_store(app)
+    init_alerts(app)
     init_security(app)
     init_views(app)
     init_sockets(app)
     return app
+
+
+def init_alerts(app: Flask) -> None:
+    """Load the alert rules (a mistake stops start-up, naming file and line) and wire them."""
+    from crisis_console.alert_hooks import EXTENSION, AlertHooks, load_rules
+    from crisis_console.sockets import realtime
+
+    store: Store = app.extensions[STORE_EXTENSION]
+    base = app.config.get("PUBLIC_BASE_URL") or ""
+    app.extensions[EXTENSION] = AlertHooks(
+        store,
+        load_rules(app.config.get("ALERT_RULES")),
+        console_url=f"{base}/manager/alerts" if base else "",
+        emit=realtime.alert_sent,
+    )
 
 
 def create_webhooks_app(config: Config | dict[str, Any] | None = None) -> Flask:

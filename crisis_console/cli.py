@@ -1,14 +1,20 @@
-"""The command line: serve, user add, user list, token create."""
+"""The command line: serve, worker, user, token, scripts, replay, drill report."""
 
 from __future__ import annotations
 
 import csv
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from alerts.rules import RuleSet
+from crisis_console import delivery
+from crisis_console.alert_hooks import AlertHooks, hooks_of, load_rules
+from crisis_console.delivery import Deliverer, Senders, Settings
 from crisis_console.roles import ROLES
 from crisis_console.services.accounts import MIN_PASSWORD, Accounts
 from crisis_console.services.errors import ServiceError
@@ -101,14 +107,32 @@ def start_scheduler(app: Any) -> None:
     from crisis_console.webhooks.voice import IVR_STATE
 
     store = app.extensions[STORE_EXTENSION]
+    hooks = hooks_of(app)
     socketio.start_background_task(
         scheduler.loop,
         store,
         socketio.sleep,
-        changed=realtime.announcement_changed,
         saved=lambda: app.extensions[IVR_STATE].save(store),
-        spiked=realtime.spike_detected,
+        **scheduler_callbacks(hooks, realtime.announcement_changed, realtime.spike_detected),
     )
+    deliverer = Deliverer(store, Senders(Settings.from_config(app.config)), sent=realtime.delivery_changed)
+    socketio.start_background_task(delivery.loop, deliverer, socketio.sleep)
+
+
+def scheduler_callbacks(
+    hooks: AlertHooks, changed: Callable[[dict[str, Any]], None], spiked: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Return the scheduler's callbacks: tell consoles, and let the alert rules see it too."""
+
+    def announcement(changed_announcement: dict[str, Any]) -> None:
+        changed(changed_announcement)
+        hooks.announcement_changed(changed_announcement)
+
+    return {
+        "changed": announcement,
+        "spiked": lambda spike: spiked(hooks.spike(spike)),
+        "tick": hooks.tick,
+    }
 
 
 @cli.command()
@@ -124,23 +148,66 @@ def worker() -> None:
 
     settings = resolve_config(None)
     store = open_store_or_exit()
+    rules = load_rules_or_exit(settings.ALERT_RULES)
     if settings.SOCKETIO_MESSAGE_QUEUE:
         # Emit through the web processes' message queue; this process serves no sockets.
         socketio.init_app(
             None, message_queue=settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{store.keys.prefix}-socketio"
         )
-        changed, spiked = realtime.announcement_changed, realtime.spike_detected
+        changed, spiked, alerted, sent = (
+            realtime.announcement_changed,
+            realtime.spike_detected,
+            realtime.alert_sent,
+            realtime.delivery_changed,
+        )
     else:
         click.echo("REDIS_URL is not set: consoles are told of changes by the web process's own scheduler.")
 
-        def changed(announcement: dict[str, Any]) -> None:
+        def changed(message: dict[str, Any]) -> None:
             return None
 
-        spiked = changed
+        spiked = alerted = sent = changed
 
+    base = settings.PUBLIC_BASE_URL or ""
+    hooks = AlertHooks(store, rules, console_url=f"{base}/manager/alerts" if base else "", emit=alerted)
+    deliverer = Deliverer(store, Senders(Settings.from_config(vars(settings))), sent=sent)
+    threading.Thread(target=delivery.loop, args=(deliverer, time.sleep), daemon=True, name="delivery").start()
     state = LastKnownState(Path(instance_path()) / "ivr-state.json")
-    click.echo(f"worker running every {scheduler.INTERVAL} s (prefix {store.keys.prefix!r})")
-    scheduler.loop(store, time.sleep, changed=changed, saved=lambda: state.save(store), spiked=spiked)
+    click.echo(
+        f"worker running every {scheduler.INTERVAL} s (prefix {store.keys.prefix!r}, {len(rules.rules)} alert rules)"
+    )
+    scheduler.loop(
+        store, time.sleep, saved=lambda: state.save(store), **scheduler_callbacks(hooks, changed, spiked)
+    )
+
+
+def load_rules_or_exit(folder: str | None) -> RuleSet:
+    """Load the alert rules or exit naming the file and line at fault."""
+    from alerts.rules import RuleError
+
+    try:
+        return load_rules(folder)
+    except RuleError as exc:
+        fail(f"alert rules: {exc}")
+
+
+@cli.group()
+def alerts() -> None:
+    """Alert rules."""
+
+
+@alerts.command("check")
+@click.argument("folder", required=False)
+def alerts_check(folder: str | None) -> None:
+    """Check the alert rules (default: alerts/rules, or CRISIS_ALERT_RULES) and list them."""
+    import os
+
+    rules = load_rules_or_exit(folder or os.environ.get("CRISIS_ALERT_RULES"))
+    for rule in rules.rules:
+        click.echo(
+            f"{rule.id}: {', '.join(rule.triggers)} -> {', '.join(rules.expand(rule.recipients))} by {', '.join(rule.channels)}"
+        )
+    click.echo(f"{len(rules.rules)} rules, {len(rules.groups)} groups: OK")
 
 
 @cli.command()
@@ -178,13 +245,19 @@ def user() -> None:
 @click.option("--password", help=f"At least {MIN_PASSWORD} characters; prompted for when not given.")
 @click.option("--team", default="", help="Team (agents are pushed scripts by team).")
 @click.option("--display-name", default="", help="Name shown on pages (defaults to NAME).")
-def user_add(name: str, role: str, password: str | None, team: str, display_name: str) -> None:
+@click.option("--phone", default="", help="Mobile number for SMS alerts, like +16175550100.")
+@click.option("--email", default="", help="E-mail address for alerts.")
+def user_add(
+    name: str, role: str, password: str | None, team: str, display_name: str, phone: str, email: str
+) -> None:
     """Create a user."""
     service = open_accounts()
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        created = service.create_user(name, role, password, team=team, display_name=display_name, actor="cli")
+        created = service.create_user(
+            name, role, password, team=team, display_name=display_name, phone=phone, email=email, actor="cli"
+        )
     except ServiceError as exc:
         fail(f"{exc.field}: {exc.message}" if exc.field else exc.message)
     click.echo(f"created {created.role} {created.username!r} (id {created.id})")
@@ -316,3 +389,50 @@ def token_create(name: str, label: str) -> None:
     except ServiceError as exc:
         fail(exc.message)
     click.echo(secret)
+
+
+@cli.group()
+def drill() -> None:
+    """Exercises (drills): the timing report."""
+
+
+@drill.command("report")
+@click.argument("event_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as the API returns it).")
+def drill_report(event_id: int, as_json: bool) -> None:
+    """Print when each milestone of an event (a drill, or a real one) was first reached."""
+    import json
+
+    from crisis_console.services.milestones import Milestones
+
+    try:
+        report = Milestones(open_store_or_exit()).report(event_id)
+    except ServiceError as exc:
+        fail(exc.message)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    for line in report_lines(report):
+        click.echo(line)
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """Return the timing report as a plain-text table."""
+    from crisis_console.services.milestones import MILESTONES, human_duration
+
+    event = report["event"]
+    if report["exercise"]:
+        title = f"Drill timing report: EXERCISE — {event['name']}"
+    else:
+        title = f"Event timing report: {event['name']}"
+    width = max(len(label) for label in MILESTONES.values())
+    lines = [title, f"event {event['id']} · {event['status']}", ""]
+    lines.append(f"{'Milestone':<{width}}  {'At (UTC)':<19}  After declaration")
+    lines.append(f"{'-' * width}  {'-' * 19}  {'-' * 17}")
+    for row in report["milestones"]:
+        at = row["at"][:19].replace("T", " ")
+        lines.append(f"{row['label']:<{width}}  {at:<19}  {human_duration(row['after_seconds'])}")
+    if report["missing"]:
+        lines.append("")
+        lines.append("Not reached: " + ", ".join(MILESTONES[name] for name in report["missing"]))
+    return lines

@@ -39,6 +39,11 @@ class Config:
         # Open311 service requests per API key: a city's app relays every resident's report
         # through one key, so the limit is set for a storm's volume, not one person's.
         self.OPEN311_POST_LIMIT: str = env.get("CRISIS_OPEN311_POST_LIMIT") or "6000 per minute"
+        # Alert rules (a folder of TOML files) and the e-mail channel's SMTP server.
+        self.ALERT_RULES: str | None = env.get("CRISIS_ALERT_RULES") or None
+        self.SMTP_HOST: str | None = env.get("SMTP_HOST") or None
+        self.SMTP_PORT: int = int(env.get("SMTP_PORT") or 25)
+        self.SMTP_FROM: str = env.get("SMTP_FROM") or "crisis-console@localhost"
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = (self.PUBLIC_BASE_URL or "").startswith("https://")

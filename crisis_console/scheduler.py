@@ -3,7 +3,8 @@
 An announcement plays from ``starts_at`` and stops at ``ends_at`` by itself (the webhook
 compares times); a pass records the start and makes the end *ended*, in the record, the
 audit trail and on every console. Each pass also runs spike detection over the last hour and
-announces each new spike once (``spike.detected``). Each pass
+announces each new spike once (``spike.detected``), then lets the alert rules look at
+unread pushes and escalations. Each pass
 takes a Redis lock, so the web process's own loop and any number of ``worker`` processes
 can run together safely.
 """
@@ -36,6 +37,7 @@ def run_pass(
     changed: Callable[[dict[str, Any]], None] = lambda announcement: None,
     saved: Callable[[], None] = lambda: None,
     spiked: Callable[[dict[str, Any]], None] = lambda spike: None,
+    tick: Callable[[datetime], Any] = lambda now: None,
 ) -> list[int]:
     """Start (announce) and end active announcements whose times have come; return the ids ended."""
     if not store.try_lock(store.keys.scheduler_lock(), INTERVAL):
@@ -63,6 +65,7 @@ def run_pass(
     for spike in trends.spikes_at(store, window="60m", at=clock.iso(now))["spikes"]:
         if store.complaints.first_sighting(spike["category"], spike.get("zip", "")):
             spiked(spike)
+    tick(now)  # alerts: pushes still unread after their delay, escalation steps due
     return ended
 
 

@@ -25,6 +25,7 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
     Role.MANAGER: [
         ("console.manager", "Console"),
         ("console.phone", "Phone line"),
+        ("console.alerts_page", "Alerts"),
         ("console.agent", "Agent view"),
         ("console.dashboard", "Dashboard"),
     ],
@@ -33,6 +34,7 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
     Role.ADMIN: [
         ("admin.users", "Users"),
         ("admin.lines", "Phone lines"),
+        ("console.alerts_page", "Alerts"),
         ("console.dashboard", "Dashboard"),
     ],
 }

@@ -61,6 +61,9 @@ _FIELDS: dict[str, type] = {
     "categories": list,
     "placeholders": dict,
 }
+#: Optional keys: ``announcement`` is the short text for the phone line's surge
+#: announcement (read aloud, so plain sentences), offered with the script.
+_OPTIONAL: dict[str, type] = {"announcement": str}
 _TYPE_NAMES = {str: "a string", list: "a list", dict: "a table"}
 
 
@@ -80,6 +83,7 @@ class Template:
     categories: tuple[str, ...]
     placeholders: dict[str, str]  # name -> description for whoever fills it in
     path: Path
+    announcement: str = ""
 
     @property
     def key(self) -> str:
@@ -167,9 +171,15 @@ def parse_template(text: str, path: Path) -> Template:
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"{name}: front matter is not valid TOML: {exc}") from None
 
-    unknown = sorted(set(meta) - set(_FIELDS))
+    unknown = sorted(set(meta) - set(_FIELDS) - set(_OPTIONAL))
     if unknown:
-        raise TemplateError(f"{name}: {unknown[0]}: unknown key (expected: {', '.join(_FIELDS)})")
+        raise TemplateError(
+            f"{name}: {unknown[0]}: unknown key (expected: {', '.join([*_FIELDS, *_OPTIONAL])})"
+        )
+    for field, kind in _OPTIONAL.items():
+        if field in meta and not isinstance(meta[field], kind):
+            raise TemplateError(f"{name}: {field}: must be {_TYPE_NAMES[kind]}")
+    announcement = " ".join(str(meta.get("announcement", "")).split())
     for field, kind in _FIELDS.items():
         if field not in meta:
             raise TemplateError(f"{name}: {field}: is required")
@@ -214,7 +224,8 @@ def parse_template(text: str, path: Path) -> Template:
         raise TemplateError(f"{name}: body: must not be empty")
     _check_braces(title, name, "title")
     _check_braces(body, name, "body")
-    used = placeholders_in(title + "\n" + body)
+    _check_braces(announcement, name, "announcement")
+    used = placeholders_in(title + "\n" + body + "\n" + announcement)
     for placeholder in used:
         if placeholder not in declared:
             raise TemplateError(
@@ -233,6 +244,7 @@ def parse_template(text: str, path: Path) -> Template:
         categories=tuple(categories),
         placeholders={key: description.strip() for key, description in declared.items()},
         path=path,
+        announcement=announcement,
     )
 
 

@@ -73,6 +73,10 @@ class AuthActions:
         """Return the CSRF token of the current session."""
         return csrf_from(self._client.get("/", follow_redirects=True).get_data(as_text=True))
 
+    def csrf_headers(self) -> dict[str, str]:
+        """Return the header a cookie-authenticated API write carries (as the pages' JavaScript)."""
+        return {"X-CSRFToken": self.csrf()}
+
     def post(self, url: str, data: dict[str, Any] | None = None) -> Any:
         """Post a form with the session's CSRF token, as the pages do."""
         return self._client.post(url, data={**(data or {}), "csrf_token": self.csrf()})

@@ -85,9 +85,11 @@ def _change(user_id: int, action: str) -> Response:
         else:
             before = service.require(user_id)
             user = service.set_role_and_team(user_id, form.get("role"), form.get("team"), actor=actor)
+            if "phone" in form or "email" in form:
+                user = service.set_contact(user_id, form.get("phone"), form.get("email"), actor=actor)
             if user.role != before.role:
                 realtime.disconnect_user(user.id)
-            message = f"Saved role and team of {user.username!r}."
+            message = f"Saved role, team and alert contacts of {user.username!r}."
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(url_for("admin.users"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask_login import current_user
 
+from crisis_console.alert_hooks import hooks_of
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
 from crisis_console.auth.roles import dashboard_readers, roles_required, signed_in
@@ -14,6 +15,7 @@ from crisis_console.extensions import store
 from crisis_console.roles import Role
 from crisis_console.services.errors import ValidationError
 from crisis_console.services.events import STATUSES, Events
+from crisis_console.services.milestones import Milestones
 from crisis_console.sockets import realtime
 
 
@@ -62,7 +64,15 @@ def declare_event(event_id: int) -> Any:
     """Declare a draft event: it becomes active and shows on every page."""
     event = events().declare(event_id, actor=current_user.username)
     realtime.event_changed(event.public())
+    hooks_of(current_app).event_changed(event)
     return jsonify(event.public())
+
+
+@bp.route("/events/<int:event_id>/timing")
+@roles_required(Role.MANAGER, Role.STAKEHOLDER, Role.ADMIN)
+def event_timing(event_id: int) -> Any:
+    """Return the event's timing report: each milestone's time and its delay after declaration."""
+    return jsonify(Milestones(store()).report(event_id))
 
 
 @bp.route("/events/<int:event_id>/stand-down", methods=["POST"])
@@ -71,4 +81,5 @@ def stand_down_event(event_id: int) -> Any:
     """Stand down an active event: it closes."""
     event = events().stand_down(event_id, actor=current_user.username)
     realtime.event_changed(event.public())
+    hooks_of(current_app).event_changed(event)
     return jsonify(event.public())

@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 from flask_login import current_user
 
+from crisis_console.alert_hooks import hooks_of
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
 from crisis_console.auth.roles import roles_required
@@ -28,7 +29,7 @@ def remember_state() -> None:
 @bp.route("/lines", methods=["POST"])
 @roles_required(Role.ADMIN)
 def create_line() -> Any:
-    """Add a phone line ``{number, name, route, languages?, test_line?}``."""
+    """Add a phone line ``{number, name, route, languages?, test?}``."""
     line = Lines(store()).create(json_object(), actor=current_user.username)
     remember_state()
     return jsonify(line.public()), 201
@@ -75,9 +76,11 @@ def act_on_announcement(announcement_id: int, action: str) -> Any:
     announcement, replaced = Announcements(store()).act(announcement_id, action, actor=current_user.username)
     if action in ("activate", "end"):
         remember_state()
-    if replaced is not None:
-        realtime.announcement_changed(replaced.public())
-    realtime.announcement_changed(announcement.public())
+    hooks = hooks_of(current_app)
+    for changed in (replaced, announcement):
+        if changed is not None:
+            realtime.announcement_changed(changed.public())
+            hooks.announcement_changed(changed.public())
     return jsonify(announcement.public())
 
 

@@ -70,6 +70,29 @@ SCRIPT_BODY = {
         "translation_of": {"type": "integer"},
     },
 }
+TIMING_REPORT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "object"},
+        "exercise": {"type": "boolean"},
+        "declared_at": {"type": ["string", "null"], "format": "date-time"},
+        "milestones": {
+            "type": "array",
+            "description": "reached milestones in the fixed order declared, first_push, all_acknowledged, "
+            "announcement_live, first_spike, first_alert, stood_down",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "label": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "after_seconds": {"type": ["number", "null"], "description": "since the declaration"},
+                },
+            },
+        },
+        "missing": {"type": "array", "items": {"type": "string"}},
+    },
+}
 AUDIENCE_BODY = {
     "type": "object",
     "properties": {"audience": {"oneOf": [{"const": "all"}, {"type": "array", "items": {"type": "string"}}]}},
@@ -93,7 +116,11 @@ LINE_BODY = {
             },
         },
         "languages": {"type": "array", "items": {"type": "string"}},
-        "test_line": {"type": "boolean"},
+        "test": {
+            "type": "boolean",
+            "default": False,
+            "description": "a test line for drills: exercise announcements play only on test lines",
+        },
     },
 }
 ANNOUNCEMENT_BODY = {
@@ -106,6 +133,11 @@ ANNOUNCEMENT_BODY = {
         "audio_url": {"type": "string"},
         "starts_at": {"type": "string", "format": "date-time"},
         "ends_at": {"type": "string", "format": "date-time"},
+        "event_id": {
+            "type": "integer",
+            "description": "the event it serves; an exercise event's announcement (or one written while "
+            "only exercises are active) can be activated only on a test line (409 exercise_on_live_line)",
+        },
     },
 }
 
@@ -263,6 +295,50 @@ TREND_PATHS: dict[str, Any] = {
     },
 }
 
+ALERT_PATHS: dict[str, Any] = {
+    "/alerts": {
+        "get": {
+            **_operation(
+                "Alerts, newest first, with each delivery's status (manager, admin)", 200, (401, 403, 422)
+            ),
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 500}}],
+        }
+    },
+    "/alerts/{alert_id}": {
+        "parameters": [_path_id("alert_id")],
+        "get": _operation("One alert with its deliveries (manager, admin)", 200, (401, 403, 404)),
+    },
+    "/alerts/{alert_id}/ack": {
+        "parameters": [_path_id("alert_id")],
+        "post": _operation(
+            "Acknowledge an alert; its escalation stops (manager, admin)", 200, (401, 403, 404)
+        ),
+    },
+    "/suggestions": {
+        "get": {
+            **_operation("What can be drafted for a spike on a category (manager)", 200, (401, 403, 422)),
+            "parameters": [
+                {"name": "category", "in": "query", "required": True, "schema": {"type": "string"}}
+            ],
+        }
+    },
+    "/suggestions/draft": {
+        "post": _operation(
+            "Create the filled script or announcement drafts a suggestion offers (manager)",
+            201,
+            (400, 401, 403, 404, 409, 422),
+            {
+                "type": "object",
+                "required": ["kind", "hazard"],
+                "properties": {
+                    "kind": {"type": "string", "enum": ["script", "announcement"]},
+                    "hazard": {"type": "string"},
+                    "event_id": {"type": "integer"},
+                },
+            },
+        )
+    },
+}
 EVENT_PATHS: dict[str, Any] = {
     "/events": {
         "post": _operation("Create a draft event (manager)", 201, (400, 401, 403, 422), EVENT_BODY),
@@ -291,6 +367,13 @@ EVENT_PATHS: dict[str, Any] = {
     "/events/{event_id}/stand-down": {
         "parameters": [_path_id("event_id")],
         "post": _operation("Stand down an active event (manager)", 200, (401, 403, 404, 409)),
+    },
+    "/events/{event_id}/timing": {
+        "parameters": [_path_id("event_id")],
+        "get": {
+            "summary": "Timing report: when each milestone was first reached (manager, stakeholder, admin)",
+            "responses": {**_ok(200, TIMING_REPORT), **_errors(401, 403, 404)},
+        },
     },
     "/scripts": {
         "post": _operation("Create a draft script (manager)", 201, (400, 401, 403, 409, 422), SCRIPT_BODY),
@@ -503,6 +586,8 @@ DOCUMENT: dict[str, Any] = {
                             "team": {"type": "string"},
                             "active": {"type": "boolean"},
                             "password": {"type": "string"},
+                            "phone": {"type": "string", "description": "E.164 mobile number for SMS alerts"},
+                            "email": {"type": "string", "description": "address for e-mail alerts"},
                         },
                     }
                 ),
@@ -510,6 +595,7 @@ DOCUMENT: dict[str, Any] = {
             }
         },
         **EVENT_PATHS,
+        **ALERT_PATHS,
         **IVR_PATHS,
         **TREND_PATHS,
         "/audit": {

@@ -77,9 +77,9 @@ def create_user() -> Any:
 @bp.route("/users/<int:user_id>", methods=["PATCH"])
 @roles_required(Role.ADMIN)
 def update_user(user_id: int) -> Any:
-    """Change ``role``, ``team``, ``active`` or ``password`` of a user."""
+    """Change ``role``, ``team``, ``active``, ``password``, ``phone`` or ``email`` of a user."""
     data = json_object()
-    unknown = sorted(set(data) - {"role", "team", "active", "password"})
+    unknown = sorted(set(data) - {"role", "team", "active", "password", "phone", "email"})
     if unknown:
         raise ValidationError(f"Unknown field {unknown[0]!r}.", field=unknown[0])
     service = accounts()
@@ -91,6 +91,10 @@ def update_user(user_id: int) -> Any:
             user_id, data.get("role", user.role), data.get("team", user.team), actor=actor
         )
         end_connections |= changed.role != user.role
+    if "phone" in data or "email" in data:
+        service.set_contact(
+            user_id, data.get("phone", user.phone), data.get("email", user.email), actor=actor
+        )
     if "password" in data:
         service.reset_password(user_id, data["password"], actor=actor)
         end_connections = True

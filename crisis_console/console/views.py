@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from crisis_console import clock
+from crisis_console.alert_hooks import hooks_of
 from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT, VIEWER, Role
-from crisis_console.services import trends
+from crisis_console.services import suggestions, trends
 from crisis_console.services.announcements import LONG_SECONDS, WORDS_PER_SECOND, Announcements
 from crisis_console.services.categories import Categories
 from crisis_console.services.events import KINDS, SEVERITIES, Events
 from crisis_console.services.lines import Lines
+from crisis_console.services.milestones import MILESTONES, Milestones, human_duration
 from crisis_console.services.pushes import Pushes
 from crisis_console.services.scripts import Scripts
 from scripts_library.model import State
@@ -24,6 +26,8 @@ from scripts_library.rendering import render_markdown
 from scripts_library.templates import HAZARDS, TOPICS
 
 RECENT_ACTIVITY = 25
+#: Stood-down events listed on the manager console (for their timing reports).
+PAST_EVENTS = 10
 
 
 @bp.route("/")
@@ -46,22 +50,41 @@ def manager() -> str:
     all_scripts = Scripts(store()).list()
     by_state = {state: [s for s in all_scripts if s.state == state] for state in State}
     live = [s for s in all_scripts if s.is_current()]
+    events = Events(store()).list()
     return render_template(
         "console/manager.html",
         agent_count=len(agents),
         teams=sorted(teams.items()),
         team_names=Pushes.teams(agents),
-        events=[e for e in Events(store()).list() if e.status != "closed"],
+        events=[e for e in events if e.status != "closed"],
+        past_events=[e for e in events if e.status == "closed"][:PAST_EVENTS],
         by_state=by_state,
         live=live,
         pushes=Pushes(store()).recent(8),
         activity=store().audit.latest(RECENT_ACTIVITY),
-        spikes=trends.spikes_at(store())["spikes"],
+        spikes=[
+            {**spike, "suggestions": suggestions.for_spike(store(), spike)}
+            for spike in trends.spikes_at(store())["spikes"]
+        ],
+        suggest=True,
+        alerts=hooks_of(current_app).alerting.recent(5),
         category_names={c.code: c.name for c in Categories(store()).list()},
         kinds=KINDS,
         severities=SEVERITIES,
         hazards=HAZARDS,
         topics=TOPICS,
+    )
+
+
+@bp.route("/manager/events/<int:event_id>/timing")
+@roles_required(Role.MANAGER, Role.STAKEHOLDER, Role.ADMIN)
+def timing(event_id: int) -> str:
+    """Show an event's timing report: declaration to each milestone, as a printable table."""
+    return render_template(
+        "console/timing.html",
+        report=Milestones(store()).report(event_id),
+        labels=MILESTONES,
+        duration=human_duration,
     )
 
 
@@ -102,10 +125,12 @@ def agent() -> str:
         else {"pushes": [], "last_seq": 0}
     )
     categories = [c.public() for c in Categories(store()).list()]
+    drills = Events(store()).exercise_ids()
+    library = [{**s, "exercise": s["event_id"] in drills} for s in Scripts(store()).current()]
     return render_template(
         "console/agent.html",
         feed=feed,
-        library=Scripts(store()).current(),
+        library=library,
         categories=categories,
         shortcuts=shortcut_categories(categories),
     )
@@ -157,6 +182,20 @@ def phone() -> str:
             {lang for line in lines for lang in line.languages}, key=lambda lang: (lang != "en", lang)
         ),
         announcements=[(a, service.stats(a.id)) for a in announcements],
+        events={e.id: e for e in Events(store()).list()},
         long_seconds=LONG_SECONDS,
         words_per_second=WORDS_PER_SECOND,
+    )
+
+
+@bp.route("/manager/alerts")
+@roles_required(Role.MANAGER, Role.ADMIN)
+def alerts_page() -> str:
+    """Show alert history with each delivery's status; acknowledge stops escalation."""
+    hooks = hooks_of(current_app)
+    return render_template(
+        "console/alerts.html",
+        alerts=hooks.alerting.recent(100),
+        rules=hooks.alerting.rules.rules,
+        groups=hooks.alerting.rules.groups,
     )

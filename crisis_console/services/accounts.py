@@ -46,6 +46,9 @@ class User:
     active: bool
     session_epoch: int
     created_at: str
+    #: Where alerts reach the user: an E.164 phone number for SMS, an e-mail address.
+    phone: str = ""
+    email: str = ""
     #: The server-side session this user object was loaded for ('' outside a session).
     session_key: str = ""
 
@@ -82,6 +85,8 @@ class User:
             "team": self.team or None,
             "active": self.active,
             "created_at": self.created_at,
+            "phone": self.phone or None,
+            "email": self.email or None,
         }
 
 
@@ -95,6 +100,8 @@ def _from_fields(fields: dict[str, str]) -> User:
         active=fields.get("active", "1") == "1",
         session_epoch=int(fields.get("session_epoch", "0")),
         created_at=fields.get("created_at", ""),
+        phone=fields.get("phone", ""),
+        email=fields.get("email", ""),
     )
 
 
@@ -137,6 +144,19 @@ class Accounts:
         return value
 
     @staticmethod
+    def clean_contact(phone: object, email: object) -> dict[str, str]:
+        """Return ``{phone, email}`` checked (either may be empty), or raise naming the field."""
+        phone_value = re.sub(r"[\s().-]", "", str(phone or ""))
+        if phone_value and not re.fullmatch(r"\+[1-9]\d{6,14}", phone_value):
+            raise ValidationError("phone must be an international number like +16175550100.", field="phone")
+        email_value = str(email or "").strip()
+        if email_value and (
+            len(email_value) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email_value)
+        ):
+            raise ValidationError("email must be an e-mail address.", field="email")
+        return {"phone": phone_value, "email": email_value}
+
+    @staticmethod
     def check_password(password: object) -> str:
         """Return the password or raise ValidationError on ``password``."""
         if not isinstance(password, str) or not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
@@ -156,12 +176,15 @@ class Accounts:
         *,
         team: object = "",
         display_name: object = "",
+        phone: object = "",
+        email: object = "",
         actor: str | None = None,
     ) -> User:
         """Create a user; raise ValidationError or Conflict (username taken)."""
         name = self.clean_username(username)
         role_value = self.clean_role(role)
         team_value = self.clean_team(team)
+        contact = self.clean_contact(phone, email)
         secret = self.check_password(password)
         shown = str(display_name or "").strip()[:80] or name
         fields = {
@@ -173,6 +196,7 @@ class Accounts:
             "active": "1",
             "session_epoch": "0",
             "created_at": clock.iso(),
+            **contact,
         }
         entry = audit.entry(actor, "user.created", "user", username=name, role=role_value, team=team_value)
         try:
@@ -191,6 +215,8 @@ class Accounts:
             fields.get("password"),
             team=fields.get("team"),
             display_name=fields.get("display_name"),
+            phone=fields.get("phone"),
+            email=fields.get("email"),
             actor=actor,
         )
 
@@ -300,6 +326,14 @@ class Accounts:
         )
         return self.require(user.id)
 
+    def set_contact(self, user_id: int | str, phone: object, email: object, *, actor: str | None) -> User:
+        """Change where alerts reach a user (phone for SMS, e-mail)."""
+        user = self.require(user_id)
+        contact = self.clean_contact(phone, email)
+        entry = audit.entry(actor, "user.contact_changed", f"user:{user.id}", username=user.username)
+        self.store.users.update(user.id, contact, entry, end_sessions=False)
+        return self.require(user.id)
+
     def _actor_id(self, actor: str) -> str | None:
         return self.store.users.id_for_name(actor)
 
@@ -344,10 +378,11 @@ class Accounts:
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         token_hash = hash_token(token)
-        fields = self.store.tokens.get(token_hash)
-        if not fields:
+        found = self.store.tokens.get_with_user(token_hash)
+        if not found:
             return None
-        user = self.get(fields["user_id"])
+        fields, user_fields = found
+        user = _from_fields(user_fields) if user_fields else None
         if user is None or not user.active:
             return None
         if _stale(fields.get("last_used_at", "")):

@@ -4,6 +4,10 @@
 scripts. A line has at most one active announcement: activating another ends it. An
 active announcement plays only between its ``starts_at`` and ``ends_at``; the webhook
 compares times itself, so a schedule holds even when no worker runs.
+
+Drills: an announcement for an exercise event, or written while the only active events are
+exercises, is an *exercise* announcement and may only be activated on a test line, so a drill
+never reaches real callers.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 from crisis_console import clock
 from crisis_console.services import audit, validation
 from crisis_console.services.errors import Conflict, Forbidden, NotFound, ValidationError
+from crisis_console.services.events import Events
 from crisis_console.services.lines import Lines
+from crisis_console.services.milestones import Milestones
 from crisis_console.store import Store
 
 STATES = ("draft", "in_review", "approved", "active", "ended")
@@ -66,6 +72,8 @@ class Announcement:
     started_at: str = ""
     ended_by: str = ""
     ended_at: str = ""
+    event_id: int | None = None
+    exercise: bool = False
     created_by: str = ""
     created_at: str = ""
 
@@ -112,6 +120,8 @@ def _from_fields(fields: dict[str, str]) -> Announcement:
         starts_at=fields.get("starts_at", ""),
         ends_at=fields.get("ends_at", ""),
         authors=json.loads(fields.get("authors") or "[]"),
+        event_id=int(fields["event_id"]) if fields.get("event_id") else None,
+        exercise=fields.get("exercise") == "1",
         **{
             k: fields.get(k, "")
             for k in ("submitted_by", "approved_by", "activated_by", "activated_at", "started_at")
@@ -127,7 +137,7 @@ class Announcements:
         self.store = store
 
     def create(self, data: Mapping[str, Any], *, actor: str) -> Announcement:
-        """Create a draft ``{line_id, messages, voice?, audio_url?, starts_at?, ends_at?}``."""
+        """Create a draft ``{line_id, messages, voice?, audio_url?, starts_at?, ends_at?, event_id?}``."""
         line = Lines(self.store).get(data.get("line_id") or "")
         if line is None:
             raise ValidationError("line_id must name an existing phone line.", field="line_id")
@@ -161,6 +171,7 @@ class Announcements:
         starts, ends = validation.moment(data, "starts_at"), validation.moment(data, "ends_at")
         if starts and ends and ends <= starts:
             raise ValidationError("ends_at must be after starts_at.", field="ends_at")
+        event_id, exercise = self._event_of(data.get("event_id"))
         fields = {
             "line_id": str(line.id),
             "messages": json.dumps(ordered, ensure_ascii=False),
@@ -168,6 +179,8 @@ class Announcements:
             "audio_url": audio_url,
             "starts_at": clock.iso(starts) if starts else "",
             "ends_at": clock.iso(ends) if ends else "",
+            "event_id": str(event_id) if event_id else "",
+            "exercise": "1" if exercise else "0",
             "state": "draft",
             "authors": json.dumps([actor]),
             "created_by": actor,
@@ -177,6 +190,17 @@ class Announcements:
         entry = audit.entry(actor, "announcement.created", f"announcement:{record_id}", line=line.number)
         self.store.announcements.create(fields, entry, record_id=record_id)
         return self.require(record_id)
+
+    def _event_of(self, value: Any) -> tuple[int | None, bool]:
+        """Return the announcement's event (validated) and whether it is an exercise."""
+        events = Events(self.store)
+        if value in (None, ""):
+            active = events.active()
+            return None, bool(active) and all(e.exercise for e in active)
+        event = events.get(value) if not isinstance(value, bool) and str(value).isdigit() else None
+        if event is None:
+            raise ValidationError("event_id must name an existing event.", field="event_id")
+        return event.id, event.exercise
 
     def get(self, announcement_id: int | str) -> Announcement | None:
         """Return an announcement, or None."""
@@ -210,6 +234,7 @@ class Announcements:
         replaced: Announcement | None = None
         current = self.require(announcement_id)
         if action == "activate":
+            self._check_line(current)
             other = self.current(current.line_id)
             replaced = other if other is not None and other.id != current.id else None
         now = clock.iso()
@@ -267,7 +292,33 @@ class Announcements:
                     ),
                 ),
             )
-        return self.require(announcement_id), (self.require(replaced.id) if replaced else None)
+        done = self.require(announcement_id)
+        if action == "activate" and done.playing():
+            self._live(done, clock.parse_iso(now))
+        return done, (self.require(replaced.id) if replaced else None)
+
+    def _check_line(self, announcement: Announcement) -> None:
+        """Refuse to put an exercise announcement on a line real callers use."""
+        line = Lines(self.store).require(announcement.line_id)
+        if announcement.exercise and not line.test:
+            raise Conflict(
+                f"This announcement belongs to an exercise; {line.name or line.number} is a live line. "
+                "Activate exercise announcements only on a test line.",
+                field="line_id",
+                code="exercise_on_live_line",
+            )
+
+    def _live(self, announcement: Announcement, at: datetime) -> None:
+        """Record the ``announcement_live`` milestone for the events this announcement serves.
+
+        Without an event it serves the active events of its own kind: a real announcement does
+        not complete a drill's timing, nor a drill's a real event's.
+        """
+        if announcement.event_id is not None:
+            event_ids = [announcement.event_id]
+        else:
+            event_ids = [e.id for e in Events(self.store).active() if e.exercise == announcement.exercise]
+        Milestones(self.store).reached("announcement_live", at=at, event_ids=event_ids)
 
     def mark_started(self, announcement_id: int | str, *, actor: str) -> bool:
         """Record that a scheduled announcement began playing; False if already recorded."""
@@ -286,6 +337,8 @@ class Announcements:
             self.store.announcements.change(announcement_id, decide)
         except Conflict:
             return False
+        started = self.require(announcement_id)
+        self._live(started, clock.parse_iso(started.starts_at) if started.starts_at else clock.now())
         return True
 
     def stats(self, announcement_id: int | str) -> dict[str, int]:

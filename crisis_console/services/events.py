@@ -114,6 +114,10 @@ class Events:
         """Return the declared, not yet stood-down events."""
         return self.list("active")
 
+    def exercise_ids(self) -> set[int]:
+        """Return the ids of every event flagged as an exercise (drill), whatever its status."""
+        return {e.id for e in self.list() if e.exercise}
+
     def update(self, event_id: int | str, data: Mapping[str, Any], *, actor: str) -> Event:
         """Change name, severity, areas or details of an event that is not closed."""
         updates: dict[str, str] = {}
@@ -138,16 +142,20 @@ class Events:
         return self.require(event_id)
 
     def declare(self, event_id: int | str, *, actor: str) -> Event:
-        """Declare a draft event: it becomes active."""
+        """Declare a draft event: it becomes active (and its ``declared`` milestone is set)."""
         return self._move(event_id, "draft", "active", "declared_at", "event.declared", actor)
 
     def stand_down(self, event_id: int | str, *, actor: str) -> Event:
-        """Stand down an active event: it closes."""
+        """Stand down an active event: it closes (and its ``stood_down`` milestone is set)."""
         return self._move(event_id, "active", "closed", "closed_at", "event.stood_down", actor)
 
     def _move(
         self, event_id: int | str, source: str, target: str, stamp: str, action: str, actor: str
     ) -> Event:
+        now = clock.iso()
+        # The milestone is written in the same transaction as the change, at the same time.
+        milestone = {"event.declared": "declared", "event.stood_down": "stood_down"}[action]
+
         def decide(current: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
             self._exists(current, event_id)
             if current.get("status") != source:
@@ -158,11 +166,14 @@ class Events:
                     field="status",
                     code="illegal_transition",
                 )
-            return {"status": target, stamp: clock.iso()}, audit.entry(
+            return {"status": target, stamp: now}, audit.entry(
                 actor, action, f"event:{event_id}", name=current.get("name")
             )
 
-        self.store.events.change(event_id, decide)
+        def also(pipe: Any) -> None:
+            self.store.milestones.record_in(pipe, event_id, milestone, now)
+
+        self.store.events.change(event_id, decide, also)
         return self.require(event_id)
 
     @staticmethod

@@ -39,7 +39,8 @@ class Line:
     name: str
     route: dict[str, str]
     languages: list[str] = field(default_factory=lambda: ["en"])
-    test_line: bool = False
+    #: A test line takes drill calls only: exercise announcements may play only here.
+    test: bool = False
     created_by: str = ""
     created_at: str = ""
 
@@ -50,6 +51,7 @@ class Line:
 
 def line_from_dict(data: Mapping[str, Any]) -> Line:
     """Rebuild a line from :meth:`Line.public` output (the last-known-state file)."""
+    data = {"test": bool(data.get("test_line")), **data}  # files written before the rename
     return Line(**{k: data[k] for k in Line.__dataclass_fields__ if k in data})
 
 
@@ -60,7 +62,7 @@ def _from_fields(fields: dict[str, str]) -> Line:
         name=fields.get("name", ""),
         route=json.loads(fields.get("route") or "{}"),
         languages=json.loads(fields.get("languages") or '["en"]'),
-        test_line=fields.get("test_line") == "1",
+        test=fields.get("test_line") == "1",
         created_by=fields.get("created_by", ""),
         created_at=fields.get("created_at", ""),
     )
@@ -96,6 +98,16 @@ def clean_route(value: Any) -> dict[str, str]:
     return route
 
 
+def _flag(data: Mapping[str, Any], name: str) -> bool:
+    """Read a yes/no field (JSON boolean or a form checkbox), also under its older name."""
+    value = data.get(name, data.get(f"{name}_line", False))
+    if value in (True, "1", "true", "on"):
+        return True
+    if value in (False, None, "", "0", "false", "off"):
+        return False
+    raise ValidationError(f"{name} must be true or false.", field=name)
+
+
 def _url(value: str, field_name: str) -> str:
     if not re.match(r"^https?://\S+$", value) or len(value) > 500:
         raise ValidationError(f"{field_name} must be an http(s) URL.", field=field_name)
@@ -109,7 +121,7 @@ class Lines:
         self.store = store
 
     def create(self, data: Mapping[str, Any], *, actor: str) -> Line:
-        """Create a line ``{number, name, route, languages?, test_line?}``."""
+        """Create a line ``{number, name, route, languages?, test?}`` (``test_line`` is read as ``test``)."""
         number = validation.text(data, "number", max_length=20).replace(" ", "")
         if not E164_RE.match(number):
             raise ValidationError("number must be in E.164 form, such as +16175550100.", field="number")
@@ -125,7 +137,7 @@ class Lines:
             "name": validation.text(data, "name", max_length=80),
             "route": json.dumps(clean_route(data.get("route"))),
             "languages": json.dumps(list(dict.fromkeys(languages))),
-            "test_line": "1" if data.get("test_line") in (True, "1", "true", "on") else "0",
+            "test_line": "1" if _flag(data, "test") else "0",
             "created_by": actor,
             "created_at": clock.iso(),
         }

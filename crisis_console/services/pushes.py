@@ -16,6 +16,8 @@ from crisis_console.roles import Role
 from crisis_console.services import audit
 from crisis_console.services.accounts import Accounts, User
 from crisis_console.services.errors import NotFound, ValidationError
+from crisis_console.services.events import Events
+from crisis_console.services.milestones import Milestones
 from crisis_console.services.scripts import Scripts, rule_error
 from crisis_console.store import Store
 from scripts_library import model
@@ -66,8 +68,12 @@ class Pushes:
         version = self.store.scripts.version(script.id, script.live_version)  # type: ignore[arg-type]
         assert version is not None
         payload = scripts.agent_view(script, version)
+        # Agents' cards say EXERCISE for a drill's script; the snapshot keeps it for replays.
+        event = Events(self.store).get(script.event_id) if script.event_id else None
+        payload["exercise"] = bool(event and event.exercise)
         fields = {
             "script_id": str(script.id),
+            "event_id": str(script.event_id or ""),
             "version": str(version["version"]),
             "audience": json.dumps(audience),
             "audience_size": str(len(recipients)),
@@ -85,6 +91,7 @@ class Pushes:
             audience_size=len(recipients),
         )
         seq = self.store.pushes.create(fields, recipients, entry)
+        Milestones(self.store).reached("first_push", event_ids=self._events_of(script.event_id))
         return {
             "id": seq,
             "seq": seq,
@@ -133,11 +140,23 @@ class Pushes:
         """
         if isinstance(push_id, bool) or not str(push_id).isdigit():
             raise ValidationError("push_id must be a push number.", field="push_id")
-        counts = self.store.pushes.record_receipt(push_id, user_id, acknowledged)
-        if counts is None:
+        receipt = self.store.pushes.record_receipt(push_id, user_id, acknowledged)
+        if receipt is None:
             return None
-        delivered, acked, size = counts
-        return {"push_id": int(push_id), "delivered": delivered, "acknowledged": acked, "audience_size": size}
+        if receipt.completed:
+            event_id = int(receipt.event_id) if receipt.event_id.isdigit() else None
+            Milestones(self.store).reached("all_acknowledged", event_ids=self._events_of(event_id))
+        return {
+            "push_id": int(push_id),
+            "delivered": receipt.delivered,
+            "acknowledged": receipt.acknowledged,
+            "audience_size": receipt.audience_size,
+        }
+
+    @staticmethod
+    def _events_of(event_id: int | None) -> list[int] | None:
+        """Return the events a push counts for: its script's event, else every active one."""
+        return [event_id] if event_id is not None else None
 
     def status(self, push_id: int | str) -> dict[str, Any]:
         """Return a push with delivery and acknowledgement counts and who is still pending."""

@@ -168,3 +168,13 @@ def spike_detected(spike: dict[str, Any]) -> None:
     """Tell managers and dashboards a category is surging."""
     for namespace in (names.MANAGER, names.DASHBOARD):
         socketio.emit(names.SPIKE_DETECTED, spike, namespace=namespace)
+
+
+def alert_sent(alert: dict[str, Any]) -> None:
+    """Show a raised alert on managers' consoles."""
+    socketio.emit(names.ALERT_SENT, {"alert": alert}, namespace=names.MANAGER)
+
+
+def delivery_changed(delivery: dict[str, Any]) -> None:
+    """Tell the alerts page a delivery's status changed (sent, delivered, failed)."""
+    socketio.emit(names.DELIVERY_CHANGED, {"delivery": delivery}, namespace=names.MANAGER)

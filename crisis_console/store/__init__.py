@@ -6,6 +6,7 @@ import os
 
 import redis
 
+from crisis_console.store.alerts import AlertRepo
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.cap import CapRepo
 from crisis_console.store.complaints import CategoryRepo, ComplaintRepo
@@ -13,6 +14,7 @@ from crisis_console.store.connection import StoreUnavailable, connect, connectio
 from crisis_console.store.events import EventRepo
 from crisis_console.store.ivr import AnnouncementRepo, LineRepo
 from crisis_console.store.keys import Keys
+from crisis_console.store.milestones import MilestoneRepo
 from crisis_console.store.pushes import PushRepo
 from crisis_console.store.scripts import ScriptRepo
 from crisis_console.store.sessions import SessionRepo
@@ -35,12 +37,14 @@ class Store:
         self.sockets = SocketRepo(client, self.keys)
         self.sessions = SessionRepo(client, self.keys)
         self.events = EventRepo(client, self.keys, self.audit)
+        self.milestones = MilestoneRepo(client, self.keys)
         self.scripts = ScriptRepo(client, self.keys, self.audit)
         self.pushes = PushRepo(client, self.keys, self.audit)
         self.lines = LineRepo(client, self.keys, self.audit)
         self.announcements = AnnouncementRepo(client, self.keys, self.audit)
         self.categories = CategoryRepo(client, self.keys, self.audit)
         self.complaints = ComplaintRepo(client, self.keys)
+        self.alerts = AlertRepo(client, self.keys, self.audit)
         self.cap = CapRepo(client, self.keys, self.audit)
 
     def try_lock(self, key: str, seconds: int) -> bool:

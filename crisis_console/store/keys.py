@@ -97,6 +97,13 @@ class Keys:
         """ZSET event id scored by creation time, for listing. Never expires."""
         return self._k("events", "index")
 
+    def event_milestones(self, event_id: int | str) -> str:
+        """HASH milestone name (declared, first_push, all_acknowledged, announcement_live,
+        first_spike, first_alert, stood_down) -> ISO time it first happened for one event. Each
+        field is written once (HSETNX), so the first time wins across processes. Never expires:
+        the drill timing report and the after-action review read it."""
+        return self._k("event", event_id, "milestones")
+
     # --- scripts -------------------------------------------------------------------
 
     def script_seq(self) -> str:
@@ -130,7 +137,8 @@ class Keys:
 
     def push(self, push_id: int | str) -> str:
         """HASH one push: id, seq, script_id, version, audience (JSON: "all" or team list),
-        audience_size, payload (JSON script snapshot sent to agents), created_by, created_at.
+        audience_size, payload (JSON script snapshot sent to agents), event_id (the script's
+        event, "" if none), created_by, created_at.
         Never expires: replays and the after-action review read it."""
         return self._k("push", push_id)
 
@@ -178,6 +186,7 @@ class Keys:
         """HASH one surge announcement: id, line_id, messages (JSON language -> text), voice,
         audio_url, starts_at, ends_at, state (draft/in_review/approved/active/ended), authors
         (JSON), submitted_by, approved_by, activated_by, activated_at, ended_by, ended_at,
+        event_id ("" if none), exercise ("1"/"0": may only be activated on a test line),
         created_by, created_at. Never expires."""
         return self._k("announcement", announcement_id)
 
@@ -272,6 +281,60 @@ class Keys:
         {received_at, received_by, msg_type, status, event_id (or null), outcome}; the
         duplicate check (set under WATCH with its audit entry). Never expires."""
         return self._k("cap", "received")
+
+    # --- alerts ------------------------------------------------------------------
+
+    def alert_seq(self) -> str:
+        """STRING counter giving alert ids. Never expires."""
+        return self._k("alerts", "seq")
+
+    def alert(self, alert_id: int | str) -> str:
+        """HASH one alert: id, rule_id, trigger, subject, message, exercise ("1"/"0"),
+        created_at, steps_done (escalation steps taken), acknowledged_by, acknowledged_at.
+        Never expires (the after-action review reads them)."""
+        return self._k("alert", alert_id)
+
+    def alerts_index(self) -> str:
+        """ZSET alert id -> raised at (epoch seconds): the alerts page, newest first."""
+        return self._k("alerts", "index")
+
+    def alerts_escalating(self) -> str:
+        """ZSET alert id -> raised at, for unacknowledged alerts whose rule has escalation steps
+        left; removed on acknowledgement or when the last step is taken."""
+        return self._k("alerts", "escalating")
+
+    def alert_dedup(self, key: str) -> str:
+        """STRING set (NX, expires after the rule's quiet period) when a rule first fires for a
+        subject, so several processes seeing the same trigger raise one alert."""
+        return self._k("alerts", "dedup", key)
+
+    def alert_deliveries(self, alert_id: int | str) -> str:
+        """LIST the delivery ids of one alert, in the order they were queued."""
+        return self._k("alert", alert_id, "deliveries")
+
+    def delivery_seq(self) -> str:
+        """STRING counter giving delivery ids."""
+        return self._k("deliveries", "seq")
+
+    def delivery(self, delivery_id: int | str) -> str:
+        """HASH one delivery: id, alert_id, channel, to, username, status (queued, sending,
+        sent, delivered, failed), attempts, last_error, provider_id (Twilio's message SID),
+        created_at, updated_at, next_attempt_at. Never expires."""
+        return self._k("delivery", delivery_id)
+
+    def delivery_queue(self) -> str:
+        """STREAM of delivery ids to send ({delivery_id}), read by the consumer group
+        ``senders``; an entry is acknowledged once its delivery is sent, failed for good, or
+        parked for a retry. Trimmed to about 100,000 entries."""
+        return self._k("deliveries", "queue")
+
+    def delivery_retries(self) -> str:
+        """ZSET delivery id -> when its next attempt is due (epoch seconds)."""
+        return self._k("deliveries", "retries")
+
+    def delivery_by_provider(self) -> str:
+        """HASH provider message id (Twilio SID) -> delivery id, for status callbacks."""
+        return self._k("deliveries", "by_provider")
 
     # --- background work -----------------------------------------------------------
 

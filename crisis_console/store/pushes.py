@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import redis
 
 from crisis_console.services.audit import AuditEntry
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.keys import Keys
 
-# One round trip per receipt: thousands arrive within a second of a push.
+# One round trip per receipt: thousands arrive within a second of a push. The fourth value is 1
+# for the one acknowledgement that completes the audience (the all_acknowledged milestone), the
+# fifth the push's event id ("" if none).
 _RECEIPT = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('SADD', KEYS[2], ARGV[1])
-if ARGV[2] == '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
-return {redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3]), redis.call('HGET', KEYS[4], 'audience_size')}
+local added = 0
+if ARGV[2] == '1' then added = redis.call('SADD', KEYS[3], ARGV[1]) end
+local acked = redis.call('SCARD', KEYS[3])
+local push = redis.call('HMGET', KEYS[4], 'audience_size', 'event_id')
+local size = tonumber(push[1] or '0') or 0
+local completed = 0
+if added == 1 and acked == size then completed = 1 end
+return {redis.call('SCARD', KEYS[2]), acked, size, completed, push[2] or ''}
 """
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What one receipt left behind: the push's counts and whether it completed the audience."""
+
+    delivered: int
+    acknowledged: int
+    audience_size: int
+    completed: bool
+    event_id: str
 
 
 class PushRepo:
@@ -70,14 +91,12 @@ class PushRepo:
         """Return the newest push's seq (0 when none)."""
         return int(self._r.get(self._keys.push_seq()) or 0)
 
-    def record_receipt(
-        self, push_id: int | str, user_id: int | str, acknowledged: bool
-    ) -> tuple[int, int, int] | None:
+    def record_receipt(self, push_id: int | str, user_id: int | str, acknowledged: bool) -> Receipt | None:
         """Record that a user received (and maybe acknowledged) a push.
 
         Returns:
-            (delivered, acknowledged, audience size), or None if the user was not in the
-            push's audience (or there is no such push).
+            The push's counts after this receipt, or None if the user was not in the push's
+            audience (or there is no such push).
         """
         keys = [
             self._keys.push_audience(push_id),
@@ -88,8 +107,8 @@ class PushRepo:
         result = self._receipt(keys=keys, args=[str(user_id), "1" if acknowledged else "0"])
         if not result:
             return None
-        delivered, acked, size = result
-        return int(delivered), int(acked), int(size or 0)
+        delivered, acked, size, completed, event_id = result
+        return Receipt(int(delivered), int(acked), int(size), completed == 1, str(event_id))
 
     def receipts(self, push_id: int | str) -> tuple[set[str], set[str], set[str]]:
         """Return (audience, delivered, acknowledged) user id sets."""

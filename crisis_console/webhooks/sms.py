@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, request
+from flask import Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from crisis_console.extensions import store
@@ -78,3 +78,30 @@ def sms() -> Response:
     store().complaints.remember_sms(phone, {"text": body, "options": [code for code, _ in options]})
     listing = "; ".join(f"{i} {name}" for i, (_, name) in enumerate(options, start=1))
     return reply(f"Which is it? Reply with a number: {listing}.")
+
+
+#: Twilio's message statuses and what they mean for an alert delivery.
+DELIVERY_STATUSES = {
+    "accepted": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "failed",
+    "failed": "failed",
+}
+
+
+@bp.route("/sms/status", methods=["POST"])
+@twilio_signed
+def sms_status() -> Response:
+    """Record the status Twilio reports for an alert text (status callback of the Messages API)."""
+    status = DELIVERY_STATUSES.get(request.form.get("MessageStatus", ""))
+    delivery_id = store().alerts.by_provider(request.form.get("MessageSid", ""))
+    if status and delivery_id:
+        code = request.form.get("ErrorCode", "")
+        store().alerts.provider_status(delivery_id, status, f"Twilio error {code}" if code else "")
+        if current_app.extensions.get("socketio") is not None:
+            realtime.delivery_changed(store().alerts.delivery(delivery_id) or {})
+    return Response(status=204)

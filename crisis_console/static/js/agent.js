@@ -46,16 +46,21 @@
     window.setTimeout(function () { removeScript(script.id); }, Math.min(wait, 2147483000));
   }
 
+  // A drill's script says so on its card, so no agent reads practice text to a real caller.
+  function exerciseLabel(script) {
+    return script.exercise ? '<span class="badge badge--exercise exercise-tag">EXERCISE</span> ' : "";
+  }
+
   function feedCard(message, unread) {
     var script = message.script;
     var li = document.createElement("li");
-    li.className = "script-card" + (unread ? " script-card--unread" : "");
+    li.className = "script-card" + (unread ? " script-card--unread" : "") + (script.exercise ? " script-card--exercise" : "");
     li.dataset.scriptId = script.id;
     li.dataset.pushId = message.push_id;
     li.innerHTML =
       '<article aria-labelledby="push-title-' + message.push_id + '">' +
       '<header class="script-card__head">' +
-      (unread ? '<span class="badge badge--warn new-label">New</span> ' : "") +
+      (unread ? '<span class="badge badge--warn new-label">New</span> ' : "") + exerciseLabel(script) +
       '<h3 id="push-title-' + message.push_id + '">' + esc(script.title) + "</h3>" +
       '<p class="muted">' + meta(script) + "</p></header>" +
       '<div class="script-body">' + script.html + "</div>" +
@@ -73,7 +78,7 @@
     li.className = "library-item";
     li.dataset.scriptId = script.id;
     li.innerHTML =
-      "<details><summary><strong>" + esc(script.title) + '</strong> <span class="muted">' + meta(script) +
+      "<details><summary>" + exerciseLabel(script) + "<strong>" + esc(script.title) + '</strong> <span class="muted">' + meta(script) +
       "</span></summary>" + '<div class="script-body">' + script.html + "</div></details>";
     return li;
   }

@@ -87,10 +87,13 @@
       var parts = ["<strong>" + escapeText(event.name) + "</strong>", escapeText(event.severity)];
       if (event.areas && event.areas.length) { parts.push(escapeText(event.areas.join(", "))); }
       if (event.details && event.details.hotline) { parts.push("hotline " + escapeText(event.details.hotline)); }
-      var label = event.exercise ? '<strong class="exercise-label">EXERCISE</strong> ' : "";
+      var label = event.exercise ? '<strong class="exercise-label">EXERCISE</strong> — ' : "";
       return '<p class="event-banner__item">' + label + parts.join(" · ") + "</p>";
     }).join("");
     banner.hidden = events.length === 0;
+    // While any drill runs, every page carries the EXERCISE banner above the events.
+    var drill = document.getElementById("exercise-banner");
+    if (drill) { drill.hidden = !events.some(function (event) { return event.exercise; }); }
   }
 
   socket.on((window.CC_EVENTS || {}).EVENT_CHANGED || "event.changed", function () {

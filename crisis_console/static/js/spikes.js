@@ -6,6 +6,29 @@
   var namesEl = document.getElementById("category-names");
   var names = namesEl ? JSON.parse(namesEl.textContent) : {};
 
+  /* The closed loop: one click drafts the hazard's script or announcement for the event. */
+  function addSuggestions(item, suggestions, url) {
+    var esc = window.crisisConsole.escapeText;
+    suggestions.forEach(function (g) {
+      var box = document.createElement("div");
+      box.className = "suggestion";
+      box.dataset.hazard = g.hazard;
+      box.innerHTML = "Suggested for " + esc(g.event_name) + ": <em>" + esc(g.title) + "</em> ";
+      g.kinds.forEach(function (kind) {
+        var form = document.createElement("form");
+        form.className = "inline";
+        form.dataset.apiUrl = url;
+        form.dataset.after = kind === "script" ? "redirect:/manager/scripts/{id}" : "redirect:/manager/phone";
+        form.innerHTML = '<input type="hidden" name="kind" value="' + kind + '">' +
+          '<input type="hidden" name="hazard" value="' + esc(g.hazard) + '">' +
+          '<input type="hidden" name="event_id" value="' + Number(g.event_id) + '" data-number>' +
+          '<button class="button button--small" type="submit">Draft ' + kind + "</button>";
+        box.appendChild(form);
+      });
+      item.appendChild(box);
+    });
+  }
+
   function start() {
     window.crisisConsole.onEvent(events.SPIKE_DETECTED || "spike.detected", function (spike) {
       var list = document.getElementById("spikes");
@@ -17,6 +40,7 @@
       item.innerHTML = "<strong>" + esc(names[spike.category] || spike.category) + "</strong>" +
         (spike.zip ? " in " + esc(spike.zip) : "") + ": " + spike.observed + " vs " + spike.expected +
         " expected, since " + esc(String(spike.since).slice(11, 16)) + " UTC";
+      if (list.dataset.suggest) { addSuggestions(item, spike.suggestions || [], list.dataset.draftUrl); }
       list.insertBefore(item, list.firstChild);
       document.getElementById("spikes-empty").hidden = true;
     });

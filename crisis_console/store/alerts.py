@@ -1,0 +1,255 @@
+"""Alerts, their deliveries and the durable delivery queue (a stream with a consumer group)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from crisis_console import clock
+from crisis_console.services.audit import AuditEntry
+from crisis_console.store.audit import AuditRepo
+from crisis_console.store.keys import Keys
+
+GROUP = "senders"
+#: Statuses after which a delivery is never attempted again.
+FINAL = ("sent", "delivered", "failed")
+
+# Mark an attempt started, unless the delivery is already done (a redelivered stream entry
+# after a crash must not send twice what was recorded as sent).
+_START_ATTEMPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'sent' or status == 'delivered' or status == 'failed' then return false end
+redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+# Move the retries that are due back into the queue, each exactly once.
+_REQUEUE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'delivery_id', id)
+end
+return #due
+"""
+
+
+class AlertRepo:
+    """Alerts, deliveries and the queue the delivery workers read."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, audit: AuditRepo):
+        self._r = client
+        self._keys = keys
+        self._audit = audit
+        self._start_attempt = client.register_script(_START_ATTEMPT)
+        self._requeue_due = client.register_script(_REQUEUE_DUE)
+
+    # --- raising -------------------------------------------------------------------
+
+    def claim(self, dedup_key: str, seconds: int) -> bool:
+        """Return True for the first claim of ``dedup_key`` within ``seconds`` (at least a week
+        when the rule has no quiet period: its subject alone then tells occurrences apart)."""
+        ttl = seconds if seconds > 0 else 7 * 24 * 3600
+        return bool(self._r.set(self._keys.alert_dedup(dedup_key), "1", nx=True, ex=ttl))
+
+    def claimed(self, dedup_key: str) -> bool:
+        """Return True while ``dedup_key`` is claimed (its alert was raised within the quiet period)."""
+        return bool(self._r.exists(self._keys.alert_dedup(dedup_key)))
+
+    def create(
+        self, fields: dict[str, str], deliveries: list[dict[str, str]], entry: AuditEntry, *, escalating: bool
+    ) -> tuple[int, list[int]]:
+        """Store an alert and its deliveries, queue those to send, audit it: all at once."""
+        alert_id = int(self._r.incr(self._keys.alert_seq()))
+        now = time.time()
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self._keys.alert(alert_id), mapping={**fields, "id": str(alert_id), "steps_done": "0"})
+        pipe.zadd(self._keys.alerts_index(), {str(alert_id): now})
+        if escalating:
+            pipe.zadd(self._keys.alerts_escalating(), {str(alert_id): now})
+        self._audit.add_to(pipe, entry)
+        pipe.execute()
+        return alert_id, self.add_deliveries(alert_id, deliveries)
+
+    def add_deliveries(self, alert_id: int, deliveries: list[dict[str, str]]) -> list[int]:
+        """Store deliveries of an alert; queue every one whose status is ``queued``."""
+        if not deliveries:
+            return []
+        last = int(self._r.incrby(self._keys.delivery_seq(), len(deliveries)))
+        ids = list(range(last - len(deliveries) + 1, last + 1))
+        stamp = clock.iso()
+        pipe = self._r.pipeline(transaction=True)
+        for delivery_id, fields in zip(ids, deliveries, strict=True):
+            record = {
+                "status": "queued",
+                "attempts": "0",
+                "created_at": stamp,
+                "updated_at": stamp,
+                **fields,
+                "id": str(delivery_id),
+                "alert_id": str(alert_id),
+            }
+            pipe.hset(self._keys.delivery(delivery_id), mapping=record)
+            pipe.rpush(self._keys.alert_deliveries(alert_id), delivery_id)
+            if record["status"] == "queued":
+                pipe.xadd(self._keys.delivery_queue(), {"delivery_id": delivery_id}, maxlen=100_000)
+        pipe.execute()
+        return ids
+
+    # --- reading -------------------------------------------------------------------
+
+    def get(self, alert_id: int | str) -> dict[str, Any] | None:
+        """Return an alert with its deliveries, or None."""
+        return next(iter(self.many([alert_id])), None)
+
+    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the newest alerts with their deliveries."""
+        return self.many(self._r.zrevrange(self._keys.alerts_index(), 0, limit - 1))
+
+    def many(self, alert_ids: list[int | str]) -> list[dict[str, Any]]:
+        """Return these alerts (those that exist) with their deliveries, in the given order."""
+        pipe = self._r.pipeline(transaction=False)
+        for alert_id in alert_ids:
+            pipe.hgetall(self._keys.alert(alert_id))
+            pipe.lrange(self._keys.alert_deliveries(alert_id), 0, -1)
+        replies = pipe.execute()
+        alerts = [(fields, ids) for fields, ids in zip(replies[::2], replies[1::2], strict=True) if fields]
+        pipe = self._r.pipeline(transaction=False)
+        for _, ids in alerts:
+            for delivery_id in ids:
+                pipe.hgetall(self._keys.delivery(delivery_id))
+        found = iter(pipe.execute())
+        return [{**fields, "deliveries": [next(found) for _ in ids]} for fields, ids in alerts]
+
+    def escalating(self) -> list[dict[str, Any]]:
+        """Return unacknowledged alerts with escalation steps left, oldest first."""
+        return self.many(self._r.zrange(self._keys.alerts_escalating(), 0, 499))
+
+    # --- changing ------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: int | str, username: str, entry: AuditEntry) -> bool:
+        """Record who acknowledged an alert first; False when it already was."""
+        key = self._keys.alert(alert_id)
+        if not self._r.hsetnx(key, "acknowledged_by", username):
+            return False
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(key, "acknowledged_at", clock.iso())
+        pipe.zrem(self._keys.alerts_escalating(), alert_id)
+        self._audit.add_to(pipe, entry)
+        pipe.execute()
+        return True
+
+    def took_step(self, alert_id: int | str, steps_done: int, *, last: bool) -> bool:
+        """Record that escalation steps up to ``steps_done`` were taken; False if another
+        process already did (so a step is taken once)."""
+        key = self._keys.alert(alert_id)
+
+        def write(pipe: redis.client.Pipeline) -> bool:
+            if int(pipe.hget(key, "steps_done") or 0) >= steps_done:
+                return False
+            pipe.multi()
+            pipe.hset(key, "steps_done", steps_done)
+            if last:
+                pipe.zrem(self._keys.alerts_escalating(), alert_id)
+            return True
+
+        return bool(self._r.transaction(write, key, value_from_callable=True))
+
+    # --- the delivery queue --------------------------------------------------------
+
+    def ensure_group(self) -> None:
+        """Create the stream and its consumer group if they are missing."""
+        try:
+            self._r.xgroup_create(self._keys.delivery_queue(), GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, consumer: str, count: int, block_ms: int | None) -> list[tuple[str, str]]:
+        """Return new (entry id, delivery id) pairs for this consumer."""
+        reply = self._r.xreadgroup(
+            GROUP, consumer, {self._keys.delivery_queue(): ">"}, count=count, block=block_ms
+        )
+        return [
+            (entry_id, data.get("delivery_id", ""))
+            for _, entries in reply or []
+            for entry_id, data in entries
+        ]
+
+    def claim_stale(self, consumer: str, idle_ms: int, count: int = 50) -> list[tuple[str, str]]:
+        """Take over entries another consumer read but never acknowledged (it died)."""
+        reply = self._r.xautoclaim(self._keys.delivery_queue(), GROUP, consumer, idle_ms, "0-0", count=count)
+        return [(entry_id, data.get("delivery_id", "")) for entry_id, data in reply[1] if data]
+
+    def done(self, entry_id: str) -> None:
+        """Acknowledge a queue entry: its delivery needs nothing more from this read."""
+        self._r.xack(self._keys.delivery_queue(), GROUP, entry_id)
+
+    def requeue_due(self, now: float) -> int:
+        """Queue again the retries whose time has come; return how many."""
+        return int(
+            self._requeue_due(keys=[self._keys.delivery_retries(), self._keys.delivery_queue()], args=[now])
+        )
+
+    def pending_count(self) -> int:
+        """Return how many queue entries are read but not acknowledged."""
+        return int(self._r.xpending(self._keys.delivery_queue(), GROUP)["pending"])
+
+    # --- deliveries ------------------------------------------------------------------
+
+    def delivery(self, delivery_id: int | str) -> dict[str, str] | None:
+        """Return a delivery's fields, or None."""
+        return self._r.hgetall(self._keys.delivery(delivery_id)) or None
+
+    def start_attempt(self, delivery_id: int | str) -> int | None:
+        """Mark an attempt under way and return its number; None when already done."""
+        attempt = self._start_attempt(keys=[self._keys.delivery(delivery_id)], args=[clock.iso()])
+        return int(attempt) if attempt else None
+
+    def finish(self, delivery_id: int | str, status: str, **fields: str) -> None:
+        """Record a delivery's new status (and the provider's id, so callbacks find it)."""
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(
+            self._keys.delivery(delivery_id), mapping={**fields, "status": status, "updated_at": clock.iso()}
+        )
+        if fields.get("provider_id"):
+            pipe.hset(self._keys.delivery_by_provider(), fields["provider_id"], delivery_id)
+        pipe.execute()
+
+    def retry_later(self, delivery_id: int | str, due: float, error: str) -> None:
+        """Park a failed attempt until ``due`` (epoch seconds)."""
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(
+            self._keys.delivery(delivery_id),
+            mapping={
+                "status": "queued",
+                "last_error": error[:500],
+                "next_attempt_at": clock.iso(datetime.fromtimestamp(due, clock.UTC)),
+                "updated_at": clock.iso(),
+            },
+        )
+        pipe.zadd(self._keys.delivery_retries(), {str(delivery_id): due})
+        pipe.execute()
+
+    def by_provider(self, provider_id: str) -> str | None:
+        """Return the delivery id a provider message id belongs to."""
+        return self._r.hget(self._keys.delivery_by_provider(), provider_id)
+
+    def provider_status(self, delivery_id: int | str, status: str, error: str = "") -> None:
+        """Record a status the provider called back with (never moving back from delivered)."""
+        key = self._keys.delivery(delivery_id)
+        if self._r.hget(key, "status") == "delivered":
+            return
+        fields = {"status": status, "updated_at": clock.iso()}
+        if error:
+            fields["last_error"] = error
+        self._r.hset(key, mapping=fields)
+
+
+def as_json(value: Any) -> str:
+    """Serialise a trigger's values for the alert record."""
+    return json.dumps(value, default=str, sort_keys=True)
