@@ -53,8 +53,23 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev wrk
 	$(BIN)/python -m bench.auth
+	$(BIN)/python -m bench.push
+	$(BIN)/python -m bench.voice
+	$(BIN)/python -m bench.ingest
+
+# The HTTP load generator of the benchmarks (a C program: the client must not be the bottleneck).
+.PHONY: wrk
+wrk:
+	@if command -v wrk >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing wrk for the benchmarks (apt-get)…"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	else \
+		echo "warning: wrk is missing and cannot be installed here; HTTP rate rows will be skipped" >&2; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -316,7 +316,17 @@ def scripts_import(path: Path | None, event_id: str | None, hazard: str | None) 
 @click.option(
     "--speed", default=0.0, show_default=True, help="Times faster than real time; 0 = as fast as possible."
 )
-@click.option("--shift-to-now", is_flag=True, help="Move the records so the first one happens now.")
+@click.option(
+    "--shift-to-now",
+    is_flag=True,
+    help="Move the records to today: the first happens now (at a --speed) or the last does (as fast as possible).",
+)
+@click.option(
+    "--live-from",
+    metavar="ISO",
+    help="With --shift-to-now: this instant of the file becomes the current hour; what came before is "
+    "loaded at once as history, the rest arrives live as the clock reaches it.",
+)
 @click.option(
     "--map", "mappings", multiple=True, metavar="COLUMN=FIELD", help="Map a CSV column to a complaint field."
 )
@@ -326,7 +336,12 @@ def scripts_import(path: Path | None, event_id: str | None, hazard: str | None) 
     help="Create unknown categories (default: on for the Boston file).",
 )
 def replay_command(
-    csv_path: Path, speed: float, shift_to_now: bool, mappings: tuple[str, ...], add_categories: bool | None
+    csv_path: Path,
+    speed: float,
+    shift_to_now: bool,
+    live_from: str | None,
+    mappings: tuple[str, ...],
+    add_categories: bool | None,
 ) -> None:
     """Feed historical complaints through the real intake path, with a progress bar."""
     from rich.progress import Progress
@@ -351,6 +366,14 @@ def replay_command(
                     f"--map {item!r}: expected COLUMN=FIELD with FIELD one of occurred_at, category, channel, zip, lat, lon, text"
                 )
             mapping[column] = target
+    live_moment = None
+    if live_from:
+        if not shift_to_now or speed not in (0, 1):
+            fail("--live-from goes with --shift-to-now, at real time (--speed 1 or none)")
+        try:
+            live_moment = clock.parse_iso(live_from)
+        except ValueError:
+            fail(f"--live-from {live_from!r}: expected an ISO 8601 time, e.g. 2015-01-27T11:00:00Z")
     try:
         records, boston = replay.read_records(csv_path, mapping)
     except (ValueError, UnicodeDecodeError, csv.Error) as exc:
@@ -362,16 +385,41 @@ def replay_command(
         else 0
     )
     if shift_to_now:
-        replay.shift_to_now(records, clock.now())
+        replay.shift_to_now(records, clock.now(), live_from=live_moment, speed=speed)
     click.echo(
         f"{len(records):,} rows from {csv_path.name}{' (Boston 311 format)' if boston else ''}; {added} categories added"
     )
     with Progress() as bar:
         task = bar.add_task("replaying", total=len(records))
-        summary = replay.replay(store, records, speed=speed, progress=lambda n: bar.advance(task, n))
+        summary = replay.replay(
+            store,
+            records,
+            speed=speed,
+            on_the_clock=shift_to_now and (speed > 0 or live_moment is not None),
+            progress=lambda n: bar.advance(task, n),
+            sent=trends_published(),
+        )
     click.echo(f"accepted {summary.accepted:,}, rejected {summary.rejected:,}")
     for reason, count in sorted(summary.reasons.items(), key=lambda item: -item[1]):
         click.echo(f"  rejected {count:,}: {reason}")
+
+
+def trends_published() -> Callable[[int], None]:
+    """Return how a replay tells open dashboards that complaints were counted (through the
+    web processes' message queue when there is one; otherwise they see them on their next read)."""
+    from crisis_console.app import resolve_config
+    from crisis_console.extensions import socketio
+    from crisis_console.sockets import names
+
+    settings = resolve_config(None)
+    if not settings.SOCKETIO_MESSAGE_QUEUE:
+        return lambda accepted: None
+    socketio.init_app(
+        None, message_queue=settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{settings.CRISIS_KEY_PREFIX}-socketio"
+    )
+    return lambda accepted: socketio.emit(
+        names.TRENDS_UPDATE, {"accepted": accepted}, namespace=names.DASHBOARD
+    )
 
 
 @cli.group()

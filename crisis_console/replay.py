@@ -111,15 +111,39 @@ def add_missing_categories(store: Store, records: list[dict[str, Any]]) -> int:
     return added
 
 
-def shift_to_now(records: list[dict[str, Any]], now: datetime) -> None:
-    """Move every record so the first happens now, keeping the gaps between them."""
+def shift_to_now(
+    records: list[dict[str, Any]], now: datetime, *, live_from: datetime | None = None, speed: float = 0
+) -> None:
+    """Move the records to today's time.
+
+    Without ``live_from``, at a ``speed`` the first record happens now and the rest follow at
+    ``speed`` times their real pace (their times compressed as much, so each arrives at its own
+    time); as fast as possible, the last record happens now and the rest are the recent past.
+    With ``live_from``, that instant of the file is moved to the current hour, by whole hours,
+    so every record keeps its minute and hour buckets and its position in the day: records
+    before it become the past (the history baselines are computed from), those after it
+    happen as the clock reaches them, and the detector sees the same counts it saw then.
+    """
     times = [clock.parse_iso(r["occurred_at"]) for r in records if _parses(r.get("occurred_at"))]
     if not times:
         return
-    offset = now - min(times)
+    hour = timedelta(hours=1)
+    if live_from is not None:
+        anchor = _floor(live_from, hour)
+        offset, factor = _floor(now, hour) - anchor, 1.0
+    elif speed > 0:
+        anchor, offset, factor = min(times), now - min(times), speed
+    else:
+        anchor, offset, factor = max(times), now - max(times), 1.0
     for record in records:
         if _parses(record.get("occurred_at")):
-            record["occurred_at"] = clock.iso(clock.parse_iso(record["occurred_at"]) + offset)
+            moment = clock.parse_iso(record["occurred_at"])
+            record["occurred_at"] = clock.iso(anchor + offset + (moment - anchor) / factor)
+
+
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=clock.UTC)
+    return epoch + ((moment - epoch) // unit) * unit
 
 
 def _parses(value: Any) -> bool:
@@ -131,10 +155,16 @@ def _parses(value: Any) -> bool:
 
 
 def batches(
-    records: list[dict[str, Any]], speed: float, sleep: Callable[[float], None]
+    records: list[dict[str, Any]],
+    speed: float,
+    sleep: Callable[[float], None],
+    *,
+    on_the_clock: bool = False,
+    now: Callable[[], datetime] = clock.now,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield records in intake batches; with ``speed`` > 0, at ``speed`` times their real pace."""
-    if speed <= 0:
+    """Yield records in intake batches: at once (``speed`` 0), at ``speed`` times their real
+    pace, or (``on_the_clock``, for records shifted to today) each when the clock reaches its time."""
+    if speed <= 0 and not on_the_clock:
         for start in range(0, len(records), MAX_BATCH):
             yield records[start : start + MAX_BATCH]
         return
@@ -143,9 +173,12 @@ def batches(
     for record in records:
         moment = clock.parse_iso(record["occurred_at"]) if _parses(record.get("occurred_at")) else None
         if moment is not None:
-            first = first or moment
-            due = (moment - first) / timedelta(seconds=1) / speed
-            wait = due - (time.monotonic() - started)
+            if on_the_clock:
+                wait = (moment - now()) / timedelta(seconds=1)
+            else:
+                first = first or moment
+                due = (moment - first) / timedelta(seconds=1) / speed
+                wait = due - (time.monotonic() - started)
             if wait > 0.05 and pending:
                 yield pending
                 pending = []
@@ -164,15 +197,19 @@ def replay(
     records: list[dict[str, Any]],
     *,
     speed: float = 0,
+    on_the_clock: bool = False,
     progress: Callable[[int], None] = lambda n: None,
     sleep: Callable[[float], None] = time.sleep,
+    sent: Callable[[int], None] = lambda n: None,
 ) -> Summary:
-    """Send records through the intake; return the summary."""
+    """Send records through the intake; return the summary (``sent`` hears of each accepted batch)."""
     summary = Summary(read=len(records))
     intake = Intake(store)
-    for batch in batches(records, speed, sleep):
+    for batch in batches(records, speed, sleep, on_the_clock=on_the_clock):
         result = intake.submit(batch, channel="import", source="replay")
         summary.accepted += result["accepted"]
+        if result["accepted"]:
+            sent(result["accepted"])
         summary.rejected += len(result["rejected"])
         for rejection in result["rejected"]:
             reason = f"{rejection['error']['field']}: {rejection['error']['code']}"
