@@ -37,6 +37,21 @@ BOSTON_CHANNELS = {
     "Self Service": "web",
     "Twitter": "web",
 }
+#: The hazards Boston's storm-related request types answer, so a spike on one of them
+#: suggests that hazard's scripts and announcement (the closed loop).
+BOSTON_HAZARDS = {
+    "Misc. Snow Complaint": ["winter_storm"],
+    "Request for Snow Plowing (Emergency Responder)": ["winter_storm"],
+    "Snow Removal": ["winter_storm"],
+    "Heat - Excessive  Insufficient": ["winter_storm", "power_outage"],
+    "Street Light Outages": ["power_outage"],
+    "Traffic Signal Repair": ["power_outage"],
+    "Downed Wire": ["power_outage", "hurricane"],
+    "Tree Emergencies": ["hurricane"],
+    "No Utilities Residential - Water": ["boil_water"],
+    "Watermain Break": ["boil_water", "flood"],
+    "Catchbasin": ["flood"],
+}
 BOSTON_TIME = "%m/%d/%Y %I:%M:%S %p"
 BOSTON_ZONE = ZoneInfo("America/New_York")
 
@@ -104,7 +119,8 @@ def add_missing_categories(store: Store, records: list[dict[str, Any]]) -> int:
         if lookup_key(name) in known or slug(name) in known:
             continue
         try:
-            service.create({"name": name, "code": slug(name)}, actor="replay")
+            hazards = BOSTON_HAZARDS.get(name, [])
+            service.create({"name": name, "code": slug(name), "hazards": hazards}, actor="replay")
             added += 1
         except ServiceError:
             continue  # a clash with another name: intake will map or reject those rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -265,3 +266,45 @@ def test_manager_shares_the_dashboard_and_a_guest_opens_it(served_app, browser):
     expect(guest.locator("h1")).to_have_text("Not allowed")
     manager.context.close()
     guest.context.close()
+
+
+def test_a_spike_alerts_the_manager_and_one_click_drafts_the_script(served_app, page):
+    """During an event, a surge on a category a hazard answers raises an alert on the open console
+    and offers the hazard's script; one click makes the filled draft."""
+    import requests
+    from playwright.sync_api import expect
+
+    from crisis_console.services.categories import Categories
+    from crisis_console.services.intake import Intake
+
+    manager = served_app.make_user(Role.MANAGER)
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {served_app.token_for(manager)}"
+    base = f"{served_app.url}/api/v1"
+    name = f"Grid failure {manager.id}"
+    event = http.post(
+        f"{base}/events", json={"name": name, "kind": "power_outage", "severity": "severe"}
+    ).json()
+    http.post(f"{base}/events/{event['id']}/declare").raise_for_status()
+    try:
+        sign_in(page, served_app.url, manager.username)
+        expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+        code = f"downed_wire_{manager.id}"
+        Categories(served_app.store).create(
+            {"code": code, "name": f"Downed wire {manager.id}", "hazards": ["power_outage"]}
+        )
+        Intake(served_app.store).submit(
+            [{"category": code, "zip": "02124"}] * 30, channel="phone", source="test"
+        )
+        spike = page.locator(f'#spikes li[data-category="{code}"]')
+        expect(spike.locator(".suggestion").first).to_contain_text(name, timeout=20_000)
+        expect(page.locator("#recent-alerts")).to_contain_text(
+            f"Spike in Downed wire {manager.id} in 02124", timeout=10_000
+        )
+        spike.locator('.suggestion[data-hazard="power_outage"]').get_by_role(
+            "button", name="Draft script"
+        ).click()
+        expect(page).to_have_url(re.compile(r"/manager/scripts/\d+$"), timeout=10_000)
+        expect(page.locator("h1")).to_contain_text(name)
+    finally:
+        http.post(f"{base}/events/{event['id']}/stand-down").raise_for_status()
