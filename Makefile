@@ -34,16 +34,21 @@ test: $(VENV)/.dev chromium
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
+# $(call apt_install,PACKAGE,TEST THAT IT IS THERE,WHAT FOR,WHAT HAPPENS WITHOUT IT)
+define apt_install
+	@if $(2); then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing $(1) $(3) (apt-get)…"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	else \
+		echo "warning: $(1) is missing and cannot be installed here; $(4)" >&2; \
+	fi
+endef
+
 .PHONY: chromium
 chromium:
-	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		echo "Installing Chromium for the browser tests (apt-get)…"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else \
-		echo "warning: $(CHROMIUM) is missing and cannot be installed here; browser tests will be skipped" >&2; \
-	fi
+	$(call apt_install,chromium,[ -x "$(CHROMIUM)" ],for the browser tests,browser tests will be skipped)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -62,14 +67,7 @@ bench: $(VENV)/.dev wrk
 # The HTTP load generator of the benchmarks (a C program: the client must not be the bottleneck).
 .PHONY: wrk
 wrk:
-	@if command -v wrk >/dev/null; then exit 0; fi; \
-	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		echo "Installing wrk for the benchmarks (apt-get)…"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
-	else \
-		echo "warning: wrk is missing and cannot be installed here; HTTP rate rows will be skipped" >&2; \
-	fi
+	$(call apt_install,wrk,command -v wrk >/dev/null,for the benchmarks,HTTP rate rows will be skipped)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
