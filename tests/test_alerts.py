@@ -436,3 +436,71 @@ def test_declaring_through_the_api_raises_the_alert(store, hooks, auth, client):
     failed = [d for d in alerts[0]["deliveries"] if d["channel"] == "sms"]
     assert failed and all(d["status"] == "failed" and "no mobile number" in d["last_error"] for d in failed)
     assert hooks_of(client.application) is hooks
+
+
+WEBHOOK_AND_EMAIL = """
+[[rule]]
+id = "outward"
+trigger = "event.declared"
+recipients = ["email:eoc@city.example", "role:stakeholder"]
+channels = ["webhook", "email"]
+webhook_url = "https://alerting.county.example/hooks/311"
+message = "{exercise}{name} {what}"
+"""
+
+
+class FakeHttp:
+    """A requests.Session stand-in recording the webhook's POSTs."""
+
+    def __init__(self, status: int = 200):
+        self.posts: list[tuple[str, dict]] = []
+        self.status = status
+
+    def post(self, url: str, json: dict, timeout: float):
+        import requests
+
+        self.posts.append((url, json))
+        response = requests.Response()
+        response.status_code = self.status
+        return response
+
+
+def test_webhook_and_email_channels(store, tmp_path, monkeypatch, auth):
+    """The webhook gets the alert as JSON; e-mail goes through SMTP when configured, and says so
+    on the delivery when it is not; a 4xx from the webhook is not retried."""
+    (tmp_path / "out.toml").write_text(WEBHOOK_AND_EMAIL)
+    hooks = AlertHooks(store, load_folder(tmp_path))
+    auth.accounts.create_user("sam", Role.STAKEHOLDER, "correct horse battery", email="sam@city.example")
+    hooks.event_changed(declare(store, exercise=True))
+    sent_mail: list = []
+
+    class FakeSMTP:
+        def __init__(self, host: str, port: int, timeout: float):
+            assert (host, port) == ("mail.city.example", 25)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def send_message(self, message):
+            sent_mail.append(message)
+
+    monkeypatch.setattr(delivery.smtplib, "SMTP", FakeSMTP)
+    http = FakeHttp()
+    Deliverer(store, Senders(Settings(smtp_host="mail.city.example", http=http)), "w").run_once()
+    [(url, body)] = http.posts
+    assert url == "https://alerting.county.example/hooks/311" and body["exercise"] is True
+    assert body["message"] == "EXERCISE — Grid failure declared"
+    assert sorted(m["To"] for m in sent_mail) == ["eoc@city.example", "sam@city.example"]
+    assert sent_mail[0]["Subject"].startswith("EXERCISE")
+    [alert] = hooks.alerting.recent()
+    assert {d["status"] for d in alert["deliveries"]} == {"delivered", "sent"}
+
+    hooks.event_changed(declare(store))
+    Deliverer(store, Senders(Settings(http=FakeHttp(404))), "w").run_once()
+    latest = hooks.alerting.recent()[0]
+    errors = {d["channel"]: (d["status"], d["last_error"]) for d in latest["deliveries"]}
+    assert errors["webhook"] == ("failed", "the webhook answered 404")
+    assert errors["email"] == ("failed", "e-mail is not configured (SMTP_HOST)")
