@@ -79,10 +79,14 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
     from crisis_console.extensions import STORE_EXTENSION
     from crisis_console.store import describe
 
+    from alerts.rules import RuleError
+
     try:
         app = create_app()
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_NO_STORE)
+    except RuleError as exc:
+        fail(f"alert rules: {exc}")
     store = app.extensions[STORE_EXTENSION]
     created = Accounts(store).ensure_first_admin()
     if created:

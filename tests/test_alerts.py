@@ -504,3 +504,19 @@ def test_webhook_and_email_channels(store, tmp_path, monkeypatch, auth):
     errors = {d["channel"]: (d["status"], d["last_error"]) for d in latest["deliveries"]}
     assert errors["webhook"] == ("failed", "the webhook answered 404")
     assert errors["email"] == ("failed", "e-mail is not configured (SMTP_HOST)")
+
+
+def test_rules_are_checked_from_the_command_line_and_at_start_up(runner, tmp_path, monkeypatch):
+    """``alerts check`` lists the rules or names the mistake; ``serve`` refuses bad rules."""
+    from crisis_console.cli import cli
+
+    shipped = runner.invoke(cli, ["alerts", "check"])
+    assert shipped.exit_code == 0 and "OK" in shipped.output and "spike-to-eoc" in shipped.output
+    (tmp_path / "bad.toml").write_text('[[rule]]\nid = "x"\ntrigger = "spike"\n')
+    bad = runner.invoke(cli, ["alerts", "check", str(tmp_path)])
+    assert (
+        bad.exit_code == 1 and f"{tmp_path / 'bad.toml'}:3" in bad.output and "unknown trigger" in bad.output
+    )
+    monkeypatch.setenv("CRISIS_ALERT_RULES", str(tmp_path))
+    refused = runner.invoke(cli, ["serve", "--port", "1"])
+    assert refused.exit_code == 1 and "alert rules:" in refused.output and "Traceback" not in refused.output
