@@ -74,12 +74,11 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
         )
         serving.run_webhooks(host, port, workers, threads)
         return
+    from alerts.rules import RuleError
     from crisis_console import serving
     from crisis_console.app import create_app
     from crisis_console.extensions import STORE_EXTENSION
     from crisis_console.store import describe
-
-    from alerts.rules import RuleError
 
     try:
         app = create_app()
