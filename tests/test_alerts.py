@@ -268,7 +268,7 @@ def test_a_spike_texts_the_duty_officer_once_and_the_status_callback_lands(app, 
     assert alert["message"].startswith("Spike in Power outage in 02124: 40 vs 3")
     by_channel = {(d["channel"], d["to"]): d["status"] for d in alert["deliveries"]}
     assert by_channel == {
-        ("console", "console"): "delivered",
+        ("console", "managers' consoles"): "delivered",
         ("sms", "+16175550199"): "queued",
         ("sms", "+16175550100"): "queued",
     }

@@ -251,7 +251,9 @@ class Alerting:
         out: list[dict[str, str]] = []
         for channel in channels:
             if channel == "console":
-                out.append({"channel": "console", "to": "console", "status": "delivered", "step": label})
+                out.append(
+                    {"channel": "console", "to": "managers' consoles", "status": "delivered", "step": label}
+                )
             elif channel == "webhook":
                 out.append({"channel": "webhook", "to": rule.webhook_url, "step": label})
             else:

@@ -10,12 +10,12 @@
   if (latest) {
     var startLatest = function () {
       window.crisisConsole.onEvent(events.ALERT_SENT || "alert.sent", function (message) {
-        var a = message.alert, esc = window.crisisConsole.escapeText;
+        var a = message.alert;
         if (latest.querySelector('[data-alert-id="' + a.id + '"]')) { return; }
         var item = document.createElement("li");
         item.className = "alert-item alert-item--new";
         item.dataset.alertId = a.id;
-        item.innerHTML = (a.exercise ? '<span class="badge badge--exercise">EXERCISE</span> ' : "") + esc(a.message);
+        item.textContent = a.message;  // a drill's message already starts with EXERCISE
         latest.insertBefore(item, latest.firstChild);
         document.getElementById("recent-alerts-empty").hidden = true;
       });
@@ -43,8 +43,7 @@
       '<form class="inline" data-api-url="/api/v1/alerts/' + a.id + '/ack">' +
       '<button class="button button--small button--primary" type="submit">Acknowledge</button></form>';
     return '<tr data-alert-id="' + a.id + '"><td><time datetime="' + esc(a.created_at) + '">' +
-      esc(a.created_at.slice(0, 16).replace("T", " ")) + " UTC</time></td><td>" +
-      (a.exercise ? '<span class="badge badge--exercise">EXERCISE</span> ' : "") + "<strong>" + esc(a.message) +
+      esc(a.created_at.slice(0, 16).replace("T", " ")) + " UTC</time></td><td><strong>" + esc(a.message) +
       '</strong><br><span class="muted">' + esc(a.rule_id) + " · " + esc(a.trigger) + "</span></td>" +
       '<td><ul class="deliveries">' + deliveries + "</ul></td><td>" + ack + "</td></tr>";
   }
