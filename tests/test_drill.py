@@ -210,6 +210,44 @@ def test_the_report_lists_milestones_in_order_with_durations(store):
     assert report["missing"] == ["all_acknowledged", "announcement_live", "first_alert", "stood_down"]
 
 
+def test_all_acknowledged_waits_for_the_whole_audience(store, auth):
+    """The milestone is set by the acknowledgement that completes a push's audience, not before."""
+    from crisis_console.services.pushes import Pushes
+    from crisis_console.services.scripts import Scripts
+
+    event = declared(store, "Ack drill")
+    team = f"ack-{time.monotonic_ns()}"
+    first, second = (auth.make_user(Role.AGENT, team=team) for _ in range(2))
+    scripts = Scripts(store)
+    body = {"title": "Sandbags", "topic": "Safety", "body": "At the depot.", "event_id": event.id}
+    script = scripts.create(body, actor="writer")
+    scripts.act(script.id, "submit", actor="writer")
+    scripts.act(script.id, "approve", actor="reviewer")
+    push = Pushes(store).push(script.id, [team], actor="writer")
+    assert push["script"]["exercise"] is True
+    milestones = Milestones(store)
+    assert "first_push" in milestones.times(event.id)
+    Pushes(store).receipt(push["id"], first.id, acknowledged=True)
+    Pushes(store).receipt(push["id"], second.id, acknowledged=False)
+    assert "all_acknowledged" not in milestones.times(event.id)
+    Pushes(store).receipt(push["id"], second.id, acknowledged=True)
+    assert "all_acknowledged" in milestones.times(event.id)
+
+
+def test_a_scheduled_announcement_is_live_from_its_start(desk, store):
+    """Activated ahead of its start, it counts as live at ``starts_at``, recorded by the scheduler."""
+    from crisis_console import scheduler
+
+    event = desk.event("Scheduled drill", exercise=True)
+    line = desk.line(TEST, test=True)
+    starts = clock.now() + timedelta(minutes=10)
+    announcement = desk.approved_announcement(line["id"], event_id=event["id"], starts_at=clock.iso(starts))
+    assert desk.post("writer", f"/announcements/{announcement['id']}/activate").status_code == 200
+    assert "announcement_live" not in Milestones(store).times(event["id"])
+    scheduler.run_pass(store, now=starts + timedelta(seconds=3))
+    assert Milestones(store).times(event["id"])["announcement_live"] == clock.iso(starts)
+
+
 def test_human_durations():
     """Durations read like a person would say them."""
     assert human_duration(0) == "0 s"
