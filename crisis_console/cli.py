@@ -408,21 +408,21 @@ def replay_command(
 
 
 def trends_published() -> Callable[[int], None]:
-    """Return how a replay tells open dashboards that complaints were counted (through the
-    web processes' message queue when there is one; otherwise they see them on their next read)."""
+    """Return how a replay tells open dashboards that complaints were counted: through the web
+    processes' message queue when there is one (a write-only client of it, so this process's
+    own Socket.IO stays untouched); otherwise dashboards see them on their next read."""
+    import socketio as python_socketio
+
     from crisis_console.app import resolve_config
-    from crisis_console.extensions import socketio
     from crisis_console.sockets import names
 
     settings = resolve_config(None)
     if not settings.SOCKETIO_MESSAGE_QUEUE:
         return lambda accepted: None
-    socketio.init_app(
-        None, message_queue=settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{settings.CRISIS_KEY_PREFIX}-socketio"
+    queue = python_socketio.RedisManager(
+        settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{settings.CRISIS_KEY_PREFIX}-socketio", write_only=True
     )
-    return lambda accepted: socketio.emit(
-        names.TRENDS_UPDATE, {"accepted": accepted}, namespace=names.DASHBOARD
-    )
+    return lambda accepted: queue.emit(names.TRENDS_UPDATE, {"accepted": accepted}, namespace=names.DASHBOARD)
 
 
 @cli.group()

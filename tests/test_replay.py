@@ -95,3 +95,33 @@ def test_a_live_replay_raises_the_spikes_seen_at_the_time(store, redis_url, pref
         assert expected and essentials(raised) == expected
     finally:
         original.delete_all()
+
+
+@pytest.mark.served
+def test_a_replay_tells_open_dashboards_through_the_message_queue(served_app, runner, monkeypatch, tmp_path):
+    """``replay`` in another process: a stakeholder's dashboard socket hears trends.update."""
+    import threading
+
+    from crisis_console.cli import cli
+    from crisis_console.roles import Role
+    from crisis_console.services.categories import Categories
+    from crisis_console.sockets import names
+    from tests.test_sockets import connect
+
+    stakeholder = served_app.make_user(Role.STAKEHOLDER)
+    heard = threading.Event()
+    client = connect(served_app, names.DASHBOARD, token=served_app.token_for(stakeholder))
+    client.on(names.TRENDS_UPDATE, lambda message: heard.set(), namespace=names.DASHBOARD)
+    code = f"replayed_{stakeholder.id}"
+    Categories(served_app.store).create({"code": code, "name": f"Replayed {stakeholder.id}"})
+    path = tmp_path / "calls.csv"
+    path.write_text(f"when,type\n2015-01-27T12:00:00Z,{code}\n")
+    monkeypatch.setenv("CRISIS_KEY_PREFIX", served_app.store.keys.prefix)
+    try:
+        result = runner.invoke(
+            cli, ["replay", str(path), "--map", "when=occurred_at", "--map", "type=category"]
+        )
+        assert result.exit_code == 0 and "accepted 1" in result.output, result.output
+        assert heard.wait(5)
+    finally:
+        client.disconnect()
