@@ -520,3 +520,32 @@ def test_rules_are_checked_from_the_command_line_and_at_start_up(runner, tmp_pat
     monkeypatch.setenv("CRISIS_ALERT_RULES", str(tmp_path))
     refused = runner.invoke(cli, ["serve", "--port", "1"])
     assert refused.exit_code == 1 and "alert rules:" in refused.output and "Traceback" not in refused.output
+
+
+def test_stakeholders_see_notices_on_the_dashboard_without_who_was_texted(app, auth, client):
+    """With the shipped rules, a declaration reaches stakeholders' dashboards live (message only)."""
+    from crisis_console.extensions import socketio as server_socketio
+    from crisis_console.sockets import names
+
+    stakeholder = auth.make_user(Role.STAKEHOLDER)
+    auth.accounts.set_contact(stakeholder.id, "+16175550177", "", actor="test")
+    dashboard = server_socketio.test_client(
+        app, namespace=names.DASHBOARD, auth={"token": auth.accounts.create_token(stakeholder.username)}
+    )
+    assert dashboard.is_connected(names.DASHBOARD)
+    dashboard.get_received(names.DASHBOARD)
+    auth.login_as(Role.MANAGER)
+    body = {"name": "Heat wave", "kind": "extreme_heat", "severity": "moderate", "areas": ["Mattapan"]}
+    event = client.post("/api/v1/events", json=body, headers=auth.csrf_headers()).json
+    client.post(f"/api/v1/events/{event['id']}/declare", headers=auth.csrf_headers())
+    [notice] = [
+        m["args"][0]["alert"]
+        for m in dashboard.get_received(names.DASHBOARD)
+        if m["name"] == names.ALERT_SENT
+    ]
+    assert notice["message"] == "Heat wave (moderate) declared. Areas: Mattapan."
+    assert set(notice) == {"id", "message", "created_at", "exercise"}
+    auth.logout()
+    auth.login(stakeholder.username)
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "Heat wave (moderate) declared." in page and "+16175550177" not in page

@@ -165,6 +165,7 @@ def dashboard() -> str:
         category_names={c.code: c.name for c in Categories(store()).list()},
         events=Events(store()).active(),
         playing=[(line, a, service.stats(a.id)) for line, a in playing if a is not None],
+        notices=hooks_of(current_app).alerting.notices(),
     )
 
 

@@ -225,6 +225,10 @@ class Alerting:
             "values": as_json(trigger.values),
             "exercise": "1" if trigger.exercise else "0",
             "created_at": clock.iso(),
+            # The console channel shows it to the recipients' pages: stakeholders' is the dashboard.
+            "on_dashboard": "1"
+            if "console" in planned.channels and self._reaches_stakeholders(planned)
+            else "0",
         }
         entry = audit.entry(
             "alerts", "alert.raised", "alert", rule=rule.id, trigger=trigger.kind, message=planned.message
@@ -236,6 +240,20 @@ class Alerting:
             escalating=bool(rule.escalation),
         )
         return self.get(alert_id)
+
+    def _reaches_stakeholders(self, planned: Planned) -> bool:
+        if "role:stakeholder" in planned.recipients:
+            return True
+        names = {r.partition(":")[2].lower() for r in planned.recipients if r.startswith("user:")}
+        teams = {r.partition(":")[2] for r in planned.recipients if r.startswith("team:")}
+        return any(
+            u.role == "stakeholder" and (u.username in names or (u.team and u.team in teams))
+            for u in Accounts(self.store).all()
+        )
+
+    def notices(self, limit: int = 5) -> list[dict[str, Any]]:
+        """Return the newest alerts shown on the dashboard (message only: never who was texted)."""
+        return [notice(a) for a in self.recent(100) if a["on_dashboard"]][:limit]
 
     def _deliveries(
         self,
@@ -300,6 +318,7 @@ def public(alert: dict[str, Any]) -> dict[str, Any]:
         "message": alert.get("message", ""),
         "values": json.loads(alert.get("values") or "{}"),
         "exercise": alert.get("exercise") == "1",
+        "on_dashboard": alert.get("on_dashboard") == "1",
         "created_at": alert.get("created_at", ""),
         "acknowledged_by": alert.get("acknowledged_by") or None,
         "acknowledged_at": alert.get("acknowledged_at") or None,
@@ -321,3 +340,8 @@ def public(alert: dict[str, Any]) -> dict[str, Any]:
             if d
         ],
     }
+
+
+def notice(alert: dict[str, Any]) -> dict[str, Any]:
+    """Return what the read-only dashboard may show of an alert."""
+    return {key: alert[key] for key in ("id", "message", "created_at", "exercise")}

@@ -171,8 +171,12 @@ def spike_detected(spike: dict[str, Any]) -> None:
 
 
 def alert_sent(alert: dict[str, Any]) -> None:
-    """Show a raised alert on managers' consoles."""
+    """Show a raised alert on managers' consoles, and its message on dashboards when it is for stakeholders."""
+    from crisis_console.services.alerting import notice
+
     socketio.emit(names.ALERT_SENT, {"alert": alert}, namespace=names.MANAGER)
+    if alert.get("on_dashboard"):
+        socketio.emit(names.ALERT_SENT, {"alert": notice(alert)}, namespace=names.DASHBOARD)
 
 
 def delivery_changed(delivery: dict[str, Any]) -> None:

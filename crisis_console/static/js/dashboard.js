@@ -95,6 +95,15 @@
   drawChart();
 
   function start() {
+    window.crisisConsole.onEvent(events.ALERT_SENT || "alert.sent", function (message) {
+      var list = document.getElementById("notices"), a = message.alert;
+      if (!list || list.querySelector('[data-alert-id="' + a.id + '"]')) { return; }
+      var item = document.createElement("li");
+      item.dataset.alertId = a.id;
+      item.textContent = String(a.created_at).slice(11, 16) + " UTC — " + a.message;
+      list.insertBefore(item, list.firstChild);
+      document.getElementById("notices-empty").hidden = true;
+    });
     window.crisisConsole.onEvent(events.TRENDS_UPDATE || "trends.update", function () {
       if (!timer) { timer = window.setTimeout(refresh, 1000); }
     });
