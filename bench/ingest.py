@@ -166,7 +166,7 @@ def main() -> None:
             median, worst = query_ms(http, f"{base}/api/v1/trends/spikes?window=60m&at=2015-01-27T12:59:00Z")
             rows.append(
                 [
-                    "GET /trends/spikes?window=60m (7-day baselines)",
+                    "GET /trends/spikes?window=60m (trailing-week and 3-week same-weekday baselines)",
                     f"median {median:.1f} ms",
                     f"max {worst:.1f} ms",
                 ]

@@ -37,9 +37,9 @@ def test_tail_score_grows_with_surprise():
 def test_steady_noise_is_almost_never_flagged(seed, hourly_rate):
     """A category at its usual Poisson rate is not a spike (fixed seeds, many rates)."""
     rng = random.Random(seed)
-    history = [poisson(rng, hourly_rate) for _ in range(168)]
+    history = [poisson(rng, hourly_rate) for _ in range(3 * 168)]
     recent = [poisson(rng, hourly_rate / 12) for _ in range(12)]
-    assert detect({"steady": recent}, {"steady": history}, START, FIVE) == []
+    assert detect({"steady": recent}, {"steady": history}, START, FIVE, recorded=[True] * 3) == []
 
 
 @settings(max_examples=60, deadline=None)
@@ -51,14 +51,30 @@ def test_steady_noise_is_almost_never_flagged(seed, hourly_rate):
 def test_a_surge_is_flagged_within_the_hour(seed, hourly_rate, factor):
     """A k-fold surge over the last hour is flagged, with observed, expected and when it began."""
     rng = random.Random(seed)
-    history = [poisson(rng, hourly_rate) for _ in range(168)]
+    history = [poisson(rng, hourly_rate) for _ in range(3 * 168)]
     # The usual noise plus an injected surge of k times the usual rate (at least one a bucket).
     extra = math.ceil(hourly_rate * factor / 12)
     recent = [poisson(rng, hourly_rate / 12) + extra for _ in range(12)]
-    found = detect({"snow": recent}, {"snow": history}, START, FIVE)
+    found = detect({"snow": recent}, {"snow": history}, START, FIVE, recorded=[True] * 3)
     assert [s.category for s in found] == ["snow"]
     assert found[0].observed == sum(recent) and found[0].expected < found[0].observed
     assert START <= found[0].since <= START + 12 * FIVE
+
+
+def test_the_next_storm_stands_out_against_the_same_weekday_not_the_last_storm():
+    """A storm three to five days ago lifts the trailing week; the same hours of the same weekday
+    in earlier weeks were quiet, so the next storm's first hour is a spike, but only when the
+    console was running in those weeks (a fresh console's empty weeks prove nothing)."""
+    quiet_week = [0] * 168
+    last_week = [0] * 168
+    for day in (2, 3, 4):  # 3 to 5 days before the window: 10 an hour all day
+        last_week[day * 24 : day * 24 + 24] = [10] * 24
+    history = quiet_week + quiet_week + last_week
+    recent = [1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1]  # 8 in the hour: modest, but new for a Tuesday
+    assert detect({"snow": recent}, {"snow": history}, START, FIVE) == []  # the trailing week alone
+    [spike] = detect({"snow": recent}, {"snow": history}, START, FIVE, recorded=[True] * 3)
+    assert spike.observed == 8 and spike.expected < 1 and spike.score >= 5
+    assert detect({"snow": recent}, {"snow": history}, START, FIVE, recorded=[True, False, False]) == []
 
 
 def test_falling_categories_are_not_surges_and_area_is_named():

@@ -1,10 +1,17 @@
 """Spike detection: pure math over counts, no I/O.
 
 For each category, the count in the recent window is compared with what its own history
-predicts: a trailing baseline (the hours before the window), smoothed with a small prior
-so a category with little or no history expects a little, not nothing. A count is a
-spike when it is improbable under that expectation (Poisson upper tail), at least
-``min_count`` and at least ``min_ratio`` times the expected count. Falling counts are
+predicts, in two ways:
+
+* the trailing week: the hours just before the window, the same hours of the previous days,
+  and a share of the busiest recent hour, smoothed with a small prior so a category with
+  little history expects a little, not nothing;
+* the same hours of the same weekday in the previous weeks the console was running (at
+  least ``min_weeks`` of them), which does not remember a storm of a few days ago, so the
+  next storm's first hours stand out — at a stricter score, as it is the touchier view.
+
+A count is a spike when it is improbable under either expectation (Poisson upper tail), at
+least ``min_count`` and at least ``min_ratio`` times that expectation. Falling counts are
 never spikes. When most of a spike comes from one ZIP code, the spike names it.
 """
 
@@ -30,6 +37,9 @@ class Settings:
     burst_share: float = 0.25
     #: Share of the observed count one ZIP code needs to be named as the area.
     area_share: float = 0.5
+    #: The same-weekday view needs this many recorded weeks, and this score.
+    min_weeks: int = 2
+    weekly_min_score: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,29 @@ def expected_rate(hourly: list[int], settings: Settings = Settings()) -> float:
     return max(average, seasonal, busiest)
 
 
+WEEK = 7 * 24
+
+
+def weekly_rate(hourly: list[int], recorded: list[bool], settings: Settings = Settings()) -> float | None:
+    """Return the hourly rate the same hour (± 1) of the same weekday predicts, or None.
+
+    ``hourly`` ends just before the window (whole weeks); ``recorded[w]`` tells whether the
+    console was running in the week ``w + 1`` weeks back (a fresh console's empty weeks are
+    not taken for quiet ones). None when fewer than ``min_weeks`` weeks were recorded.
+    """
+    hours = len(hourly)
+    weeks = [w + 1 for w, seen in enumerate(recorded) if seen and (w + 1) * WEEK <= hours + 1]
+    if len(weeks) < settings.min_weeks:
+        return None
+    slots = [hourly[i] for w in weeks for i in (hours - WEEK * w + k for k in (-1, 0, 1)) if 0 <= i < hours]
+    span = hourly[-WEEK * max(weeks) :]
+    average = sum(span) / len(span)
+    floor = settings.prior_events / settings.prior_hours
+    return max(
+        sum(slots) / len(slots), max(slots) * settings.burst_share, average * settings.burst_share, floor
+    )
+
+
 def detect(
     recent: dict[str, list[int]],
     history: dict[str, list[int]],
@@ -102,14 +135,17 @@ def detect(
     bucket: timedelta,
     zips: dict[str, dict[str, int]] | None = None,
     settings: Settings = Settings(),
+    recorded: list[bool] | None = None,
 ) -> list[Spike]:
     """Return the spikes, strongest first.
 
     Args:
         recent: category -> counts per bucket over the window, oldest first.
-        history: category -> counts per hour before the window, oldest first (whole days).
+        history: category -> counts per hour before the window, oldest first (whole days;
+            whole weeks for the same-weekday view).
         window_start: when the first recent bucket starts.
         zips: category -> zip -> count over the window (for naming the area).
+        recorded: for each week back (1, 2, …), whether the console was running then.
     """
     spikes: list[Spike] = []
     for category, counts in recent.items():
@@ -118,12 +154,21 @@ def detect(
             continue
         window_hours = len(counts) * bucket / timedelta(hours=1)
         hourly = history.get(category) or [0] * 24
-        expected = expected_rate(hourly, settings) * window_hours
-        if observed < settings.min_ratio * expected:
+        views = [(expected_rate(hourly[-WEEK:], settings) * window_hours, settings.min_score)]
+        weekly = weekly_rate(hourly, recorded or [], settings)
+        if weekly is not None:
+            views.append((weekly * window_hours, settings.weekly_min_score))
+        found = None
+        for expected, min_score in sorted(views, reverse=True):
+            if observed < settings.min_ratio * expected:
+                continue
+            score = poisson_tail_score(observed, expected)
+            if score >= min_score:
+                found = (expected, score)
+                break
+        if found is None:
             continue
-        score = poisson_tail_score(observed, expected)
-        if score < settings.min_score:
-            continue
+        expected, score = found
         per_bucket = expected / len(counts)
         first = next((i for i, n in enumerate(counts) if n > 0 and n >= settings.min_ratio * per_bucket), 0)
         area = None

@@ -107,8 +107,9 @@ def _category_of(field: str, zip_code: str | None) -> str | None:
     return field[2:] if field.startswith("c:") else None
 
 
-#: Hours of history each category's baseline is computed from.
-BASELINE_HOURS = 7 * 24
+#: Hours of history each category's baselines are computed from: the trailing week, and
+#: three weeks for the same-weekday view.
+BASELINE_HOURS = 3 * 7 * 24
 
 
 @dataclass
@@ -122,6 +123,8 @@ class Recent:
     counts: dict[str, list[int]]
     zips: dict[str, dict[str, int]]
     history: dict[str, list[int]]
+    #: For each week back (1, 2, 3), whether the console counted anything then.
+    recorded: list[bool]
 
 
 def recent_window(store: Store, window: str, at: str | None) -> Recent:
@@ -155,12 +158,18 @@ def recent_window(store: Store, window: str, at: str | None) -> Recent:
     history_end = _floor(start, timedelta(hours=1))
     hours = [history_end - (i + 1) * timedelta(hours=1) for i in range(BASELINE_HOURS)]
     hours.reverse()  # oldest first
-    history: dict[str, list[int]] = {}
-    for position, row in enumerate(store.complaints.counts([h.strftime("%Y%m%d%H") for h in hours], True)):
-        for field, value in row.items():
-            if field.startswith("c:") and field[2:] in counts:
-                history.setdefault(field[2:], [0] * BASELINE_HOURS)[position] = int(value)
-    return Recent(window, start, end, bucket, counts, zips, history)
+    # Only the counters of the categories in the window, and the total (was the console running?).
+    names = sorted(counts)
+    rows = store.complaints.count_fields(
+        [h.strftime("%Y%m%d%H") for h in hours], True, ["total", *(f"c:{name}" for name in names)]
+    )
+    history = {name: [row[i + 1] for row in rows] for i, name in enumerate(names)}
+    week = 7 * 24
+    recorded = [
+        sum(row[0] for row in rows[BASELINE_HOURS - week * (w + 1) : BASELINE_HOURS - week * w]) > 0
+        for w in range(BASELINE_HOURS // week)
+    ]
+    return Recent(window, start, end, bucket, counts, zips, history, recorded)
 
 
 def spikes_at(
@@ -170,7 +179,9 @@ def spikes_at(
     from crisis_console.services.spikes import detect
 
     recent = recent or recent_window(store, window, at)
-    found = detect(recent.counts, recent.history, recent.start, recent.bucket, recent.zips)
+    found = detect(
+        recent.counts, recent.history, recent.start, recent.bucket, recent.zips, recorded=recent.recorded
+    )
     return {
         "window": window,
         "at": clock.iso(recent.end - timedelta(milliseconds=1)),
@@ -189,7 +200,7 @@ def movers_at(
     movers = []
     for category, values in recent.counts.items():
         observed = sum(values)
-        expected = expected_rate(recent.history.get(category) or [0] * 24) * hours
+        expected = expected_rate((recent.history.get(category) or [0] * 24)[-7 * 24 :]) * hours
         # Noise is not news: a mover is at least 2 contacts and half again above its usual.
         if observed - expected >= 2 and observed >= 1.5 * expected:
             movers.append(

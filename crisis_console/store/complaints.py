@@ -136,6 +136,14 @@ class ComplaintRepo:
             pipe.hgetall(key(bucket))
         return pipe.execute()
 
+    def count_fields(self, buckets: list[str], hourly: bool, fields: list[str]) -> list[list[int]]:
+        """Return, for each minute (or hour), the counters named ``fields`` (0 when absent)."""
+        key = self._keys.trend_hour if hourly else self._keys.trend_minute
+        pipe = self._r.pipeline(transaction=False)
+        for bucket in buckets:
+            pipe.hmget(key(bucket), fields)
+        return [[int(v or 0) for v in row] for row in pipe.execute()]
+
     def recent(self, count: int = 50) -> list[dict[str, Any]]:
         """Return the newest complaints, newest first."""
         rows = self._r.xrevrange(self._keys.complaints(), count=count)
