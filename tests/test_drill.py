@@ -14,6 +14,7 @@ from crisis_console.cli import cli
 from crisis_console.roles import Role
 from crisis_console.services.events import Events
 from crisis_console.services.milestones import MILESTONES, Milestones, human_duration
+from tests.helpers import ApiDesk
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.test_pushes import Agent, Api
 
@@ -22,24 +23,10 @@ TEST = "+16175550999"
 ROUTE = {"type": "dial", "number": "+16175550100"}
 
 
-class Desk:
-    """An admin and two managers calling the JSON API of the in-process app with tokens."""
+class Desk(ApiDesk):
+    """An admin, two managers, a stakeholder and an agent calling the JSON API with tokens."""
 
-    def __init__(self, auth, client):
-        self.client = client
-        self.headers = {}
-        roles = ((Role.ADMIN, "admin"), (Role.MANAGER, "writer"), (Role.MANAGER, "reviewer"))
-        for role, name in (*roles, (Role.STAKEHOLDER, "stakeholder"), (Role.AGENT, "agent")):
-            user = auth.make_user(role)
-            self.headers[name] = {"Authorization": f"Bearer {auth.accounts.create_token(user.username)}"}
-
-    def post(self, who: str, path: str, body: dict | None = None):
-        """POST JSON as one of the desk's users."""
-        return self.client.post(f"/api/v1{path}", json=body or {}, headers=self.headers[who])
-
-    def get(self, who: str, path: str):
-        """GET as one of the desk's users."""
-        return self.client.get(f"/api/v1{path}", headers=self.headers[who])
+    STAFF = (*ApiDesk.STAFF, (Role.STAKEHOLDER, "stakeholder"), (Role.AGENT, "agent"))
 
     def line(self, number: str, **extra) -> dict:
         """Add a line."""

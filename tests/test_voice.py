@@ -9,6 +9,7 @@ import pytest
 
 from crisis_console import clock
 from crisis_console.roles import Role
+from tests.helpers import ApiDesk
 
 LINE = "+16175550311"
 CALLER = "+16175550123"
@@ -23,23 +24,8 @@ def twiml(response) -> ET.Element:
     return root
 
 
-class Desk:
+class Desk(ApiDesk):
     """An admin and two managers calling the API with bearer tokens."""
-
-    def __init__(self, auth, client):
-        self.client = client
-        self.headers = {}
-        for role, name in ((Role.ADMIN, "admin"), (Role.MANAGER, "writer"), (Role.MANAGER, "reviewer")):
-            user = auth.make_user(role)
-            self.headers[name] = {"Authorization": f"Bearer {auth.accounts.create_token(user.username)}"}
-
-    def post(self, who: str, path: str, body: dict | None = None):
-        """POST JSON as one of the desk's users."""
-        return self.client.post(f"/api/v1{path}", json=body or {}, headers=self.headers[who])
-
-    def get(self, who: str, path: str):
-        """GET as one of the desk's users."""
-        return self.client.get(f"/api/v1{path}", headers=self.headers[who])
 
     def line(self, route: dict | None = None, number: str = LINE) -> dict:
         """Create a line with English and Spanish."""
