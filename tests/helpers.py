@@ -150,6 +150,10 @@ class ApiDesk:
         """POST JSON as one of the desk's users."""
         return self.client.post(f"/api/v1{path}", json=body or {}, headers=self.headers[who])
 
+    def patch(self, who: str, path: str, body: dict | None = None) -> Any:
+        """PATCH JSON as one of the desk's users."""
+        return self.client.patch(f"/api/v1{path}", json=body or {}, headers=self.headers[who])
+
     def get(self, who: str, path: str) -> Any:
         """GET as one of the desk's users."""
         return self.client.get(f"/api/v1{path}", headers=self.headers[who])

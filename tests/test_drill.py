@@ -97,6 +97,29 @@ def test_an_exercise_announcement_is_refused_on_a_live_line(desk):
     assert activated.status_code == 200 and activated.json["state"] == "active"
 
 
+def test_a_line_can_be_renamed_and_flagged_but_a_running_drill_keeps_its_test_line(desk, auth, client):
+    """PATCH /lines/{id}: name and test flag change (audited, the voice cache moves on); a test
+    line with a drill's announcement live cannot become a live line; its number cannot change."""
+    drill = desk.event("Storm drill", exercise=True)
+    line = desk.line(TEST)
+    changed = desk.patch("admin", f"/lines/{line['id']}", {"name": "Drill hotline", "test": True})
+    assert (
+        changed.status_code == 200
+        and changed.json["name"] == "Drill hotline"
+        and changed.json["test"] is True
+    )
+    on_test = desk.approved_announcement(line["id"], event_id=drill["id"])
+    desk.post("writer", f"/announcements/{on_test['id']}/activate")
+    refused = desk.patch("admin", f"/lines/{line['id']}", {"test": False})
+    assert refused.status_code == 409 and refused.json["error"]["field"] == "test"
+    number = desk.patch("admin", f"/lines/{line['id']}", {"number": "+16175550000"})
+    assert number.status_code == 422 and number.json["error"]["field"] == "number"
+    assert desk.patch("writer", f"/lines/{line['id']}", {"name": "x"}).status_code == 403
+    assert desk.patch("admin", "/lines/999", {"name": "x"}).status_code == 404
+    desk.post("writer", f"/announcements/{on_test['id']}/end")
+    assert desk.patch("admin", f"/lines/{line['id']}", {"test": False}).json["test"] is False
+
+
 def test_written_while_only_exercises_run_it_is_an_exercise(desk, auth, client):
     """Without an event, an announcement written while only drills are active is a drill's."""
     desk.event("Heat drill", exercise=True)

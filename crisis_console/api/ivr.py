@@ -35,6 +35,15 @@ def create_line() -> Any:
     return jsonify(line.public()), 201
 
 
+@bp.route("/lines/<int:line_id>", methods=["PATCH"])
+@roles_required(Role.ADMIN)
+def update_line(line_id: int) -> Any:
+    """Change a line's ``name``, ``route``, ``languages`` or ``test`` flag."""
+    line = Lines(store()).update(line_id, json_object(), actor=current_user.username)
+    remember_state()
+    return jsonify(line.public())
+
+
 @bp.route("/lines")
 @roles_required(Role.ADMIN, Role.MANAGER)
 def list_lines() -> Any:

@@ -146,6 +146,16 @@ IVR_PATHS: dict[str, Any] = {
         "post": _operation("Add a phone line (admin)", 201, (400, 401, 403, 409, 422), LINE_BODY),
         "get": _operation("List phone lines (admin, manager)", 200, (401, 403)),
     },
+    "/lines/{line_id}": {
+        "parameters": [_path_id("line_id")],
+        "patch": _operation(
+            "Change a line's name, route, languages or test flag; not while a drill plays on a test line "
+            "being made live (admin)",
+            200,
+            (400, 401, 403, 404, 409, 422),
+            {k: v for k, v in LINE_BODY.items() if k != "required"},
+        ),
+    },
     "/announcements": {
         "post": _operation(
             "Write a draft announcement (manager)", 201, (400, 401, 403, 422), ANNOUNCEMENT_BODY

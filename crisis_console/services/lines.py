@@ -114,6 +114,27 @@ def _url(value: str, field_name: str) -> str:
     return value
 
 
+def _settings(data: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """Return the stored fields of a line's settings in ``data`` (checked, naming the field)."""
+    fields: dict[str, str] = {}
+    if "name" in names:
+        fields["name"] = validation.text(data, "name", max_length=80)
+    if "route" in names:
+        fields["route"] = json.dumps(clean_route(data.get("route")))
+    if "languages" in names:
+        languages = validation.text_list(data, "languages") or ["en"]
+        unknown = [lang for lang in languages if lang not in SAY_LANGUAGES]
+        if unknown:
+            raise ValidationError(
+                f"languages: {unknown[0]!r} is not offered; use {', '.join(SAY_LANGUAGES)}.",
+                field="languages",
+            )
+        fields["languages"] = json.dumps(list(dict.fromkeys(languages)))
+    if "test" in names:
+        fields["test_line"] = "1" if _flag(data, "test") else "0"
+    return fields
+
+
 class Lines:
     """The phone-line rules over a store."""
 
@@ -125,19 +146,9 @@ class Lines:
         number = validation.text(data, "number", max_length=20).replace(" ", "")
         if not E164_RE.match(number):
             raise ValidationError("number must be in E.164 form, such as +16175550100.", field="number")
-        languages = validation.text_list(data, "languages") or ["en"]
-        unknown = [lang for lang in languages if lang not in SAY_LANGUAGES]
-        if unknown:
-            raise ValidationError(
-                f"languages: {unknown[0]!r} is not offered; use {', '.join(SAY_LANGUAGES)}.",
-                field="languages",
-            )
         fields = {
             "number": number,
-            "name": validation.text(data, "name", max_length=80),
-            "route": json.dumps(clean_route(data.get("route"))),
-            "languages": json.dumps(list(dict.fromkeys(languages))),
-            "test_line": "1" if _flag(data, "test") else "0",
+            **_settings(data, ("name", "route", "languages", "test")),
             "created_by": actor,
             "created_at": clock.iso(),
         }
@@ -149,6 +160,40 @@ class Lines:
                 f"Another line already uses {number}.", field="number", code="number_taken"
             ) from None
         return self.require(line_id)
+
+    def update(self, line_id: int | str, data: Mapping[str, Any], *, actor: str) -> Line:
+        """Change a line's ``name``, ``route``, ``languages`` or ``test`` flag (not its number).
+
+        A test line playing a drill's announcement cannot become a live line: the drill would
+        reach real callers.
+        """
+        from crisis_console.services.announcements import Announcements
+
+        unknown = sorted(set(data) - {"name", "route", "languages", "test", "test_line"})
+        if unknown:
+            raise ValidationError(
+                f"{unknown[0]} cannot be changed (add a new line for a new number).", field=unknown[0]
+            )
+        line = self.require(line_id)
+        wanted = {*data, *(("test",) if "test_line" in data else ())}
+        updates = _settings(
+            data, tuple(name for name in ("name", "route", "languages", "test") if name in wanted)
+        )
+        if updates.get("test_line") == "0" and line.test:
+            playing = Announcements(self.store).current(line.id)
+            if playing is not None and playing.exercise:
+                raise Conflict(
+                    "A drill's announcement is live on this line: end it before making the line live.",
+                    field="test",
+                    code="exercise_on_live_line",
+                )
+
+        def decide(current: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
+            changed = {k: v for k, v in updates.items() if current.get(k) != v}
+            return changed, audit.entry(actor, "line.updated", f"line:{line.id}", **changed)
+
+        self.store.lines.change(line.id, decide, lambda pipe: pipe.incr(self.store.keys.ivr_version()))
+        return self.require(line.id)
 
     def get(self, line_id: int | str) -> Line | None:
         """Return a line, or None."""
