@@ -44,6 +44,11 @@ class Planned:
     channels: tuple[str, ...]
 
 
+def dedup_key(rule_id: str, subject: str) -> str:
+    """Return the key under which a rule fires once per quiet period for a subject."""
+    return f"{rule_id}|{subject}"
+
+
 class _Missing(dict):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -106,7 +111,7 @@ def evaluate(
             Planned(
                 rule=rule,
                 trigger=trigger,
-                dedup_key=f"{rule.id}|{trigger.subject}",
+                dedup_key=dedup_key(rule.id, trigger.subject),
                 quiet_seconds=int(rule.quiet_minutes * 60),
                 message=message,
                 recipients=tuple(ruleset.expand(rule.recipients)),

@@ -169,7 +169,7 @@ class Deliverer:
         if attempt is None:
             return
         delivery = repo.delivery(delivery_id) or {}
-        alert = repo.get(delivery.get("alert_id", "")) or {}
+        alert = repo.fields(delivery.get("alert_id", "")) or {}
         try:
             status, provider_id = self.senders.send(
                 delivery.get("channel", ""), delivery.get("to", ""), alert.get("message", ""), alert

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.evaluate import Planned, Trigger, due_steps, evaluate, unread_push
+from alerts.evaluate import Planned, Trigger, dedup_key, due_steps, evaluate, unread_push
 from alerts.rules import Rule, RuleSet, Step
 from crisis_console import clock
 from crisis_console.services import audit
@@ -47,9 +47,17 @@ class Alerting:
 
     # --- triggers --------------------------------------------------------------------
 
-    def fire(self, trigger: Trigger, rules: RuleSet | None = None) -> list[dict[str, Any]]:
-        """Raise the alerts ``trigger`` calls for (each once per quiet period); return them."""
+    def fire(
+        self, trigger: Trigger, rules: RuleSet | None = None, *, exercise_during_drill: bool = False
+    ) -> list[dict[str, Any]]:
+        """Raise the alerts ``trigger`` calls for (each once per quiet period); return them.
+
+        ``exercise_during_drill``: the trigger belongs to no event of its own, so it is an
+        exercise when every active event is one (its alerts then say EXERCISE).
+        """
         active = Events(self.store).active()
+        if exercise_during_drill and active and all(e.exercise for e in active):
+            trigger = replace(trigger, exercise=True)
         base = {"event": ", ".join(e.name for e in active), "console_url": self.console_url}
         raised = []
         for planned in evaluate(rules or self.rules, trigger, event_active=bool(active), base=base):
@@ -74,12 +82,12 @@ class Alerting:
                     "area": f" in {zip_code}" if zip_code else "",
                     "zip": zip_code,
                 },
-                exercise=self._drill_only(),
                 score=float(spike.get("score", 0)),
                 category=spike["category"],
                 category_name=name,
                 zip=zip_code,
-            )
+            ),
+            exercise_during_drill=True,
         )
 
     def event_changed(self, event: Event, what: str) -> list[dict[str, Any]]:
@@ -120,8 +128,9 @@ class Alerting:
                     "text": text[:300],
                     "what": "live" if state == "active" else "ended",
                 },
-                exercise=bool(announcement.get("exercise")) or self._drill_only(),
-            )
+                exercise=bool(announcement.get("exercise")),
+            ),
+            exercise_during_drill=True,
         )
 
     def check_pushes(
@@ -144,7 +153,7 @@ class Alerting:
                 age = now - clock.parse_iso(push["created_at"])
                 if not delay <= age <= delay + PUSH_CHECK_SPAN:
                     continue
-                if self.store.alerts.claimed(f"{rule.id}|push:{push['id']}"):
+                if self.store.alerts.claimed(dedup_key(rule.id, f"push:{push['id']}")):
                     continue
                 progress = status(push["id"])
                 event = Events(self.store).get(push["event_id"]) if push.get("event_id") else None
@@ -209,11 +218,6 @@ class Alerting:
 
     # --- inside ------------------------------------------------------------------------
 
-    def _drill_only(self) -> bool:
-        """Return True when every active event is an exercise (so alerts say EXERCISE)."""
-        active = Events(self.store).active()
-        return bool(active) and all(e.exercise for e in active)
-
     def _raise(self, planned: Planned) -> dict[str, Any]:
         rule, trigger = planned.rule, planned.trigger
         fields = {
@@ -244,16 +248,13 @@ class Alerting:
     def _reaches_stakeholders(self, planned: Planned) -> bool:
         if "role:stakeholder" in planned.recipients:
             return True
-        names = {r.partition(":")[2].lower() for r in planned.recipients if r.startswith("user:")}
-        teams = {r.partition(":")[2] for r in planned.recipients if r.startswith("team:")}
-        return any(
-            u.role == "stakeholder" and (u.username in names or (u.team and u.team in teams))
-            for u in Accounts(self.store).all()
-        )
+        named = named_users(planned.recipients, Accounts(self.store).all())
+        return any(user.role == "stakeholder" for user in named)
 
     def notices(self, limit: int = 5) -> list[dict[str, Any]]:
         """Return the newest alerts shown on the dashboard (message only: never who was texted)."""
-        return [notice(a) for a in self.recent(100) if a["on_dashboard"]][:limit]
+        shown = [a for a in self.store.alerts.recent_fields(100) if a.get("on_dashboard") == "1"]
+        return [notice(public(a)) for a in shown[:limit]]
 
     def _deliveries(
         self,
@@ -293,15 +294,24 @@ class Alerting:
             kind, _, name = recipient.partition(":")
             if kind in ("phone", "email"):
                 targets.setdefault(recipient, Target(name, **{kind: name}))
-                continue
-            for user in users:
-                if (
-                    (kind == "user" and user.username == name.lower())
-                    or (kind == "role" and user.role == name)
-                    or (kind == "team" and user.team == name)
-                ):
-                    targets.setdefault(f"user:{user.username}", Target(user.username, user.phone, user.email))
+            for user in named_users([recipient], users):
+                targets.setdefault(f"user:{user.username}", Target(user.username, user.phone, user.email))
         return list(targets.values())
+
+
+def named_users(recipients: tuple[str, ...] | list[str], users: list[User]) -> list[User]:
+    """Return the users that ``user:``, ``role:`` and ``team:`` recipients name, in recipient order."""
+    found: dict[int, User] = {}
+    for recipient in recipients:
+        kind, _, name = recipient.partition(":")
+        for user in users:
+            if (
+                (kind == "user" and user.username == name.lower())
+                or (kind == "role" and user.role == name)
+                or (kind == "team" and user.team == name)
+            ):
+                found.setdefault(user.id, user)
+    return list(found.values())
 
 
 def public(alert: dict[str, Any]) -> dict[str, Any]:

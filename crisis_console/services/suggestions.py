@@ -23,9 +23,9 @@ from scripts_library.templates import HAZARDS, Template, fill, load_templates, u
 KINDS = ("script", "announcement")
 
 
-def hazards_for(store: Store, category: str) -> list[str]:
-    """Return the hazards whose templates answer ``category`` (a code)."""
-    found = {t.hazard for t in load_templates() if category in t.categories}
+def hazards_for(store: Store, category: str, templates: list[Template] | None = None) -> list[str]:
+    """Return the hazards whose templates (default: the library) answer ``category`` (a code)."""
+    found = {t.hazard for t in templates or load_templates() if category in t.categories}
     with contextlib.suppress(NotFound):  # a category no longer known: the templates alone decide
         found.update(h for h in Categories(store).require(category).hazards if h in HAZARDS)
     return sorted(found)
@@ -44,9 +44,11 @@ def for_spike(store: Store, spike: dict[str, Any]) -> list[dict[str, Any]]:
     event = current_event(store)
     if event is None:
         return []
+    templates = load_templates()
+    english_by_hazard = {t.hazard: t for t in templates if t.language == "en"}
     out = []
-    for hazard in hazards_for(store, spike["category"]):
-        english = next((t for t in load_templates() if t.hazard == hazard and t.language == "en"), None)
+    for hazard in hazards_for(store, spike["category"], templates):
+        english = english_by_hazard.get(hazard)
         out.append(
             {
                 "hazard": hazard,

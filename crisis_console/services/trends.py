@@ -13,6 +13,7 @@ from typing import Any
 
 from crisis_console import clock
 from crisis_console.services.errors import ValidationError
+from crisis_console.services.spikes import WEEK
 from crisis_console.store import Store
 
 DURATION_RE = re.compile(r"^(\d{1,4})([mhd])$")
@@ -109,7 +110,7 @@ def _category_of(field: str, zip_code: str | None) -> str | None:
 
 #: Hours of history each category's baselines are computed from: the trailing week, and
 #: three weeks for the same-weekday view.
-BASELINE_HOURS = 3 * 7 * 24
+BASELINE_HOURS = 3 * WEEK
 
 
 @dataclass
@@ -164,10 +165,9 @@ def recent_window(store: Store, window: str, at: str | None) -> Recent:
         [h.strftime("%Y%m%d%H") for h in hours], True, ["total", *(f"c:{name}" for name in names)]
     )
     history = {name: [row[i + 1] for row in rows] for i, name in enumerate(names)}
-    week = 7 * 24
     recorded = [
-        sum(row[0] for row in rows[BASELINE_HOURS - week * (w + 1) : BASELINE_HOURS - week * w]) > 0
-        for w in range(BASELINE_HOURS // week)
+        sum(row[0] for row in rows[BASELINE_HOURS - WEEK * (w + 1) : BASELINE_HOURS - WEEK * w]) > 0
+        for w in range(BASELINE_HOURS // WEEK)
     ]
     return Recent(window, start, end, bucket, counts, zips, history, recorded)
 
@@ -200,7 +200,7 @@ def movers_at(
     movers = []
     for category, values in recent.counts.items():
         observed = sum(values)
-        expected = expected_rate((recent.history.get(category) or [0] * 24)[-7 * 24 :]) * hours
+        expected = expected_rate((recent.history.get(category) or [0] * 24)[-WEEK:]) * hours
         # Noise is not news: a mover is at least 2 contacts and half again above its usual.
         if observed - expected >= 2 and observed >= 1.5 * expected:
             movers.append(

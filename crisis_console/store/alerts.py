@@ -106,6 +106,17 @@ class AlertRepo:
         """Return an alert with its deliveries, or None."""
         return next(iter(self.many([alert_id])), None)
 
+    def fields(self, alert_id: int | str) -> dict[str, str] | None:
+        """Return an alert's own fields (not its deliveries), or None."""
+        return self._r.hgetall(self._keys.alert(alert_id)) or None
+
+    def recent_fields(self, limit: int) -> list[dict[str, str]]:
+        """Return the newest alerts' own fields (not their deliveries)."""
+        pipe = self._r.pipeline(transaction=False)
+        for alert_id in self._r.zrevrange(self._keys.alerts_index(), 0, limit - 1):
+            pipe.hgetall(self._keys.alert(alert_id))
+        return [fields for fields in pipe.execute() if fields]
+
     def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return the newest alerts with their deliveries."""
         return self.many(self._r.zrevrange(self._keys.alerts_index(), 0, limit - 1))
