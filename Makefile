@@ -63,6 +63,7 @@ bench: $(VENV)/.dev wrk
 	$(BIN)/python -m bench.push
 	$(BIN)/python -m bench.voice
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.detector
 
 # The HTTP load generator of the benchmarks (a C program: the client must not be the bottleneck).
 .PHONY: wrk

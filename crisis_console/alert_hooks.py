@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.rules import RuleSet, load_folder
-from crisis_console.services import suggestions
+from crisis_console.services import spikes, suggestions
 from crisis_console.services.alerting import Alerting
 from crisis_console.services.categories import Categories
 from crisis_console.services.errors import NotFound
@@ -72,12 +72,15 @@ class AlertHooks:
 
     def spike(self, spike: dict[str, Any]) -> dict[str, Any]:
         """Return the spike with its category's name and suggestions; raise its alerts."""
-        try:
-            name = Categories(self.store).require(spike["category"]).name
-        except NotFound:
-            name = spike["category"]
+        names = {c.code: c.name for c in Categories(self.store).list()}
+        name = spikes.label(spike, names)
         Milestones(self.store).reached("first_spike")
-        enriched = {**spike, "category_name": name, "suggestions": suggestions.for_spike(self.store, spike)}
+        enriched = {
+            **spike,
+            "category_name": names.get(spike["category"], spike["category"]),
+            "label": name,
+            "suggestions": suggestions.for_spike(self.store, spike),
+        }
         self._sent(self.alerting.spike(spike, name))
         return enriched
 

@@ -63,7 +63,9 @@ def run_pass(
     if ended:
         saved()
     for spike in trends.spikes_at(store, window="60m", at=clock.iso(now))["spikes"]:
-        if store.complaints.first_sighting(spike["category"], spike.get("zip", "")):
+        # A hazard's busiest category can change from pass to pass: the hazard is the subject.
+        subject = f"hazard:{spike['hazard']}" if spike.get("hazard") else spike["category"]
+        if store.complaints.first_sighting(subject, spike.get("zip", "")):
             spiked(spike)
     tick(now)  # alerts: pushes still unread after their delay, escalation steps due
     return ended

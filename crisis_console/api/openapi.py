@@ -264,7 +264,12 @@ TREND_PATHS: dict[str, Any] = {
     },
     "/trends/spikes": {
         "get": {
-            **_operation("Spikes as the detector saw them at `at` (default now)", 200, (401, 422)),
+            **_operation(
+                "Spikes as the detector saw them at `at` (default now): per category, and per hazard "
+                "(its categories counted together: `hazard`, `categories`)",
+                200,
+                (401, 422),
+            ),
             "parameters": [
                 {"name": "window", "in": "query", "schema": {"type": "string", "default": "60m"}},
                 {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"}},

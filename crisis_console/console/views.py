@@ -13,7 +13,7 @@ from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT, VIEWER, Role
-from crisis_console.services import suggestions, trends
+from crisis_console.services import spikes, suggestions, trends
 from crisis_console.services.announcements import LONG_SECONDS, WORDS_PER_SECOND, Announcements
 from crisis_console.services.categories import Categories
 from crisis_console.services.events import KINDS, SEVERITIES, Events
@@ -51,6 +51,7 @@ def manager() -> str:
     by_state = {state: [s for s in all_scripts if s.state == state] for state in State}
     live = [s for s in all_scripts if s.is_current()]
     events = Events(store()).list()
+    names = {c.code: c.name for c in Categories(store()).list()}
     return render_template(
         "console/manager.html",
         agent_count=len(agents),
@@ -63,12 +64,16 @@ def manager() -> str:
         pushes=Pushes(store()).recent(8),
         activity=store().audit.latest(RECENT_ACTIVITY),
         spikes=[
-            {**spike, "suggestions": suggestions.for_spike(store(), spike)}
+            {
+                **spike,
+                "label": spikes.label(spike, names),
+                "suggestions": suggestions.for_spike(store(), spike),
+            }
             for spike in trends.spikes_at(store())["spikes"]
         ],
         suggest=True,
         alerts=hooks_of(current_app).alerting.recent(5),
-        category_names={c.code: c.name for c in Categories(store()).list()},
+        category_names=names,
         kinds=KINDS,
         severities=SEVERITIES,
         hazards=HAZARDS,
@@ -152,6 +157,7 @@ def dashboard() -> str:
     playing = [(line, service.current(line.id)) for line in lines]
     counts = trends.series(store(), window="60m", bucket="60m")
     last_hour = trends.recent_window(store(), "60m", None)  # read once for movers and spikes
+    names = {c.code: c.name for c in Categories(store()).list()}
     top = sorted(
         ((code, n) for code, n in counts["totals"].items() if code != "all" and n), key=lambda item: -item[1]
     )
@@ -161,8 +167,11 @@ def dashboard() -> str:
         now_utc=clock.iso()[:16].replace("T", " "),
         top=top[:15],
         movers=trends.movers_at(store(), recent=last_hour)["movers"],
-        spikes=trends.spikes_at(store(), recent=last_hour)["spikes"],
-        category_names={c.code: c.name for c in Categories(store()).list()},
+        spikes=[
+            {**spike, "label": spikes.label(spike, names)}
+            for spike in trends.spikes_at(store(), recent=last_hour)["spikes"]
+        ],
+        category_names=names,
         events=Events(store()).active(),
         playing=[(line, a, service.stats(a.id)) for line, a in playing if a is not None],
         notices=hooks_of(current_app).alerting.notices(),

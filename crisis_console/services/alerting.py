@@ -74,7 +74,7 @@ class Alerting:
         return self.fire(
             Trigger(
                 kind="spike.detected",
-                subject=f"spike:{spike['category']}:{zip_code or '-'}",
+                subject=f"spike:{spike.get('hazard') or spike['category']}:{zip_code or '-'}",
                 values={
                     **spike,
                     "category": name,

@@ -65,6 +65,17 @@ class Categories:
         """Return every category, in creation order."""
         return [_from_fields(fields) for fields in self.store.categories.all()]
 
+    def hazard_groups(self, *, max_age: float = 0.0) -> dict[str, list[str]]:
+        """Return hazard -> the codes of the categories that answer it (two or more).
+
+        ``max_age``: seconds a copy of the catalogue read by this process may be reused.
+        """
+        groups: dict[str, list[str]] = {}
+        for fields in self.store.categories.all(max_age=max_age):
+            for hazard in json.loads(fields.get("hazards") or "[]"):
+                groups.setdefault(hazard, []).append(fields["code"])
+        return {hazard: codes for hazard, codes in groups.items() if len(codes) >= 2}
+
     def require(self, code: str) -> Category:
         """Return a category or raise NotFound."""
         fields = self.store.categories.get(code)

@@ -13,13 +13,23 @@ predicts, in two ways:
 A count is a spike when it is improbable under either expectation (Poisson upper tail), at
 least ``min_count`` and at least ``min_ratio`` times that expectation. Falling counts are
 never spikes. When most of a spike comes from one ZIP code, the spike names it.
+
+Residents describe one storm in several ways ("misc. snow", "plowing", "no heat"), so at a
+storm's start each category alone may still be too small to be news while together they
+plainly are. The categories that answer one hazard are therefore also counted together,
+against the median of their same-weekday hours over the recorded weeks: the median, so that
+one storm week among three does not make storms look normal. A hazard spike names the
+hazard and its busiest category; it is left out when one of its categories is flagged alone.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class Settings:
     #: The same-weekday view needs this many recorded weeks, and this score.
     min_weeks: int = 2
     weekly_min_score: float = 5.0
+    #: The score a hazard's categories counted together need.
+    hazard_min_score: float = 4.5
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,10 @@ class Spike:
     since: datetime
     score: float
     zip: str | None = None
+    #: For a hazard spike: the hazard, and its categories counted in the window, busiest first
+    #: (``category`` is the busiest).
+    hazard: str | None = None
+    members: tuple[str, ...] = ()
 
     def public(self) -> dict[str, object]:
         """Return the spike as the API shows it."""
@@ -66,7 +82,18 @@ class Spike:
         }
         if self.zip:
             data["zip"] = self.zip
+        if self.hazard:
+            data["hazard"] = self.hazard
+            data["categories"] = list(self.members)
         return data
+
+
+def label(spike: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """Return how people read a spike (as ``public`` gives it), with category ``names`` by code."""
+    if spike.get("hazard"):
+        categories = ", ".join(names.get(code, code) for code in spike.get("categories", ()))
+        return f"{str(spike['hazard']).replace('_', ' ').capitalize()} contacts ({categories})"
+    return names.get(spike["category"], spike["category"])
 
 
 def poisson_tail_score(observed: int, expected: float) -> float:
@@ -108,24 +135,52 @@ def expected_rate(hourly: list[int], settings: Settings = Settings()) -> float:
 WEEK = 7 * 24
 
 
+def _weeks_back(hours: int, recorded: list[bool], settings: Settings) -> list[int] | None:
+    """Return the weeks back (1, 2, …) recorded and covered by ``hours`` of history, or None.
+
+    None when fewer than ``min_weeks`` (a fresh console's empty weeks are not quiet ones).
+    """
+    weeks = [w + 1 for w, seen in enumerate(recorded) if seen and (w + 1) * WEEK <= hours + 1]
+    return weeks if len(weeks) >= settings.min_weeks else None
+
+
+def _same_hours(hourly: list[int], week: int) -> list[int]:
+    """Return the counts of the hour after ``hourly`` (± 1), ``week`` weeks earlier."""
+    hours = len(hourly)
+    return [hourly[i] for i in (hours - WEEK * week + k for k in (-1, 0, 1)) if 0 <= i < hours]
+
+
 def weekly_rate(hourly: list[int], recorded: list[bool], settings: Settings = Settings()) -> float | None:
     """Return the hourly rate the same hour (± 1) of the same weekday predicts, or None.
 
     ``hourly`` ends just before the window (whole weeks); ``recorded[w]`` tells whether the
-    console was running in the week ``w + 1`` weeks back (a fresh console's empty weeks are
-    not taken for quiet ones). None when fewer than ``min_weeks`` weeks were recorded.
+    console was running in the week ``w + 1`` weeks back. None when fewer than ``min_weeks``
+    weeks were recorded.
     """
-    hours = len(hourly)
-    weeks = [w + 1 for w, seen in enumerate(recorded) if seen and (w + 1) * WEEK <= hours + 1]
-    if len(weeks) < settings.min_weeks:
+    weeks = _weeks_back(len(hourly), recorded, settings)
+    if weeks is None:
         return None
-    slots = [hourly[i] for w in weeks for i in (hours - WEEK * w + k for k in (-1, 0, 1)) if 0 <= i < hours]
+    slots = [n for week in weeks for n in _same_hours(hourly, week)]
     span = hourly[-WEEK * max(weeks) :]
     average = sum(span) / len(span)
     floor = settings.prior_events / settings.prior_hours
     return max(
         sum(slots) / len(slots), max(slots) * settings.burst_share, average * settings.burst_share, floor
     )
+
+
+def quiet_rate(hourly: list[int], recorded: list[bool], settings: Settings = Settings()) -> float | None:
+    """Return the hourly rate a typical recorded week predicts for the next hour, or None.
+
+    The median over the recorded weeks of the same weekday hours (± 1): unlike a mean, it
+    does not take one storm week among three for the usual level.
+    """
+    weeks = _weeks_back(len(hourly), recorded, settings)
+    if weeks is None:
+        return None
+    per_week = [_same_hours(hourly, week) for week in weeks]
+    typical = statistics.median(sum(slots) / len(slots) for slots in per_week)
+    return max(typical, settings.prior_events / settings.prior_hours)
 
 
 def detect(
@@ -136,16 +191,19 @@ def detect(
     zips: dict[str, dict[str, int]] | None = None,
     settings: Settings = Settings(),
     recorded: list[bool] | None = None,
+    hazards: dict[str, list[str]] | None = None,
 ) -> list[Spike]:
     """Return the spikes, strongest first.
 
     Args:
         recent: category -> counts per bucket over the window, oldest first.
         history: category -> counts per hour before the window, oldest first (whole days;
-            whole weeks for the same-weekday view).
+            whole weeks for the same-weekday view); for a hazard's categories, also those
+            with nothing in the window.
         window_start: when the first recent bucket starts.
         zips: category -> zip -> count over the window (for naming the area).
         recorded: for each week back (1, 2, …), whether the console was running then.
+        hazards: hazard -> the categories that answer it (counted together).
     """
     spikes: list[Spike] = []
     for category, counts in recent.items():
@@ -169,11 +227,82 @@ def detect(
         if found is None:
             continue
         expected, score = found
-        per_bucket = expected / len(counts)
-        first = next((i for i, n in enumerate(counts) if n > 0 and n >= settings.min_ratio * per_bucket), 0)
-        area = None
-        for zip_code, count in (zips or {}).get(category, {}).items():
-            if count >= settings.min_count and count >= settings.area_share * observed:
-                area = zip_code
-        spikes.append(Spike(category, observed, expected, window_start + first * bucket, score, area))
+        area = _area((zips or {}).get(category, {}), observed, settings)
+        spikes.append(
+            Spike(
+                category,
+                observed,
+                expected,
+                _since(counts, expected, window_start, bucket, settings),
+                score,
+                area,
+            )
+        )
+    flagged = {spike.category for spike in spikes}
+    for hazard, members in sorted((hazards or {}).items()):
+        if not flagged.intersection(members):
+            spike = _hazard_spike(
+                hazard, members, recent, history, window_start, bucket, zips or {}, settings, recorded or []
+            )
+            if spike:
+                spikes.append(spike)
     return sorted(spikes, key=lambda s: s.score, reverse=True)
+
+
+def _hazard_spike(
+    hazard: str,
+    members: list[str],
+    recent: dict[str, list[int]],
+    history: dict[str, list[int]],
+    window_start: datetime,
+    bucket: timedelta,
+    zips: dict[str, dict[str, int]],
+    settings: Settings,
+    recorded: list[bool],
+) -> Spike | None:
+    """Return the spike of a hazard's categories counted together, or None."""
+    present = sorted((m for m in members if sum(recent.get(m, ())) > 0), key=lambda m: -sum(recent[m]))
+    if len(present) < 2:  # one category alone is the per-category view's business
+        return None
+    counts = [sum(column) for column in zip(*(recent[m] for m in present), strict=True)]
+    observed = sum(counts)
+    if observed < settings.min_count:
+        return None
+    length = max(len(history.get(m, ())) for m in members)
+    hourly = [0] * length
+    for member in members:
+        past = history.get(member, ())
+        for i, n in enumerate(past, start=length - len(past)):
+            hourly[i] += n
+    rate = quiet_rate(hourly, recorded, settings)
+    if rate is None:
+        return None
+    expected = rate * len(counts) * bucket / timedelta(hours=1)
+    score = poisson_tail_score(observed, expected)
+    if observed < settings.min_ratio * expected or score < settings.hazard_min_score:
+        return None
+    pooled: dict[str, int] = {}
+    for member in present:
+        for zip_code, n in zips.get(member, {}).items():
+            pooled[zip_code] = pooled.get(zip_code, 0) + n
+    since = _since(counts, expected, window_start, bucket, settings)
+    area = _area(pooled, observed, settings)
+    return Spike(present[0], observed, expected, since, score, area, hazard, tuple(present))
+
+
+def _since(
+    counts: list[int], expected: float, window_start: datetime, bucket: timedelta, settings: Settings
+) -> datetime:
+    """Return when the surge began: the first bucket well above its share of the expectation."""
+    per_bucket = expected / len(counts)
+    first = next((i for i, n in enumerate(counts) if n > 0 and n >= settings.min_ratio * per_bucket), 0)
+    return window_start + first * bucket
+
+
+def _area(by_zip: dict[str, int], observed: int, settings: Settings) -> str | None:
+    """Return the ZIP code most of the count comes from, if one does."""
+    area = None
+    for zip_code, count in by_zip.items():
+        if count >= settings.min_count and count >= settings.area_share * observed:
+            area = zip_code
+    return area

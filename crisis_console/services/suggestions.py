@@ -47,7 +47,10 @@ def for_spike(store: Store, spike: dict[str, Any]) -> list[dict[str, Any]]:
     templates = load_templates()
     english_by_hazard = {t.hazard: t for t in templates if t.language == "en"}
     out = []
-    for hazard in hazards_for(store, spike["category"], templates):
+    hazards = hazards_for(store, spike["category"], templates)
+    if spike.get("hazard") in HAZARDS:  # a hazard's categories surging together name it first
+        hazards = [spike["hazard"], *(h for h in hazards if h != spike["hazard"])]
+    for hazard in hazards:
         english = english_by_hazard.get(hazard)
         out.append(
             {

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crisis_console import clock
+from crisis_console.services.categories import Categories
 from crisis_console.services.errors import ValidationError
 from crisis_console.services.spikes import WEEK
 from crisis_console.store import Store
@@ -109,8 +110,11 @@ def _category_of(field: str, zip_code: str | None) -> str | None:
 
 
 #: Hours of history each category's baselines are computed from: the trailing week, and
-#: three weeks for the same-weekday view.
-BASELINE_HOURS = 3 * WEEK
+#: three weeks for the same-weekday views (and the hour before, the oldest week's "- 1 hour").
+WEEKS_BACK = 3
+BASELINE_HOURS = WEEKS_BACK * WEEK + 1
+#: Seconds a process reuses the catalogue's hazard groups (the detector reads them every pass).
+HAZARDS_MAX_AGE = 10.0
 
 
 @dataclass
@@ -126,6 +130,8 @@ class Recent:
     history: dict[str, list[int]]
     #: For each week back (1, 2, 3), whether the console counted anything then.
     recorded: list[bool]
+    #: Hazard -> its categories, for the hazards with a category in the window.
+    hazards: dict[str, list[str]]
 
 
 def recent_window(store: Store, window: str, at: str | None) -> Recent:
@@ -159,17 +165,20 @@ def recent_window(store: Store, window: str, at: str | None) -> Recent:
     history_end = _floor(start, timedelta(hours=1))
     hours = [history_end - (i + 1) * timedelta(hours=1) for i in range(BASELINE_HOURS)]
     hours.reverse()  # oldest first
-    # Only the counters of the categories in the window, and the total (was the console running?).
-    names = sorted(counts)
+    # Only the counters of the categories in the window (and of the other categories of their
+    # hazards, counted together), and the total (was the console running?).
+    groups = Categories(store).hazard_groups(max_age=HAZARDS_MAX_AGE)
+    hazards = {hazard: codes for hazard, codes in groups.items() if counts.keys() & set(codes)}
+    names = sorted(counts.keys() | {code for codes in hazards.values() for code in codes})
     rows = store.complaints.count_fields(
         [h.strftime("%Y%m%d%H") for h in hours], True, ["total", *(f"c:{name}" for name in names)]
     )
     history = {name: [row[i + 1] for row in rows] for i, name in enumerate(names)}
     recorded = [
         sum(row[0] for row in rows[BASELINE_HOURS - WEEK * (w + 1) : BASELINE_HOURS - WEEK * w]) > 0
-        for w in range(BASELINE_HOURS // WEEK)
+        for w in range(WEEKS_BACK)
     ]
-    return Recent(window, start, end, bucket, counts, zips, history, recorded)
+    return Recent(window, start, end, bucket, counts, zips, history, recorded, hazards)
 
 
 def spikes_at(
@@ -180,7 +189,13 @@ def spikes_at(
 
     recent = recent or recent_window(store, window, at)
     found = detect(
-        recent.counts, recent.history, recent.start, recent.bucket, recent.zips, recorded=recent.recorded
+        recent.counts,
+        recent.history,
+        recent.start,
+        recent.bucket,
+        recent.zips,
+        recorded=recent.recorded,
+        hazards=recent.hazards,
     )
     return {
         "window": window,

@@ -45,6 +45,7 @@ class CategoryRepo:
         self._keys = keys
         self._audit = audit
         self._names: tuple[float, dict[str, str]] | None = None
+        self._all: tuple[float, list[dict[str, str]]] | None = None
 
     def save(
         self, code: str, fields: dict[str, str], names: list[str], entry: AuditEntry, *, new: bool
@@ -74,19 +75,24 @@ class CategoryRepo:
             self._audit.add_to(pipe, entry)
 
         self._r.transaction(write, index, self._keys.category(code))
-        self._names = None
+        self._names = self._all = None
 
     def get(self, code: str) -> dict[str, str] | None:
         """Return a category's fields, or None."""
         return self._r.hgetall(self._keys.category(code)) or None
 
-    def all(self) -> list[dict[str, str]]:
-        """Return every category, in creation order."""
+    def all(self, *, max_age: float = 0.0) -> list[dict[str, str]]:
+        """Return every category, in creation order (a copy at most ``max_age`` seconds old)."""
+        cached = self._all
+        if cached is not None and time.monotonic() - cached[0] <= max_age:
+            return cached[1]
         codes = self._r.zrange(self._keys.categories_index(), 0, -1)
         pipe = self._r.pipeline(transaction=False)
         for code in codes:
             pipe.hgetall(self._keys.category(code))
-        return [fields for fields in pipe.execute() if fields]
+        rows = [fields for fields in pipe.execute() if fields]
+        self._all = (time.monotonic(), rows)
+        return rows
 
     def names(self, *, fresh: bool = False) -> dict[str, str]:
         """Return lower-cased code/name/alias -> code (a copy at most ``NAMES_TTL`` old unless ``fresh``)."""

@@ -37,7 +37,8 @@
       var item = document.createElement("li");
       item.className = "spike spike--new";
       item.dataset.category = spike.category;
-      item.innerHTML = "<strong>" + esc(names[spike.category] || spike.category) + "</strong>" +
+      if (spike.hazard) { item.dataset.hazard = spike.hazard; }
+      item.innerHTML = "<strong>" + esc(spike.label || names[spike.category] || spike.category) + "</strong>" +
         (spike.zip ? " in " + esc(spike.zip) : "") + ": " + spike.observed + " vs " + spike.expected +
         " expected, since " + esc(String(spike.since).slice(11, 16)) + " UTC";
       if (list.dataset.suggest) { addSuggestions(item, spike.suggestions || [], list.dataset.draftUrl); }
