@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from twilio.http import HttpClient
 from twilio.http.response import Response as TwilioResponse
 
@@ -21,6 +23,7 @@ from crisis_console.services.categories import Categories
 from crisis_console.services.events import Events
 from crisis_console.services.pushes import Pushes
 from crisis_console.services.scripts import Scripts
+from tests.servers import free_port
 
 RULE = """
 [groups]
@@ -465,31 +468,39 @@ class FakeHttp:
         return response
 
 
-def test_webhook_and_email_channels(store, tmp_path, monkeypatch, auth):
-    """The webhook gets the alert as JSON; e-mail goes through SMTP when configured, and says so
-    on the delivery when it is not; a 4xx from the webhook is not retried."""
+class RecordingHandler:
+    """An SMTP server's handler that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.envelopes: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+def test_webhook_and_email_channels(store, tmp_path, auth):
+    """The webhook gets the alert as JSON; e-mail goes to a real SMTP server when configured, and
+    the delivery says so when it is not; a 4xx from the webhook is not retried."""
     (tmp_path / "out.toml").write_text(WEBHOOK_AND_EMAIL)
     hooks = AlertHooks(store, load_folder(tmp_path))
     auth.accounts.create_user("sam", Role.STAKEHOLDER, "correct horse battery", email="sam@city.example")
     hooks.event_changed(declare(store, exercise=True))
-    sent_mail: list = []
-
-    class FakeSMTP:
-        def __init__(self, host: str, port: int, timeout: float):
-            assert (host, port) == ("mail.city.example", 25)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def send_message(self, message):
-            sent_mail.append(message)
-
-    monkeypatch.setattr(delivery.smtplib, "SMTP", FakeSMTP)
-    http = FakeHttp()
-    Deliverer(store, Senders(Settings(smtp_host="mail.city.example", http=http)), "w").run_once()
+    mailbox = RecordingHandler()
+    port = free_port()
+    server = Controller(mailbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        http = FakeHttp()
+        settings = Settings(smtp_host="127.0.0.1", smtp_port=port, http=http)
+        Deliverer(store, Senders(settings), "w").run_once()
+    finally:
+        server.stop()
+    sent_mail = [message_from_bytes(envelope.content) for envelope in mailbox.envelopes]
+    assert sorted(rcpt for envelope in mailbox.envelopes for rcpt in envelope.rcpt_tos) == [
+        "eoc@city.example",
+        "sam@city.example",
+    ]
     [(url, body)] = http.posts
     assert url == "https://alerting.county.example/hooks/311" and body["exercise"] is True
     assert body["message"] == "EXERCISE — Grid failure declared"
