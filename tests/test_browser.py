@@ -308,3 +308,44 @@ def test_a_spike_alerts_the_manager_and_one_click_drafts_the_script(served_app, 
         expect(page.locator("h1")).to_contain_text(name)
     finally:
         http.post(f"{base}/events/{event['id']}/stand-down").raise_for_status()
+
+
+def test_a_hazards_categories_surging_together_show_on_the_open_dashboard(served_app, browser):
+    """Three and two complaints in two categories of one hazard, each too few alone, appear on a
+    stakeholder's open dashboard as one hazard spike, without a reload."""
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from crisis_console import clock
+    from crisis_console.services.categories import Categories
+    from crisis_console.services.intake import Intake
+
+    viewer = served_app.make_user(Role.STAKEHOLDER)
+    hazard = f"ice_storm_{viewer.id}"
+    for name in ("Icy sidewalk", "Sanding request"):
+        Categories(served_app.store).create({"name": f"{name} {viewer.id}", "hazards": [hazard]})
+    Categories(served_app.store).create({"name": f"Pothole {viewer.id}"})
+    now = clock.now()
+    intake = Intake(served_app.store)
+    # The console was running in the three weeks before (a pothole a day), with no ice at all.
+    history = [
+        {"category": f"pothole {viewer.id}", "occurred_at": clock.iso(now - timedelta(days=d))}
+        for d in range(1, 22)
+    ]
+    assert intake.submit(history, channel="phone", source="test")["accepted"] == 21
+
+    page = browser.new_context().new_page()
+    sign_in(page, served_app.url, viewer.username)
+    expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    surge = [{"category": f"icy sidewalk {viewer.id}"}] * 3 + [
+        {"category": f"sanding request {viewer.id}"}
+    ] * 2
+    assert intake.submit(surge, channel="phone", source="test")["accepted"] == 5
+    spike = page.locator(f'#spikes li[data-hazard="{hazard}"]')
+    expect(spike).to_contain_text(
+        f"Ice storm {viewer.id} contacts (Icy sidewalk {viewer.id}, Sanding request {viewer.id})",
+        timeout=20_000,
+    )
+    expect(spike).to_contain_text("5 vs")
+    page.context.close()
