@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import socketio as python_socketio
 from flask import Flask
 
 from crisis_console.config import Config, instance_secret_key, instance_twilio_token, load_dotenv_file
 from crisis_console.extensions import STORE_EXTENSION, csrf, limiter, socketio
-from crisis_console.store import Store, connect, connection_url
+from crisis_console.store import Store, connect, connection_url, message_queue_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         app.config["TWILIO_TOKEN_IS_LOCAL"] = True
 
     init_store(app)
+    app.config["SOCKETIO_MESSAGE_QUEUE"] = message_queue(config, app.extensions[STORE_EXTENSION])
     init_alerts(app)
     init_security(app)
     init_views(app)
@@ -87,8 +89,9 @@ def create_webhooks_app(config: Config | dict[str, Any] | None = None) -> Flask:
         socketio.init_app(
             app,
             async_mode="threading",
-            message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
-            channel=f"{app.config['CRISIS_KEY_PREFIX']}-socketio",
+            client_manager=queue_manager(
+                app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["CRISIS_KEY_PREFIX"], write_only=False
+            ),
         )
     return app
 
@@ -102,6 +105,21 @@ def resolve_config(config: Config | dict[str, Any] | None) -> Config:
     for name, value in (config or {}).items():
         setattr(resolved, name, value)
     return resolved
+
+
+def message_queue(settings: Config, store: Store) -> str | None:
+    """Return the Socket.IO message queue's URL: the external Redis's (``REDIS_URL``), or the
+    embedded server's, which the CLI (``replay``, ``worker``) shares with ``serve`` and so
+    tells open pages through. None for in-process test apps (their test client refuses one)."""
+    if settings.REDIS_URL or getattr(settings, "TESTING", False):
+        return settings.SOCKETIO_MESSAGE_QUEUE
+    return message_queue_url(store.redis)
+
+
+def queue_manager(url: str, prefix: str, *, write_only: bool) -> python_socketio.RedisManager:
+    """Return the Socket.IO client manager on the Redis message queue at ``url`` (made here, as
+    Flask-SocketIO would take the embedded server's ``unix://`` URL for a Kombu broker)."""
+    return python_socketio.RedisManager(url, channel=f"{prefix}-socketio", write_only=write_only)
 
 
 def instance_path() -> str:
@@ -174,8 +192,9 @@ def init_sockets(app: Flask) -> None:
 
     options: dict[str, Any] = {"async_mode": _async_mode()}
     if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
-        options["message_queue"] = app.config["SOCKETIO_MESSAGE_QUEUE"]
-        options["channel"] = f"{app.config['CRISIS_KEY_PREFIX']}-socketio"
+        options["client_manager"] = queue_manager(
+            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["CRISIS_KEY_PREFIX"], write_only=False
+        )
     socketio.init_app(app, **options)
     events.init_receipts(app)
 

@@ -144,7 +144,7 @@ def worker() -> None:
     import time
 
     from crisis_console import scheduler
-    from crisis_console.app import instance_path, resolve_config
+    from crisis_console.app import instance_path, message_queue, queue_manager, resolve_config
     from crisis_console.extensions import socketio
     from crisis_console.services.ivr_state import LastKnownState
     from crisis_console.sockets import realtime
@@ -152,11 +152,10 @@ def worker() -> None:
     settings = resolve_config(None)
     store = open_store_or_exit()
     rules = load_rules_or_exit(settings.ALERT_RULES)
-    if settings.SOCKETIO_MESSAGE_QUEUE:
+    queue = message_queue(settings, store)
+    if queue:
         # Emit through the web processes' message queue; this process serves no sockets.
-        socketio.init_app(
-            None, message_queue=settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{store.keys.prefix}-socketio"
-        )
+        socketio.init_app(None, client_manager=queue_manager(queue, store.keys.prefix, write_only=True))
         changed, spiked, alerted, sent = (
             realtime.announcement_changed,
             realtime.spike_detected,
@@ -164,7 +163,7 @@ def worker() -> None:
             realtime.delivery_changed,
         )
     else:
-        click.echo("REDIS_URL is not set: consoles are told of changes by the web process's own scheduler.")
+        click.echo("No message queue: open pages are told of changes by the web process's own scheduler.")
 
         def changed(message: dict[str, Any]) -> None:
             return None
@@ -400,28 +399,25 @@ def replay_command(
             speed=speed,
             on_the_clock=shift_to_now and (speed > 0 or live_moment is not None),
             progress=lambda n: bar.advance(task, n),
-            sent=trends_published(),
+            sent=trends_published(store),
         )
     click.echo(f"accepted {summary.accepted:,}, rejected {summary.rejected:,}")
     for reason, count in sorted(summary.reasons.items(), key=lambda item: -item[1]):
         click.echo(f"  rejected {count:,}: {reason}")
 
 
-def trends_published() -> Callable[[int], None]:
+def trends_published(store: Store) -> Callable[[int], None]:
     """Return how a replay tells open dashboards that complaints were counted: through the web
-    processes' message queue when there is one (a write-only client of it, so this process's
-    own Socket.IO stays untouched); otherwise dashboards see them on their next read."""
-    import socketio as python_socketio
-
-    from crisis_console.app import resolve_config
+    processes' message queue (the external Redis or the embedded one; a write-only client of it,
+    so this process's own Socket.IO stays untouched); without one, on their next read."""
+    from crisis_console.app import message_queue, queue_manager, resolve_config
     from crisis_console.sockets import names
 
     settings = resolve_config(None)
-    if not settings.SOCKETIO_MESSAGE_QUEUE:
+    url = message_queue(settings, store)
+    if not url:
         return lambda accepted: None
-    queue = python_socketio.RedisManager(
-        settings.SOCKETIO_MESSAGE_QUEUE, channel=f"{settings.CRISIS_KEY_PREFIX}-socketio", write_only=True
-    )
+    queue = queue_manager(url, settings.CRISIS_KEY_PREFIX, write_only=True)
     return lambda accepted: queue.emit(names.TRENDS_UPDATE, {"accepted": accepted}, namespace=names.DASHBOARD)
 
 

@@ -125,3 +125,71 @@ def test_a_replay_tells_open_dashboards_through_the_message_queue(served_app, ru
         assert heard.wait(5)
     finally:
         client.disconnect()
+
+
+@pytest.mark.served
+def test_on_the_embedded_redis_replay_and_worker_reach_open_pages(tmp_path):
+    """`make run`'s set-up (no REDIS_URL): `replay` and `worker` in other processes share the
+    embedded Redis with `serve`, and open dashboards hear them through it: trends.update from
+    the replay, spike.detected from whichever process finds the surge first."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from crisis_console.sockets import names
+    from crisis_console.store import connect as connect_redis
+    from tests.servers import ROOT, free_port, start_console, stop_console
+    from tests.test_sockets import connect
+
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(CRISIS_INSTANCE_PATH=str(tmp_path / "instance"), SECRET_KEY="embedded-test")
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "crisis_console", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    port = free_port()
+    console = start_console(env, tmp_path / "serve.log", port)
+    worker = None
+    try:
+        cli("user", "add", "chief", "--role", "stakeholder", "--password", "chief-of-staff-2015")
+        token = cli("token", "create", "chief").split()[-1]
+
+        class Served:
+            url = f"http://127.0.0.1:{port}"
+
+        heard = {names.TRENDS_UPDATE: threading.Event(), names.SPIKE_DETECTED: threading.Event()}
+        client = connect(Served, names.DASHBOARD, token=token)
+        for event, flag in heard.items():
+            client.on(event, lambda message, flag=flag: flag.set(), namespace=names.DASHBOARD)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "crisis_console", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+        )
+        now = clock.now()
+        rows = "".join(f"{clock.iso(now - timedelta(seconds=s))},Downed wire,02124\n" for s in range(30))
+        (tmp_path / "calls.csv").write_text("when,type,zip\n" + rows)
+        out = cli(
+            "replay",
+            str(tmp_path / "calls.csv"),
+            "--map",
+            "when=occurred_at",
+            "--map",
+            "type=category",
+            "--map",
+            "zip=zip",
+            "--add-categories",
+        )
+        assert "accepted 30" in out, out
+        assert heard[names.TRENDS_UPDATE].wait(10)
+        assert heard[names.SPIKE_DETECTED].wait(20)
+        client.disconnect()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(10)
+        stop_console(console)
+        connect_redis(None, tmp_path / "instance").shutdown()

@@ -10,7 +10,13 @@ from crisis_console.store.alerts import AlertRepo
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.cap import CapRepo
 from crisis_console.store.complaints import CategoryRepo, ComplaintRepo
-from crisis_console.store.connection import StoreUnavailable, connect, connection_url, describe
+from crisis_console.store.connection import (
+    StoreUnavailable,
+    connect,
+    connection_url,
+    describe,
+    message_queue_url,
+)
 from crisis_console.store.events import EventRepo
 from crisis_console.store.ivr import AnnouncementRepo, LineRepo
 from crisis_console.store.keys import Keys
@@ -22,7 +28,7 @@ from crisis_console.store.sockets import SocketRepo
 from crisis_console.store.tokens import TokenRepo
 from crisis_console.store.users import UserRepo
 
-__all__ = ["Keys", "Store", "StoreUnavailable", "connect", "connection_url", "describe"]
+__all__ = ["Keys", "Store", "StoreUnavailable", "connect", "connection_url", "describe", "message_queue_url"]
 
 
 class Store:

@@ -87,6 +87,14 @@ def _embedded(instance_path: Path) -> redis.Redis:
     return client
 
 
+def message_queue_url(client: redis.Redis) -> str:
+    """Return the URL Socket.IO's Redis message queue uses to reach the same server as ``client``."""
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    return connection_url(client)
+
+
 def connection_url(client: redis.Redis) -> str:
     """Return a URL another library can use to reach the same server as ``client``."""
     kwargs = client.connection_pool.connection_kwargs
