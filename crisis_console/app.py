@@ -36,7 +36,8 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         app.config["TWILIO_TOKEN_IS_LOCAL"] = True
 
     init_store(app)
-    app.config["SOCKETIO_MESSAGE_QUEUE"] = message_queue(config, app.extensions[STORE_EXTENSION])
+    if not app.testing:  # Flask-SocketIO's test client refuses a message queue
+        app.config["SOCKETIO_MESSAGE_QUEUE"] = message_queue(config, app.extensions[STORE_EXTENSION])
     init_alerts(app)
     init_security(app)
     init_views(app)
@@ -107,13 +108,11 @@ def resolve_config(config: Config | dict[str, Any] | None) -> Config:
     return resolved
 
 
-def message_queue(settings: Config, store: Store) -> str | None:
+def message_queue(settings: Config, store: Store) -> str:
     """Return the Socket.IO message queue's URL: the external Redis's (``REDIS_URL``), or the
     embedded server's, which the CLI (``replay``, ``worker``) shares with ``serve`` and so
-    tells open pages through. None for in-process test apps (their test client refuses one)."""
-    if settings.REDIS_URL or getattr(settings, "TESTING", False):
-        return settings.SOCKETIO_MESSAGE_QUEUE
-    return message_queue_url(store.redis)
+    tells open pages through."""
+    return settings.SOCKETIO_MESSAGE_QUEUE or message_queue_url(store.redis)
 
 
 def queue_manager(url: str, prefix: str, *, write_only: bool) -> python_socketio.RedisManager:

@@ -152,24 +152,15 @@ def worker() -> None:
     settings = resolve_config(None)
     store = open_store_or_exit()
     rules = load_rules_or_exit(settings.ALERT_RULES)
-    queue = message_queue(settings, store)
-    if queue:
-        # Emit through the web processes' message queue; this process serves no sockets.
-        socketio.init_app(None, client_manager=queue_manager(queue, store.keys.prefix, write_only=True))
-        changed, spiked, alerted, sent = (
-            realtime.announcement_changed,
-            realtime.spike_detected,
-            realtime.alert_sent,
-            realtime.delivery_changed,
-        )
-    else:
-        click.echo("No message queue: open pages are told of changes by the web process's own scheduler.")
-
-        def changed(message: dict[str, Any]) -> None:
-            return None
-
-        spiked = alerted = sent = changed
-
+    # Emit through the web processes' message queue; this process serves no sockets.
+    queue = queue_manager(message_queue(settings, store), store.keys.prefix, write_only=True)
+    socketio.init_app(None, client_manager=queue)
+    changed, spiked, alerted, sent = (
+        realtime.announcement_changed,
+        realtime.spike_detected,
+        realtime.alert_sent,
+        realtime.delivery_changed,
+    )
     base = settings.PUBLIC_BASE_URL or ""
     hooks = AlertHooks(store, rules, console_url=f"{base}/manager/alerts" if base else "", emit=alerted)
     deliverer = Deliverer(store, Senders(Settings.from_config(vars(settings))), sent=sent)
@@ -409,15 +400,12 @@ def replay_command(
 def trends_published(store: Store) -> Callable[[int], None]:
     """Return how a replay tells open dashboards that complaints were counted: through the web
     processes' message queue (the external Redis or the embedded one; a write-only client of it,
-    so this process's own Socket.IO stays untouched); without one, on their next read."""
+    so this process's own Socket.IO stays untouched)."""
     from crisis_console.app import message_queue, queue_manager, resolve_config
     from crisis_console.sockets import names
 
     settings = resolve_config(None)
-    url = message_queue(settings, store)
-    if not url:
-        return lambda accepted: None
-    queue = queue_manager(url, settings.CRISIS_KEY_PREFIX, write_only=True)
+    queue = queue_manager(message_queue(settings, store), settings.CRISIS_KEY_PREFIX, write_only=True)
     return lambda accepted: queue.emit(names.TRENDS_UPDATE, {"accepted": accepted}, namespace=names.DASHBOARD)
 
 

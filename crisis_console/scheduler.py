@@ -19,7 +19,7 @@ from typing import Any
 from redis import RedisError
 
 from crisis_console import clock
-from crisis_console.services import trends
+from crisis_console.services import spikes, trends
 from crisis_console.services.announcements import Announcements
 from crisis_console.services.errors import ServiceError
 from crisis_console.store import Store
@@ -63,9 +63,7 @@ def run_pass(
     if ended:
         saved()
     for spike in trends.spikes_at(store, window="60m", at=clock.iso(now))["spikes"]:
-        # A hazard's busiest category can change from pass to pass: the hazard is the subject.
-        subject = f"hazard:{spike['hazard']}" if spike.get("hazard") else spike["category"]
-        if store.complaints.first_sighting(subject, spike.get("zip", "")):
+        if store.complaints.first_sighting(spikes.subject(spike), spike.get("zip", "")):
             spiked(spike)
     tick(now)  # alerts: pushes still unread after their delay, escalation steps due
     return ended

@@ -16,7 +16,7 @@ from typing import Any
 from alerts.evaluate import Planned, Trigger, dedup_key, due_steps, evaluate, unread_push
 from alerts.rules import Rule, RuleSet, Step
 from crisis_console import clock
-from crisis_console.services import audit
+from crisis_console.services import audit, spikes
 from crisis_console.services.accounts import Accounts, User
 from crisis_console.services.errors import NotFound
 from crisis_console.services.events import Event, Events
@@ -74,7 +74,7 @@ class Alerting:
         return self.fire(
             Trigger(
                 kind="spike.detected",
-                subject=f"spike:{spike.get('hazard') or spike['category']}:{zip_code or '-'}",
+                subject=f"spike:{spikes.subject(spike)}:{zip_code or '-'}",
                 values={
                     **spike,
                     "category": name,

@@ -88,6 +88,13 @@ class Spike:
         return data
 
 
+def subject(spike: Mapping[str, Any]) -> str:
+    """Return what a spike is about, for announcing it once: ``hazard:NAME`` for a hazard's
+    categories counted together (its busiest category can change from look to look, and a
+    hazard may share its name with a category), else the category's code."""
+    return f"hazard:{spike['hazard']}" if spike.get("hazard") else str(spike["category"])
+
+
 def label(spike: Mapping[str, Any], names: Mapping[str, str]) -> str:
     """Return how people read a spike (as ``public`` gives it), with category ``names`` by code."""
     if spike.get("hazard"):
