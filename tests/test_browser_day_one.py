@@ -1,0 +1,80 @@
+"""In a real browser: the first morning's buttons (acknowledge an alert, revoke a share link)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from crisis_console import clock
+from crisis_console.alert_hooks import AlertHooks, load_rules
+from crisis_console.roles import Role
+from crisis_console.services.events import Events
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.served,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+]
+SHOTS = os.environ.get("CRISIS_SCREENSHOTS", "")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium from Debian, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (no cookies) and page."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    """Keep a screenshot when CRISIS_SCREENSHOTS names a folder (for looking at by hand)."""
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+
+
+def test_acknowledging_an_alert_on_the_alerts_page_stops_its_escalation(served_app, page):
+    """The Acknowledge button calls the API: the row names who acknowledged, escalation stops."""
+    from playwright.sync_api import expect
+
+    hooks = AlertHooks(served_app.store, load_rules(None))
+    events = Events(served_app.store)
+    event = events.create({"name": "Ack drill", "kind": "power_outage", "severity": "severe"}, actor="t")
+    events.declare(event.id, actor="t")
+    try:
+        hooks.spike(
+            {"category": "ack_drill", "observed": 60, "expected": 2.0, "score": 30.0, "since": clock.iso()}
+        )
+        [alert] = [
+            a
+            for a in hooks.alerting.recent(50)
+            if a["rule_id"] == "spike-to-eoc" and "ack_drill" in a["message"]
+        ]
+        manager = served_app.make_user(Role.MANAGER)
+        sign_in(page, served_app.url, manager.username)
+        page.goto(f"{served_app.url}/manager/alerts")
+        row = page.locator(f'tr[data-alert-id="{alert["id"]}"]')
+        row.get_by_role("button", name="Acknowledge").click()
+        expect(row).to_contain_text(manager.username, timeout=10_000)
+        expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
+        shot(page, "alerts-acknowledged")
+        assert hooks.alerting.get(alert["id"])["acknowledged_by"] == manager.username
+        later = clock.now() + timedelta(minutes=60)
+        assert [a for a in hooks.tick(later) if a["id"] == alert["id"]] == []
+    finally:
+        events.stand_down(event.id, actor="t")
