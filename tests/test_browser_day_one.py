@@ -42,10 +42,10 @@ def page(browser):
     context.close()
 
 
-def shot(page, name: str) -> None:
-    """Keep a screenshot when CRISIS_SCREENSHOTS names a folder (for looking at by hand)."""
+def shot(target, name: str) -> None:
+    """Keep a screenshot of a page or an element when CRISIS_SCREENSHOTS names a folder."""
     if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+        target.screenshot(path=os.path.join(SHOTS, f"{name}.png"))
 
 
 def test_acknowledging_an_alert_on_the_alerts_page_stops_its_escalation(served_app, page):
@@ -78,3 +78,38 @@ def test_acknowledging_an_alert_on_the_alerts_page_stops_its_escalation(served_a
         assert [a for a in hooks.tick(later) if a["id"] == alert["id"]] == []
     finally:
         events.stand_down(event.id, actor="t")
+
+
+def test_manager_revokes_a_share_link_and_its_open_dashboard_stops(served_app, browser):
+    """Create a labelled link on the console, see it listed, revoke it: the viewer is out."""
+    from playwright.sync_api import expect
+
+    label = f"Mayor's office {served_app.make_user(Role.STAKEHOLDER).id}"
+    manager = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    manager.on("dialog", lambda dialog: dialog.accept())
+    sign_in(manager, served_app.url, served_app.make_user(Role.MANAGER).username)
+    manager.locator("#share-label").fill(label)
+    manager.get_by_role("button", name="Create link").click()
+    url = manager.locator("#share-url code")
+    expect(url).to_contain_text("/share/")
+    link_url = url.inner_text()
+    item = manager.locator("#share-links li", has_text=label)
+    expect(item).to_contain_text("until")
+
+    viewer = browser.new_context().new_page()
+    viewer.goto(link_url)
+    expect(viewer).to_have_url(f"{served_app.url}/dashboard")
+    expect(viewer.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+
+    manager.reload()
+    expect(item).to_be_visible()
+    shot(manager.locator("section:has(#share-title)"), "share-links-listed")
+    item.get_by_role("button", name="Revoke").click()
+    expect(manager.locator("#share-links li", has_text=label)).to_have_count(0, timeout=10_000)
+    expect(viewer).to_have_url(f"{served_app.url}/login?next=/dashboard", timeout=10_000)
+    again = viewer.goto(link_url)
+    assert again is not None and again.status == 403
+    expect(viewer.locator("body")).to_contain_text("expired or was revoked")
+    shot(viewer, "share-link-revoked")
+    manager.context.close()
+    viewer.context.close()

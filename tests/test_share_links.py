@@ -70,3 +70,20 @@ def test_share_link_input_is_checked(client, auth):
     stakeholder = auth.make_user(Role.STAKEHOLDER)
     other = {"Authorization": f"Bearer {auth.accounts.create_token(stakeholder.username)}"}
     assert client.post("/api/v1/share-links", json={}, headers=other).status_code == 403
+
+
+def test_live_links_are_listed_with_label_author_and_expiry(client, auth):
+    """GET /share-links names each live link as the contract says; the console lists them."""
+    link, headers = make_link(client, auth)
+    [listed] = client.get("/api/v1/share-links", headers=headers).json["share_links"]
+    assert {k: listed[k] for k in ("id", "label", "expires_at", "revoked")} == {
+        "id": link["id"],
+        "label": "EOC wall screen",
+        "expires_at": link["expires_at"],
+        "revoked": False,
+    }
+    assert listed["created_by"] == link["created_by"] and "token" not in listed
+    auth.login(link["created_by"])
+    page = client.get("/manager").get_data(as_text=True)
+    assert f'data-share-id="{link["id"]}"' in page and f"/api/v1/share-links/{link['id']}" in page
+    assert client.delete("/api/v1/share-links/nope", headers=headers).status_code == 404

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from crisis_console import clock
 from crisis_console.alert_hooks import hooks_of
+from crisis_console.auth.loaders import share_links
 from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
@@ -73,6 +74,7 @@ def manager() -> str:
         ],
         suggest=True,
         alerts=hooks_of(current_app).alerting.recent(5),
+        share_links=share_links().live(),
         category_names=names,
         kinds=KINDS,
         severities=SEVERITIES,

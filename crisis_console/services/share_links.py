@@ -111,14 +111,18 @@ class ShareLinks:
             return None
         return self.viewer(str(link_id))
 
-    def live(self) -> list[dict[str, str]]:
-        """Return the links that have not expired or been revoked, soonest to expire first."""
+    def live(self) -> list[dict[str, Any]]:
+        """Return the links that have not expired or been revoked, soonest to expire first.
+
+        Each is ``{id, label, created_by, created_at, expires_at, revoked}``; a revoked link
+        is gone at once, so ``revoked`` is always false here (the audit trail keeps revocations).
+        """
         index = self.store.keys.share_links_index()
         self.store.redis.zremrangebyscore(index, "-inf", time.time())
         pipe = self.store.redis.pipeline(transaction=False)
         for link_id in self.store.redis.zrange(index, 0, -1):
             pipe.hgetall(self.store.keys.share_link(link_id))
-        return [fields for fields in pipe.execute() if fields]
+        return [public(fields) for fields in pipe.execute() if fields]
 
     def revoke(self, link_id: str, *, actor: str) -> None:
         """End a link now; raise NotFound if it is not live."""
@@ -129,3 +133,15 @@ class ShareLinks:
         pipe.zrem(self.store.keys.share_links_index(), link_id)
         self.store.audit.add_to(pipe, audit.entry(actor, "share_link.revoked", f"share:{link_id}"))
         pipe.execute()
+
+
+def public(fields: dict[str, str]) -> dict[str, Any]:
+    """Return what the API and the console show of a link (never its token)."""
+    return {
+        "id": fields["id"],
+        "label": fields.get("label", ""),
+        "created_by": fields.get("created_by", ""),
+        "created_at": fields.get("created_at", ""),
+        "expires_at": fields.get("expires_at", ""),
+        "revoked": False,
+    }
