@@ -50,6 +50,10 @@ def run_pass(
             continue
         due_to_start = announcement.starts_at and not announcement.started_at and announcement.playing(now)
         if due_to_start and service.mark_started(announcement.id, actor="scheduler"):
+            handed_over = service.hand_over(announcement.id, actor="scheduler")
+            if handed_over is not None:  # the one it follows stops now, not before
+                ended.append(handed_over.id)
+                changed(handed_over.public())
             changed(service.require(announcement.id).public())
         if not announcement.ends_at or clock.parse_iso(announcement.ends_at) > now:
             continue

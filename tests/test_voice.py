@@ -202,6 +202,56 @@ def test_a_second_activation_ends_the_first(desk, twilio, store):
     assert ("announcement.ended", f"announcement:{first['id']}") in actions
 
 
+def test_a_scheduled_activation_lets_the_live_one_play_until_its_start(desk, twilio, store, monkeypatch):
+    """Activating a future announcement keeps the live one on air until the new start, then
+    hands over: callers always hear a message, the counts, events and audit trail say so."""
+    from crisis_console import scheduler
+
+    line = desk.line()
+    start = datetime(2026, 1, 27, 6, 0, tzinfo=UTC)
+    moment = {"now": start - timedelta(hours=2)}
+    monkeypatch.setattr(clock, "now", lambda: moment["now"])
+    live = desk.live_announcement(line["id"])
+    later = desk.live_announcement(
+        line["id"], messages={"en": "Shelters are open tonight."}, starts_at="2026-01-27T06:00:00Z"
+    )
+    assert desk.get("writer", f"/announcements/{live['id']}").json["state"] == "active"
+    assert later["follows"] == live["id"] and not later["playing"]
+
+    moment["now"] = start - timedelta(minutes=1)
+    assert twiml(call(twilio, sid="CA-before")).find("Gather/Say").text.startswith("Due to the winter storm")
+    moment["now"] = start + timedelta(minutes=1)  # no scheduler pass yet: the webhook hands over
+    assert twiml(call(twilio, sid="CA-after")).find("Gather/Say").text == "Shelters are open tonight."
+    assert desk.get("writer", f"/announcements/{live['id']}/stats").json["calls"] == 1
+    assert desk.get("writer", f"/announcements/{later['id']}/stats").json["calls"] == 1
+
+    changed: list[dict] = []
+    assert scheduler.run_pass(store, changed=changed.append) == [live["id"]]
+    assert [(c["id"], c["state"]) for c in changed] == [(live["id"], "ended"), (later["id"], "active")]
+    assert desk.get("writer", f"/announcements/{live['id']}").json["ended_by"] == "scheduler"
+    trail = [(e["action"], e["subject"], e.get("details", e)) for e in store.audit.read()]
+    [activated] = [d for a, s, d in trail if a == "announcement.activated" and s.endswith(f":{later['id']}")]
+    assert str(activated["follows"]) == str(live["id"])
+    [ended] = [d for a, s, d in trail if a == "announcement.ended" and s.endswith(f":{live['id']}")]
+    assert str(ended["handed_over_to"]) == str(later["id"])
+    assert twiml(call(twilio, sid="CA-later")).find("Gather/Say").text == "Shelters are open tonight."
+
+
+def test_ending_a_waiting_announcement_keeps_the_live_one(desk, twilio, monkeypatch):
+    """Ending the scheduled one before its start leaves the line on the one it followed."""
+    line = desk.line()
+    start = datetime(2026, 1, 27, 6, 0, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: start - timedelta(hours=1))
+    live = desk.live_announcement(line["id"])
+    later = desk.live_announcement(
+        line["id"], messages={"en": "Shelters are open tonight."}, starts_at="2026-01-27T06:00:00Z"
+    )
+    assert desk.post("writer", f"/announcements/{later['id']}/end").json["state"] == "ended"
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(hours=1))
+    assert twiml(call(twilio)).find("Gather/Say").text.startswith("Due to the winter storm")
+    assert desk.get("writer", f"/announcements/{live['id']}").json["state"] == "active"
+
+
 def test_schedule_is_honoured_by_the_webhook_itself(desk, twilio, monkeypatch):
     """Before starts_at and after ends_at callers get the normal route, with no worker running."""
     line = desk.line()

@@ -82,14 +82,13 @@ def get_announcement(announcement_id: int) -> Any:
 @roles_required(Role.MANAGER)
 def act_on_announcement(announcement_id: int, action: str) -> Any:
     """Submit, approve, return, activate or end an announcement."""
-    announcement, replaced = Announcements(store()).act(announcement_id, action, actor=current_user.username)
+    announcement, others = Announcements(store()).act(announcement_id, action, actor=current_user.username)
     if action in ("activate", "end"):
         remember_state()
     hooks = hooks_of(current_app)
-    for changed in (replaced, announcement):
-        if changed is not None:
-            realtime.announcement_changed(changed.public())
-            hooks.announcement_changed(changed.public())
+    for changed in (*others, announcement):
+        realtime.announcement_changed(changed.public())
+        hooks.announcement_changed(changed.public())
     return jsonify(announcement.public())
 
 

@@ -1,9 +1,12 @@
 """Surge announcements: what callers hear on a line before they reach an agent.
 
 ``draft → in_review → approved → active → ended``, under the same two-person rule as
-scripts. A line has at most one active announcement: activating another ends it. An
-active announcement plays only between its ``starts_at`` and ``ends_at``; the webhook
-compares times itself, so a schedule holds even when no worker runs.
+scripts. A line plays at most one announcement: activating another ends it, except that
+activating one scheduled to start later leaves the one on air playing until that start
+(the new one ``follows`` it), so callers are never left with no message in between; at the
+start the scheduler ends the old one (audited as handed over). An active announcement plays
+only between its ``starts_at`` and ``ends_at``; the webhook compares times itself, so a
+schedule, and a handover, holds even when no worker runs.
 
 Drills: an announcement for an exercise event, or written while the only active events are
 exercises, is an *exercise* announcement and may only be activated on a test line, so a drill
@@ -76,6 +79,8 @@ class Announcement:
     exercise: bool = False
     created_by: str = ""
     created_at: str = ""
+    #: The announcement that keeps playing on the line until this one starts (a handover).
+    follows: int | None = None
 
     def voice_for(self, language: str) -> str:
         """Return the voice that speaks ``language``: the chosen one for the first language."""
@@ -122,6 +127,7 @@ def _from_fields(fields: dict[str, str]) -> Announcement:
         authors=json.loads(fields.get("authors") or "[]"),
         event_id=int(fields["event_id"]) if fields.get("event_id") else None,
         exercise=fields.get("exercise") == "1",
+        follows=int(fields["follows"]) if fields.get("follows") else None,
         **{
             k: fields.get(k, "")
             for k in ("submitted_by", "approved_by", "activated_by", "activated_at", "started_at")
@@ -218,26 +224,40 @@ class Announcements:
         """Return announcements, most recently changed first."""
         return [_from_fields(fields) for fields in self.store.announcements.all()]
 
-    def current(self, line_id: int | str) -> Announcement | None:
-        """Return the announcement activated on a line (playing or scheduled), or None."""
+    def current(self, line_id: int | str, now: datetime | None = None) -> Announcement | None:
+        """Return the announcement of a line at ``now``: the one on air, else the one scheduled."""
+        return on_air(self.activated(line_id), now)
+
+    def activated(self, line_id: int | str) -> list[Announcement]:
+        """Return the line's activated announcement and, while it waits for its start, the one
+        it follows (still playing until then), newest first."""
         active_id = self.store.announcements.active_id(line_id)
         found = self.get(active_id) if active_id else None
-        return found if found is not None and found.state == "active" else None
+        if found is None or found.state != "active":
+            return []
+        previous = self.get(found.follows) if found.follows is not None else None
+        return [found, previous] if previous is not None and previous.state == "active" else [found]
 
     def act(
         self, announcement_id: int | str, action: str, *, actor: str
-    ) -> tuple[Announcement, Announcement | None]:
-        """Apply ``action``; return the announcement and the one it replaced on the line, if any."""
+    ) -> tuple[Announcement, list[Announcement]]:
+        """Apply ``action``; return the announcement and the others on the line it changed."""
         if action not in TRANSITIONS:
             raise ValidationError(f"action must be one of: {', '.join(TRANSITIONS)}.", field="action")
         allowed, target = TRANSITIONS[action]
-        replaced: Announcement | None = None
+        replaced: list[Announcement] = []
+        keeps: Announcement | None = None  # stays on air until this one starts
         current = self.require(announcement_id)
+        moment = clock.now()
+        now = clock.iso(moment)
+        others = [a for a in self.activated(current.line_id) if a.id != current.id]
         if action == "activate":
             self._check_line(current)
-            other = self.current(current.line_id)
-            replaced = other if other is not None and other.id != current.id else None
-        now = clock.iso()
+            if current.starts_at and clock.parse_iso(current.starts_at) > moment:
+                keeps = next((a for a in others if a.playing(moment)), None)
+            replaced = [a for a in others if a is not keeps]
+        # Ending one that still waits for its start gives the line back to the one it follows.
+        restore = next((a for a in others if a.id == current.follows), None) if action == "end" else None
 
         def decide(fields: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
             if not fields:
@@ -263,13 +283,17 @@ class Announcements:
             }
             if action in stamp:
                 updates[stamp[action]] = actor
+            details: dict[str, Any] = {"line_id": fields["line_id"]}
             if action == "activate":
                 updates["activated_at"] = now
+                updates["follows"] = str(keeps.id) if keeps is not None else ""
+                if keeps is not None:
+                    details["follows"] = keeps.id
+                    details["hands_over_at"] = current.starts_at
             if action == "end":
                 updates["ended_at"] = now
-            details: dict[str, Any] = {"line_id": fields["line_id"]}
-            if replaced is not None:
-                details["replaced"] = replaced.id
+            if replaced:
+                details["replaced"] = replaced[0].id if len(replaced) == 1 else [a.id for a in replaced]
             return updates, audit.entry(
                 actor, f"announcement.{_PAST[action]}", f"announcement:{announcement_id}", **details
             )
@@ -278,24 +302,37 @@ class Announcements:
             if action == "activate":
                 self.store.announcements.set_active(pipe, current.line_id, current.id)
             elif action == "end" and self.store.announcements.active_id(current.line_id) == str(current.id):
-                self.store.announcements.set_active(pipe, current.line_id, None)
+                self.store.announcements.set_active(pipe, current.line_id, restore.id if restore else None)
 
         self.store.announcements.change(announcement_id, decide, also)
-        if replaced is not None:
+        for other in replaced:
             # The replaced one ends as its own audited change, after the new one is live.
-            self.store.announcements.change(
-                replaced.id,
-                lambda fields: (
-                    {"state": "ended", "ended_by": actor, "ended_at": now},
-                    audit.entry(
-                        actor, "announcement.ended", f"announcement:{replaced.id}", replaced_by=current.id
-                    ),
-                ),
-            )
+            self._end(other, actor, replaced_by=current.id)
         done = self.require(announcement_id)
         if action == "activate" and done.playing():
             self._live(done, clock.parse_iso(now))
-        return done, (self.require(replaced.id) if replaced else None)
+        changed = [self.require(a.id) for a in replaced] + ([self.require(restore.id)] if restore else [])
+        return done, changed
+
+    def _end(self, announcement: Announcement, actor: str, **details: Any) -> None:
+        """End an announcement another one takes over from, as its own audited change."""
+        self.store.announcements.change(
+            announcement.id,
+            lambda fields: _ending(fields, actor, announcement.id, details),
+            lambda pipe: pipe.incr(self.store.keys.ivr_version()),
+        )
+
+    def hand_over(self, announcement_id: int | str, *, actor: str) -> Announcement | None:
+        """End the announcement a started one follows (handed over); return it, or None."""
+        started = self.require(announcement_id)
+        previous = self.get(started.follows) if started.follows is not None else None
+        if previous is None or previous.state != "active":
+            return None
+        try:
+            self._end(previous, actor, handed_over_to=started.id)
+        except Conflict:
+            return None
+        return self.require(previous.id)
 
     def _check_line(self, announcement: Announcement) -> None:
         """Refuse to put an exercise announcement on a line real callers use."""
@@ -345,6 +382,24 @@ class Announcements:
         """Return calls, heard, deflected and routed for an announcement."""
         self.require(announcement_id)
         return self.store.announcements.stats(announcement_id)
+
+
+def _ending(
+    fields: dict[str, str], actor: str, announcement_id: int, details: dict[str, Any]
+) -> tuple[dict[str, str], audit.AuditEntry]:
+    """Decide the end of an announcement another takes over from (refused once it ended)."""
+    if fields.get("state") != "active":
+        raise Conflict("That announcement is no longer active.", field="state")
+    return {"state": "ended", "ended_by": actor, "ended_at": clock.iso()}, audit.entry(
+        actor, "announcement.ended", f"announcement:{announcement_id}", **details
+    )
+
+
+def on_air(activated: list[Announcement], now: datetime | None = None) -> Announcement | None:
+    """Pick what a line plays at ``now`` from :meth:`Announcements.activated`: the newest one
+    once it plays, the one it follows until then; the newest (scheduled) one if none plays."""
+    now = now or clock.now()
+    return next((a for a in activated if a.playing(now)), activated[0] if activated else None)
 
 
 _PAST = {

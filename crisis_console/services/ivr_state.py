@@ -19,7 +19,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-from crisis_console.services.announcements import Announcement, Announcements, announcement_from_dict
+from crisis_console.services.announcements import (
+    Announcement,
+    Announcements,
+    announcement_from_dict,
+    on_air,
+)
 from crisis_console.services.lines import Line, Lines, line_from_dict
 from crisis_console.store import Store
 
@@ -29,11 +34,15 @@ Answer = tuple[Line, Announcement | None]
 
 
 class LastKnownState:
-    """Number -> (line, current announcement): fresh from Redis, or the last known."""
+    """Number -> (line, activated announcements): fresh from Redis, or the last known.
+
+    A line may hold two: one scheduled to start and the one playing until then; which one a
+    caller hears is decided at the call, by the clock, so the handover needs no worker.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self._known: dict[str, tuple[str, Line, Announcement | None]] = {}
+        self._known: dict[str, tuple[str, Line, list[Announcement]]] = {}
         self._lock = threading.Lock()
         self._file_loaded = False
 
@@ -47,14 +56,14 @@ class LastKnownState:
         with self._lock:
             cached = self._known.get(number)
         if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
+            return cached[1], on_air(cached[2])
         line = Lines(store).by_number(number)
         if line is None:
             return None
-        announcement = Announcements(store).current(line.id)
+        activated = Announcements(store).activated(line.id)
         with self._lock:
-            self._known[number] = (version, line, announcement)
-        return line, announcement
+            self._known[number] = (version, line, activated)
+        return line, on_air(activated)
 
     def lookup(self, number: str) -> Answer | None:
         """Return what is last known about a number, from memory or the file."""
@@ -62,17 +71,19 @@ class LastKnownState:
             if number not in self._known and not self._file_loaded:
                 self._load_file()
             cached = self._known.get(number)
-        return (cached[1], cached[2]) if cached else None
+        return (cached[1], on_air(cached[2])) if cached else None
 
     def save(self, store: Store) -> None:
-        """Write every line and its current announcement to the file, atomically."""
+        """Write every line and its activated announcements to the file, atomically."""
         announcements = Announcements(store)
         snapshot = {}
         for line in Lines(store).list():
-            current = announcements.current(line.id)
+            activated = announcements.activated(line.id)
+            current = on_air(activated)
             snapshot[line.number] = {
                 "line": line.public(),
                 "announcement": current.public() if current else None,
+                "activated": [a.public() for a in activated],
             }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".ivr-state-")
@@ -91,5 +102,8 @@ class LastKnownState:
             log.error("cannot read the last known phone-line state %s: %s", self.path, exc)
             return
         for number, entry in saved.items():
-            announcement = announcement_from_dict(entry["announcement"]) if entry["announcement"] else None
-            self._known.setdefault(number, ("file", line_from_dict(entry["line"]), announcement))
+            if "activated" in entry:
+                activated = [announcement_from_dict(a) for a in entry["activated"]]
+            else:  # a file written before handovers were kept
+                activated = [announcement_from_dict(entry["announcement"])] if entry["announcement"] else []
+            self._known.setdefault(number, ("file", line_from_dict(entry["line"]), activated))

@@ -187,7 +187,8 @@ class Keys:
         audio_url, starts_at, ends_at, state (draft/in_review/approved/active/ended), authors
         (JSON), submitted_by, approved_by, activated_by, activated_at, ended_by, ended_at,
         event_id ("" if none), exercise ("1"/"0": may only be activated on a test line),
-        created_by, created_at. Never expires."""
+        created_by, created_at, follows (id of the announcement that plays until this one's
+        starts_at, "" if none). Never expires."""
         return self._k("announcement", announcement_id)
 
     def announcements_index(self) -> str:
@@ -195,7 +196,8 @@ class Keys:
         return self._k("announcements", "index")
 
     def line_announcement(self, line_id: int | str) -> str:
-        """STRING id of the announcement activated on a line (at most one). Deleted on end."""
+        """STRING id of the announcement activated on a line (at most one; the one it follows,
+        if any, keeps playing until its start). Deleted on end."""
         return self._k("line", line_id, "announcement")
 
     def announcement_stats(self, announcement_id: int | str) -> str:
