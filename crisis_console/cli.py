@@ -94,6 +94,7 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
         click.echo("First run: created an administrator. Sign in and change it:")
         click.echo(f"    username: {username}")
         click.echo(f"    password: {password}")
+        click.echo("Change it after signing in: Password, in the page header (/account/password).")
         click.echo("This is shown only once.")
         click.echo("=" * 64)
     start_scheduler(app)

@@ -151,3 +151,62 @@ def test_session_survives_a_new_app_with_the_same_secret(
     fresh = again.test_client()
     fresh.set_cookie("session", cookie.value)
     assert fresh.get("/agent").status_code == 200
+
+
+def test_every_role_changes_its_own_password_and_other_sessions_end(app, auth, client):
+    """The header links the page; a good change signs this browser in again, ends the others."""
+    from crisis_console.roles import ROLES
+    from tests.helpers import AuthActions
+
+    for role in ROLES:
+        user = auth.login_as(role)
+        elsewhere = app.test_client()
+        AuthActions(app, elsewhere).login(user.username)
+        home = client.get("/", follow_redirects=True).get_data(as_text=True)
+        assert 'href="/account/password"' in home, role
+        page = client.get("/account/password")
+        assert page.status_code == 200 and "Current password" in page.get_data(as_text=True)
+        token = csrf_from(page.get_data(as_text=True))
+        new = f"a brand new {role} secret"
+        form = {
+            "current_password": PASSWORD,
+            "new_password": new,
+            "confirm_password": new,
+            "csrf_token": token,
+        }
+        done = client.post("/account/password", data=form)
+        assert done.status_code == 302, done.get_data(as_text=True)
+        assert client.get(done.headers["Location"]).status_code == 200  # this browser stays in
+        assert elsewhere.get("/account/password").status_code == 302  # the other session ended
+        assert auth.accounts.authenticate(user.username, new) is not None
+        assert auth.accounts.authenticate(user.username, PASSWORD) is None
+        [entry] = [
+            e
+            for e in auth.accounts.store.audit.read()
+            if e["action"] == "user.password_changed" and e["subject"] == f"user:{user.id}"
+        ]
+        assert entry["actor"] == user.username
+        auth.logout()
+
+
+def test_changing_a_password_names_the_wrong_field(auth, client):
+    """A wrong current password, a short new one or a mismatch is a 422 naming the field; nothing changes."""
+
+    user = auth.login_as("agent")
+    for current, new, confirm, field in (
+        ("not my password", "long enough secret", "long enough secret", "current_password"),
+        (PASSWORD, "short", "short", "new_password"),
+        (PASSWORD, "long enough secret", "long enough secreT", "confirm_password"),
+    ):
+        token = csrf_from(client.get("/account/password").get_data(as_text=True))
+        form = {
+            "current_password": current,
+            "new_password": new,
+            "confirm_password": confirm,
+            "csrf_token": token,
+        }
+        response = client.post("/account/password", data=form)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422 and f'id="{field}-error"' in html, field
+    assert auth.accounts.authenticate(user.username, PASSWORD) is not None
+    assert client.post("/account/password", data={"current_password": PASSWORD}).status_code == 400  # no CSRF

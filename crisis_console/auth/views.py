@@ -8,10 +8,12 @@ from werkzeug.wrappers import Response
 
 from crisis_console.auth import bp, throttle
 from crisis_console.auth.loaders import share_links
+from crisis_console.auth.roles import signed_in
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT
 from crisis_console.services import audit
-from crisis_console.services.accounts import User
+from crisis_console.services.accounts import MIN_PASSWORD, User
+from crisis_console.services.errors import ValidationError
 from crisis_console.sockets import realtime
 
 
@@ -68,6 +70,31 @@ def logout() -> Response:
         end_session(user)
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@signed_in
+def change_password() -> Response | tuple[str, int]:
+    """Show the change-password form, or change one's own password and end the other sessions."""
+    if request.method == "GET":
+        return render_template("auth/password.html", min_password=MIN_PASSWORD), 200
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    form = request.form
+    try:
+        changed = accounts().change_own_password(
+            user,
+            form.get("current_password", ""),
+            form.get("new_password", ""),
+            form.get("confirm_password", ""),
+        )
+    except ValidationError as exc:
+        return render_template("auth/password.html", min_password=MIN_PASSWORD, error=exc), exc.status
+    accounts().end_session(user)
+    realtime.disconnect_user(user.id)  # other tabs and devices: their sessions ended with the epoch
+    logout_user()
+    sign_in(changed)
+    flash("Your password is changed. Your other sessions are signed out.", "success")
+    return redirect(home_url(changed))
 
 
 @bp.route("/share/<token>")

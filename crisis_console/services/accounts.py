@@ -303,6 +303,31 @@ class Accounts:
         )
         return self.require(user.id)
 
+    def change_own_password(self, user: User, current: object, new: object, confirm: object) -> User:
+        """Change a user's own password after checking the current one; end all their sessions.
+
+        The caller signs the user in again on the session they are using; every other
+        session of theirs (another browser, a copied cookie) stops working at once.
+        """
+        fields = self.store.users.get(user.id) or {}
+        secret = current if isinstance(current, str) else ""
+        if not check_password_hash(fields.get("password_hash", _DUMMY_HASH), secret):
+            raise ValidationError("That is not your current password.", field="current_password")
+        if not isinstance(new, str) or not (MIN_PASSWORD <= len(new) <= MAX_PASSWORD):
+            raise ValidationError(
+                f"The new password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.",
+                field="new_password",
+            )
+        if new == secret:
+            raise ValidationError("The new password must differ from the current one.", field="new_password")
+        if confirm != new:
+            raise ValidationError("The two new passwords differ.", field="confirm_password")
+        entry = audit.entry(user.username, "user.password_changed", f"user:{user.id}", username=user.username)
+        self.store.users.update(
+            user.id, {"password_hash": generate_password_hash(new)}, entry, end_sessions=True
+        )
+        return self.require(user.id)
+
     def set_role_and_team(self, user_id: int | str, role: object, team: object, *, actor: str | None) -> User:
         """Change a user's role and team; a role change ends their sessions."""
         user = self.require(user_id)
