@@ -295,13 +295,20 @@ def scripts_import(path: Path | None, event_id: str | None, hazard: str | None) 
             return
         event_id = str(active[0].id)
     try:
-        created = Scripts(store).import_templates(event_id, hazard=hazard, folder=path, actor="cli")
+        imported = Scripts(store).import_templates(event_id, hazard=hazard, folder=path, actor="cli")
     except ServiceError as exc:
         fail(f"{exc.field}: {exc.message}" if exc.field else exc.message)
-    for script in created:
+    for script in imported.created:
         click.echo(f"draft {script.id}: [{script.language}] {script.title}")
+    for script in imported.existing:
+        click.echo(
+            f"skipped [{script.language}]: already imported for event {event_id} as script {script.id} "
+            f"({script.state}): {script.title}"
+        )
     click.echo(
-        f"created {len(created)} drafts for event {event_id}; they need review and approval before a push."
+        f"created {len(imported.created)} drafts for event {event_id}"
+        + (f", skipped {len(imported.existing)} already imported" if imported.existing else "")
+        + "; they need review and approval before a push."
     )
 
 

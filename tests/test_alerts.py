@@ -560,3 +560,48 @@ def test_stakeholders_see_notices_on_the_dashboard_without_who_was_texted(app, a
     auth.login(stakeholder.username)
     page = client.get("/dashboard").get_data(as_text=True)
     assert "Heat wave (moderate) declared." in page and "+16175550177" not in page
+
+
+def test_two_spikes_of_one_hazard_offer_its_draft_once_then_link_the_draft(store, auth, client):
+    """Spikes in two categories of one hazard offer "Draft script" once; once drafted, the
+    console links the draft instead of offering another."""
+    import re
+
+    from crisis_console.services.intake import Intake
+
+    auth.login_as(Role.MANAGER)
+    declare(store)
+    for name in ("Wires down", "Lights out"):
+        Categories(store).create({"name": name, "hazards": ["power_outage"]}, actor="test")
+    now = clock.now()
+    records = [
+        {"category": name, "occurred_at": clock.iso(now - timedelta(minutes=m % 20))}
+        for name in ("wires down", "lights out")
+        for m in range(30)
+    ]
+    assert Intake(store).submit(records, channel="phone", source="test")["accepted"] == 60
+
+    def offers() -> tuple[int, list[str]]:
+        page = client.get("/manager").get_data(as_text=True)
+        spikes = page[page.index('id="spikes"') : page.index('id="spikes-empty"')]
+        assert spikes.count('class="spike"') >= 2
+        drafts = re.findall(r'data-hazard="power_outage">.*?</div>', spikes, re.S)
+        return sum(d.count(">Draft script<") for d in drafts), re.findall(
+            r'href="/manager/scripts/(\d+)"', spikes
+        )
+
+    assert offers() == (1, [])
+    made = client.post(
+        "/api/v1/suggestions/draft",
+        json={"kind": "script", "hazard": "power_outage"},
+        headers=auth.csrf_headers(),
+    )
+    assert made.status_code == 201
+    count, links = offers()
+    assert count == 0 and set(links) == {str(s["id"]) for s in made.json["scripts"]}
+    again = client.post(
+        "/api/v1/suggestions/draft",
+        json={"kind": "script", "hazard": "power_outage"},
+        headers=auth.csrf_headers(),
+    )
+    assert again.status_code == 200 and again.json["scripts"] == [] and again.json["id"] == made.json["id"]

@@ -92,3 +92,19 @@ def test_password_in_redis_url_is_not_printed(tmp_path):
     )
     assert done.returncode == 2
     assert "hunter2secret" not in done.stderr
+
+
+def test_scripts_import_twice_says_what_it_skipped(runner, store):
+    """The second import creates no drafts and names the ones already there."""
+    from crisis_console.services.events import Events
+
+    events = Events(store)
+    event = events.create({"name": "Nor'easter", "kind": "winter_storm", "severity": "severe"}, actor="t")
+    events.declare(event.id, actor="t")
+    first = runner.invoke(cli, ["scripts", "import", "--event", str(event.id)])
+    assert first.exit_code == 0 and "created 2 drafts" in first.output, first.output
+    again = runner.invoke(cli, ["scripts", "import", "--event", str(event.id)])
+    assert again.exit_code == 0, again.output
+    assert "created 0 drafts" in again.output and "skipped 2 already imported" in again.output
+    assert again.output.count("skipped [") == 2
+    assert len([s for s in store.scripts.all() if s.get("event_id") == str(event.id)]) == 2

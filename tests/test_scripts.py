@@ -281,3 +281,58 @@ def test_review_page_shows_the_diff_and_enforces_the_rule(auth, client):
     assert "Approve v2" in page
     assert '<span class="diff__removed">- Open until 6.</span>' in page
     assert '<span class="diff__added">+ Open until 9.</span>' in page
+
+
+def test_importing_the_same_templates_again_links_the_drafts_instead_of_duplicating(ann, store):
+    """A second import for the same event and hazard creates nothing and names what exists."""
+    event = ann.post("/events", STORM).json
+    first = ann.post("/scripts/import", {"event_id": event["id"]}).json
+    again = ann.post("/scripts/import", {"event_id": event["id"], "hazard": "winter_storm"})
+    assert again.status_code == 200 and again.json["scripts"] == []
+    assert sorted(s["id"] for s in again.json["existing"]) == sorted(s["id"] for s in first["scripts"])
+    assert again.json["id"] == first["id"]
+    assert len(ann.get(f"/scripts?event_id={event['id']}").json["scripts"]) == 2
+    # A retired draft no longer counts: importing then makes a fresh one.
+    english = next(s for s in first["scripts"] if s["language"] == "en")
+    assert ann.post(f"/scripts/{english['id']}/retire").status_code == 200
+    fresh = ann.post("/scripts/import", {"event_id": event["id"]}).json
+    assert [s["language"] for s in fresh["scripts"]] == ["en"] and len(fresh["existing"]) == 1
+
+
+def test_the_first_version_of_an_imported_script_shows_the_diff_from_the_filled_template(auth, client):
+    """The reviewer sees what the writer changed from the template text as it was filled."""
+    writer = auth.login_as(Role.MANAGER)
+    headers = {"Authorization": f"Bearer {auth.accounts.create_token(writer.username)}"}
+    event = client.post("/api/v1/events", json=STORM, headers=headers).json
+    [english] = [
+        s
+        for s in client.post("/api/v1/scripts/import", json={"event_id": event["id"]}, headers=headers).json[
+            "scripts"
+        ]
+        if s["language"] == "en"
+    ]
+    untouched = client.get(f"/manager/scripts/{english['id']}").get_data(as_text=True)
+    assert (
+        "the filled template winter_storm.en" in untouched and "No change yet from the template" in untouched
+    )
+    body = client.get(f"/api/v1/scripts/{english['id']}", headers=headers).json["versions"][0]["body"]
+    edited = body.replace("{{ parking_ban_rules }}", "Cars must leave snow emergency arteries by 8 pm.")
+    assert edited != body
+    client.patch(f"/api/v1/scripts/{english['id']}", json={"body": edited}, headers=headers)
+    page = client.get(f"/manager/scripts/{english['id']}").get_data(as_text=True)
+    assert (
+        '<span class="diff__added">+ ' in page and "Cars must leave snow emergency arteries by 8 pm." in page
+    )
+    assert '<span class="diff__removed">- ' in page and "No change yet" not in page
+
+
+def test_the_console_links_imported_drafts_instead_of_offering_the_import_again(auth, client):
+    """Once an event's templates are imported, its row links the drafts, with no second button."""
+    manager = auth.login_as(Role.MANAGER)
+    headers = {"Authorization": f"Bearer {auth.accounts.create_token(manager.username)}"}
+    event = client.post("/api/v1/events", json=STORM, headers=headers).json
+    assert "Import winter storm templates" in client.get("/manager").get_data(as_text=True)
+    made = client.post("/api/v1/scripts/import", json={"event_id": event["id"]}, headers=headers).json
+    page = client.get("/manager").get_data(as_text=True)
+    assert "Import winter storm templates" not in page
+    assert all(f'href="/manager/scripts/{s["id"]}"' in page for s in made["scripts"])

@@ -61,4 +61,5 @@ def draft_suggestion() -> Any:
     result = suggestions.draft(store(), json_object(), actor=current_user.username)
     if result["kind"] == "announcement":
         realtime.announcement_changed(result["announcement"])
-    return jsonify(result), 201
+    made = result["kind"] == "announcement" or result["scripts"]
+    return jsonify(result), 201 if made else 200

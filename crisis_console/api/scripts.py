@@ -67,16 +67,26 @@ def current_scripts() -> Any:
 @bp.route("/scripts/import", methods=["POST"])
 @roles_required(Role.MANAGER)
 def import_scripts() -> Any:
-    """Create drafts from the hazard library for ``{event_id, hazard?}``."""
+    """Create drafts from the hazard library for ``{event_id, hazard?}``; never twice.
+
+    Templates already imported for the event are listed in ``existing`` (200 when nothing
+    was new); ``id`` is the script to open (the first created, else the first existing).
+    """
     data = json_object()
     if data.get("event_id") in (None, ""):
         raise ValidationError("event_id is required.", field="event_id")
-    created = scripts().import_templates(
+    imported = scripts().import_templates(
         data["event_id"], hazard=data.get("hazard"), actor=current_user.username
     )
-    for script in created:
+    for script in imported.created:
         realtime.script_changed(script.public())
-    return jsonify({"scripts": [s.public() for s in created]}), 201
+    first = imported.first()
+    body = {
+        "id": first.id if first else None,
+        "scripts": [s.public() for s in imported.created],
+        "existing": [s.public() for s in imported.existing],
+    }
+    return jsonify(body), 201 if imported.created else 200
 
 
 @bp.route("/scripts/<int:script_id>")

@@ -62,16 +62,20 @@ def manager() -> str:
         past_events=[e for e in events if e.status == "closed"][:PAST_EVENTS],
         by_state=by_state,
         live=live,
+        imported={
+            e.id: sorted(
+                (
+                    s
+                    for s in all_scripts
+                    if s.event_id == e.id and s.hazard == e.kind and s.state != State.RETIRED
+                ),
+                key=lambda s: s.id,
+            )
+            for e in events
+        },
         pushes=Pushes(store()).recent(8),
         activity=store().audit.latest(RECENT_ACTIVITY),
-        spikes=[
-            {
-                **spike,
-                "label": spikes.label(spike, names),
-                "suggestions": suggestions.for_spike(store(), spike),
-            }
-            for spike in trends.spikes_at(store())["spikes"]
-        ],
+        spikes=suggested_spikes(names),
         suggest=True,
         alerts=hooks_of(current_app).alerting.recent(5),
         share_links=share_links().live(),
@@ -81,6 +85,16 @@ def manager() -> str:
         hazards=HAZARDS,
         topics=TOPICS,
     )
+
+
+def suggested_spikes(names: dict[str, str]) -> list[dict[str, object]]:
+    """Return the spikes now, each hazard's draft suggestion on the first spike that offers it."""
+    found = trends.spikes_at(store())["spikes"]
+    offered = suggestions.once_per_hazard([suggestions.for_spike(store(), spike) for spike in found])
+    return [
+        {**spike, "label": spikes.label(spike, names), "suggestions": suggested}
+        for spike, suggested in zip(found, offered, strict=True)
+    ]
 
 
 @bp.route("/manager/events/<int:event_id>/timing")
@@ -105,6 +119,12 @@ def script_page(script_id: int) -> str:
     latest = versions[-1]
     compare_to = request.args.get("from", "")
     base = int(compare_to) if compare_to.isdigit() else (script.live_version or max(1, latest["version"] - 1))
+    template = versions[0].get("template")  # the filled template an imported script began as
+    from_template = bool(template) and (compare_to == "template" or base == latest["version"])
+    if from_template:
+        diff = service.template_diff(script_id, latest["version"])
+    else:
+        diff = service.diff(script_id, base, latest["version"]) if base != latest["version"] else []
     agents = [u for u in accounts().all() if u.role == Role.AGENT and u.active]
     return render_template(
         "console/script.html",
@@ -112,8 +132,10 @@ def script_page(script_id: int) -> str:
         latest=latest,
         versions=list(reversed(versions)),
         preview=Markup(render_markdown(latest["body"])),  # sanitised by nh3
-        diff=service.diff(script_id, base, latest["version"]) if base != latest["version"] else [],
-        diff_from=base,
+        diff=diff,
+        diff_from="template" if from_template else base,
+        template=template,
+        template_changed=any(line["kind"] != "same" for line in diff),
         translations=service.translations(script),
         is_author=current_user.username in latest.get("authors", []),
         team_names=Pushes.teams(agents),

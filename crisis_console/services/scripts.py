@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Script:
     created_by: str
     created_at: str
     updated_at: str
+    #: The hazard template it was imported from (``winter_storm.es``), "" if written by hand.
+    template: str = ""
 
     def public(self) -> dict[str, Any]:
         """Return the script as the API shows it."""
@@ -75,7 +77,20 @@ def _from_fields(fields: dict[str, str]) -> Script:
         created_by=fields.get("created_by", ""),
         created_at=fields.get("created_at", ""),
         updated_at=fields.get("updated_at", ""),
+        template=fields.get("template", ""),
     )
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import did: drafts it created, and scripts it found already there (not duplicated)."""
+
+    created: list[Script] = field(default_factory=list)
+    existing: list[Script] = field(default_factory=list)
+
+    def first(self) -> Script | None:
+        """Return the script to open after the import: the first created, else the first found."""
+        return (self.created or self.existing or [None])[0]
 
 
 def rule_error(exc: model.ScriptRuleError) -> ServiceError:
@@ -139,6 +154,27 @@ class Scripts:
         text_after = f"# {after['title']}\n\n{after['body']}"
         return [asdict(line) for line in diff_lines(text_before, text_after)]
 
+    def template_diff(self, script_id: int | str, new: int | str) -> list[dict[str, str]]:
+        """Return the difference between the filled template a script was imported from and a
+        version ([] when it was not imported, or for scripts imported before this was kept)."""
+        first = self.version(script_id, 1)
+        filled = first.get("template")
+        if not filled:
+            return []
+        after = self.version(script_id, new)
+        return [
+            asdict(line)
+            for line in diff_lines(
+                f"# {filled['title']}\n\n{filled['body']}", f"# {after['title']}\n\n{after['body']}"
+            )
+        ]
+
+    def from_template(self, event_id: int | str, hazard: str) -> list[Script]:
+        """Return the scripts (not retired) imported from a hazard's templates for an event."""
+        return [
+            s for s in self.list(event_id=event_id) if s.hazard == hazard and s.state != model.State.RETIRED
+        ]
+
     def translations(self, script: Script) -> dict[str, int]:
         """Return language -> script id of the script's translation group."""
         return {lang: int(sid) for lang, sid in self.store.scripts.translations(script.group_id).items()}
@@ -193,8 +229,14 @@ class Scripts:
             cleaned["expires_at"] = clock.iso(expires) if expires else ""
         return cleaned
 
-    def create(self, data: Mapping[str, Any], *, actor: str) -> Script:
-        """Create a draft (version 1), optionally as a translation of another script."""
+    def create(
+        self, data: Mapping[str, Any], *, actor: str, template: Mapping[str, str] | None = None
+    ) -> Script:
+        """Create a draft (version 1), optionally as a translation of another script.
+
+        ``template`` (``{key, title, body}``, the filled template) is kept with version 1 so a
+        reviewer sees what was changed from it.
+        """
         cleaned = self._clean(data)
         group_id = ""
         if data.get("translation_of") not in (None, ""):
@@ -218,8 +260,11 @@ class Scripts:
             "created_by": actor,
             "created_at": now,
             "updated_at": now,
+            "template": template["key"] if template else "",
         }
         first = self._new_version(1, cleaned, actor)
+        if template:
+            first["template"] = {"key": template["key"], "title": template["title"], "body": template["body"]}
         entry = audit.entry(
             actor, "script.created", "script", title=cleaned["title"], language=cleaned["language"]
         )
@@ -352,21 +397,27 @@ class Scripts:
 
     def import_templates(
         self, event_id: int | str, *, hazard: str | None = None, folder: Path | None = None, actor: str
-    ) -> list[Script]:
+    ) -> Imported:
         """Create drafts from the hazard library for an event, filled with its details.
 
         Each language of one template becomes a translation of the first. Placeholders the
-        event cannot fill stay as ``{{ name }}`` and block submission until edited.
+        event cannot fill stay as ``{{ name }}`` and block submission until edited. A template
+        already imported for the event (a script of that hazard and language, not retired) is
+        not imported again: the script found is returned in ``existing``.
         """
         event = Events(self.store).require(event_id)
         wanted = hazard or event.kind
         if wanted not in HAZARDS:
             raise ValidationError(f"hazard must be one of: {', '.join(HAZARDS)}.", field="hazard")
         values = event.template_values()
-        created: list[Script] = []
-        group: Script | None = None
+        already = {s.language: s for s in self.from_template(event.id, wanted)}
+        result = Imported()
+        group: Script | None = next(iter(already.values()), None)
         for template in load_templates(folder):
             if template.hazard != wanted:
+                continue
+            if template.language in already:
+                result.existing.append(already[template.language])
                 continue
             title, body = render_template(template, values)
             data = {
@@ -378,10 +429,14 @@ class Scripts:
                 "hazard": template.hazard,
                 "translation_of": group.id if group else None,
             }
-            script = self.create(data, actor=actor)
+            filled = {"key": template.key, "title": title, "body": body}
+            try:
+                script = self.create(data, actor=actor, template=filled)
+            except Conflict:  # the group's slot for this language is a retired script's
+                script = self.create({**data, "translation_of": None}, actor=actor, template=filled)
             group = group or script
-            created.append(script)
-        return created
+            result.created.append(script)
+        return result
 
 
 _PAST = {

@@ -50,17 +50,36 @@ def for_spike(store: Store, spike: dict[str, Any]) -> list[dict[str, Any]]:
     hazards = hazards_for(store, spike["category"], templates)
     if spike.get("hazard") in HAZARDS:  # a hazard's categories surging together name it first
         hazards = [spike["hazard"], *(h for h in hazards if h != spike["hazard"])]
+    drafted = Scripts(store)
     for hazard in hazards:
         english = english_by_hazard.get(hazard)
+        drafts = [
+            {"id": s.id, "language": s.language, "title": s.title, "state": s.state}
+            for s in sorted(drafted.from_template(event.id, hazard), key=lambda s: s.id)
+        ]
+        kinds = ["announcement"] if english and english.announcement else []
         out.append(
             {
                 "hazard": hazard,
                 "event_id": event.id,
                 "event_name": event.name,
                 "title": fill(english.title, event.template_values()) if english else hazard,
-                "kinds": ["script", "announcement"] if english and english.announcement else ["script"],
+                # A script already drafted from the template is linked, never offered again.
+                "kinds": kinds if drafts else ["script", *kinds],
+                "drafts": drafts,
             }
         )
+    return out
+
+
+def once_per_hazard(suggested: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """Keep each hazard's suggestion on the first spike that offers it (spikes newest first),
+    so two spikes of one hazard do not each invite a draft."""
+    seen: set[str] = set()
+    out = []
+    for suggestions in suggested:
+        out.append([g for g in suggestions if g["hazard"] not in seen])
+        seen.update(g["hazard"] for g in suggestions)
     return out
 
 
@@ -78,9 +97,15 @@ def draft(store: Store, data: dict[str, Any], *, actor: str) -> dict[str, Any]:
     if event is None:
         raise ValidationError("Declare an event first: drafts are filled from it.", field="event_id")
     if kind == "script":
-        scripts = Scripts(store).import_templates(event.id, hazard=hazard, actor=actor)
-        first = scripts[0].id if scripts else None
-        return {"kind": "script", "id": first, "scripts": [s.public() for s in scripts], "event_id": event.id}
+        imported = Scripts(store).import_templates(event.id, hazard=hazard, actor=actor)
+        first = imported.first()
+        return {
+            "kind": "script",
+            "id": first.id if first else None,
+            "scripts": [s.public() for s in imported.created],
+            "existing": [s.public() for s in imported.existing],
+            "event_id": event.id,
+        }
     return {"kind": "announcement", **_announcement(store, event, hazard, actor)}
 
 

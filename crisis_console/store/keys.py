@@ -113,12 +113,14 @@ class Keys:
     def script(self, script_id: int | str) -> str:
         """HASH one script: id, group_id, language, event_id, expires_at, hazard, state,
         version (latest), live_version (last approved, "" if none), title, topic (of the latest
-        version), created_by, created_at, updated_at. Never expires."""
+        version), created_by, created_at, updated_at, template (the hazard template key it was
+        imported from, "" if none). Never expires."""
         return self._k("script", script_id)
 
     def script_versions(self, script_id: int | str) -> str:
         """HASH version number -> JSON {version, title, topic, body, state, authors,
-        submitted_by, approved_by, created_at, updated_at}. Every version is kept."""
+        submitted_by, approved_by, created_at, updated_at}; version 1 of an imported script
+        also has template {key, title, body}: the template text as filled. Every version is kept."""
         return self._k("script", script_id, "versions")
 
     def scripts_index(self) -> str:

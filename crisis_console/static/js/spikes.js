@@ -7,13 +7,19 @@
   var names = namesEl ? JSON.parse(namesEl.textContent) : {};
 
   /* The closed loop: one click drafts the hazard's script or announcement for the event. */
-  function addSuggestions(item, suggestions, url) {
+  function addSuggestions(list, item, suggestions, url) {
     var esc = window.crisisConsole.escapeText;
     suggestions.forEach(function (g) {
+      // Once per hazard: a second spike of the same hazard does not invite another draft.
+      if (list.querySelector('.suggestion[data-hazard="' + CSS.escape(g.hazard) + '"]')) { return; }
       var box = document.createElement("div");
       box.className = "suggestion";
       box.dataset.hazard = g.hazard;
-      box.innerHTML = "Suggested for " + esc(g.event_name) + ": <em>" + esc(g.title) + "</em> ";
+      box.innerHTML = "Suggested for " + esc(g.event_name) + ": <em>" + esc(g.title) + "</em> " +
+        ((g.drafts || []).length ? '<span class="suggestion__drafts">already drafted:' + g.drafts.map(function (d) {
+          return ' <a href="/manager/scripts/' + Number(d.id) + '">' + esc(d.language) + " · " +
+            esc(String(d.state).replace("_", " ")) + "</a>";
+        }).join("") + "</span> " : "");
       g.kinds.forEach(function (kind) {
         var form = document.createElement("form");
         form.className = "inline";
@@ -41,7 +47,7 @@
       item.innerHTML = "<strong>" + esc(spike.label || names[spike.category] || spike.category) + "</strong>" +
         (spike.zip ? " in " + esc(spike.zip) : "") + ": " + spike.observed + " vs " + spike.expected +
         " expected, since " + esc(String(spike.since).slice(11, 16)) + " UTC";
-      if (list.dataset.suggest) { addSuggestions(item, spike.suggestions || [], list.dataset.draftUrl); }
+      if (list.dataset.suggest) { addSuggestions(list, item, spike.suggestions || [], list.dataset.draftUrl); }
       list.insertBefore(item, list.firstChild);
       document.getElementById("spikes-empty").hidden = true;
     });
