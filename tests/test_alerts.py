@@ -436,8 +436,13 @@ def test_declaring_through_the_api_raises_the_alert(store, hooks, auth, client):
     )
     alerts = client.get("/api/v1/alerts").json["alerts"]
     assert [a["message"] for a in alerts] == ["Nor'easter declared"]
-    failed = [d for d in alerts[0]["deliveries"] if d["channel"] == "sms"]
-    assert failed and all(d["status"] == "failed" and "no mobile number" in d["last_error"] for d in failed)
+    texts = [d for d in alerts[0]["deliveries"] if d["channel"] == "sms"]
+    # Nobody has a mobile number on file: each text is skipped (neutral), never a red failure.
+    assert texts and all(d["status"] == "skipped" and "no mobile number" in d["last_error"] for d in texts)
+    assert alerts[0]["status_counts"].get("failed", 0) == 0
+    page = client.get("/manager/alerts").get_data(as_text=True)
+    assert "badge--neutral" in page and ">skipped<" in page and "badge--off" not in page
+    assert "an administrator can add it on Users" in page
     assert hooks_of(client.application) is hooks
 
 

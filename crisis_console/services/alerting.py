@@ -263,8 +263,9 @@ class Alerting:
         rule: Rule,
         step: Step | None = None,
     ) -> list[dict[str, str]]:
-        """Return one delivery per channel and reachable recipient; an unreachable one is a
-        failed delivery naming why, so the alerts page shows who could not be told."""
+        """Return one delivery per channel and recipient. A recipient with no number or address
+        for the channel is a *skipped* delivery naming why: the alerts page shows who was not
+        texted, without calling it a failure (nothing went wrong; failures are real failures)."""
         targets = self._targets(self.rules.expand(tuple(recipients)))
         label = f"escalation after {step.after_minutes:g} min" if step else ""
         out: list[dict[str, str]] = []
@@ -281,7 +282,7 @@ class Alerting:
                     delivery = {"channel": channel, "to": address, "username": target.name, "step": label}
                     if not address:
                         delivery.update(
-                            status="failed",
+                            status="skipped",
                             last_error=f"no {'mobile number' if channel == 'sms' else 'e-mail address'} on file",
                         )
                     out.append(delivery)

@@ -16,13 +16,13 @@ from crisis_console.store.keys import Keys
 
 GROUP = "senders"
 #: Statuses after which a delivery is never attempted again.
-FINAL = ("sent", "delivered", "failed")
+FINAL = ("sent", "delivered", "failed", "skipped")
 
 # Mark an attempt started, unless the delivery is already done (a redelivered stream entry
 # after a crash must not send twice what was recorded as sent).
 _START_ATTEMPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'sent' or status == 'delivered' or status == 'failed' then return false end
+if not status or status == 'sent' or status == 'delivered' or status == 'failed' or status == 'skipped' then return false end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 """

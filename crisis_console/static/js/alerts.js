@@ -26,7 +26,8 @@
   if (!table) { return; }
 
   function badge(status) {
-    var tone = status === "sent" || status === "delivered" ? "ok" : (status === "failed" ? "off" : "warn");
+    var tone = status === "sent" || status === "delivered" ? "ok" :
+      (status === "failed" ? "off" : (status === "skipped" ? "neutral" : "warn"));
     return '<span class="badge badge--' + tone + '">' + status + "</span>";
   }
 
@@ -36,7 +37,8 @@
       return '<li data-delivery-id="' + d.id + '" data-status="' + esc(d.status) + '">' + esc(d.channel) + " → " +
         esc(d.username || d.to) + ": " + badge(esc(d.status)) +
         (d.attempts > 1 ? " after " + d.attempts + " attempts" : "") +
-        (d.last_error ? ' <span class="muted">(' + esc(d.last_error) + ")</span>" : "") +
+        (d.last_error ? ' <span class="muted">(' + esc(d.last_error) +
+          (d.status === "skipped" ? ": an administrator can add it on Users" : "") + ")</span>" : "") +
         (d.step ? ' <span class="muted">[' + esc(d.step) + "]</span>" : "") + "</li>";
     }).join("");
     var ack = a.acknowledged_by ? esc(a.acknowledged_by) :
