@@ -113,3 +113,31 @@ def test_manager_revokes_a_share_link_and_its_open_dashboard_stops(served_app, b
     shot(viewer, "share-link-revoked")
     manager.context.close()
     viewer.context.close()
+
+
+def test_admin_edits_a_lines_routing_and_deletes_it(served_app, page):
+    """On Phone lines: change the routing from dial to a queue, then delete the line."""
+    from playwright.sync_api import expect
+
+    from crisis_console.services.lines import Lines
+
+    number = f"+1617556{served_app.make_user(Role.STAKEHOLDER).id:04d}"
+    line = Lines(served_app.store).create(
+        {"number": number, "name": "Edit me", "route": {"type": "dial", "number": "+16175550100"}},
+        actor="test",
+    )
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, served_app.url, served_app.make_user(Role.ADMIN).username)
+    page.goto(f"{served_app.url}/admin/lines")
+    row = page.locator("#lines tr", has_text=number)
+    row.get_by_text("Edit routing").click()
+    row.get_by_label("Normal routing").select_option("enqueue")
+    row.get_by_label("Queue").fill("storm-queue")
+    row.get_by_role("button", name="Save routing").click()
+    row = page.locator("#lines tr", has_text=number)
+    expect(row).to_contain_text("enqueue: storm-queue", timeout=10_000)
+    assert Lines(served_app.store).require(line.id).route == {"type": "enqueue", "queue": "storm-queue"}
+    shot(row, "line-routing-edited")
+    row.get_by_role("button", name="Delete").click()
+    expect(page.locator("#lines tr", has_text=number)).to_have_count(0, timeout=10_000)
+    assert Lines(served_app.store).get(line.id) is None

@@ -423,3 +423,28 @@ def test_scheduler_records_a_scheduled_start_once(desk, store, monkeypatch):
     assert len(changed) == 1
     started = [e for e in store.audit.read() if e["action"] == "announcement.started"]
     assert [e["subject"] for e in started] == [f"announcement:{announcement['id']}"]
+
+
+def test_a_line_is_deleted_only_when_no_announcement_is_active_on_it(desk, twilio, store):
+    """DELETE refuses with 409 while an announcement is active; afterwards the number is free
+    again and calls to it are no longer routed; both edits are audited."""
+    line = desk.line()
+    changed = desk.patch(
+        "admin", f"/lines/{line['id']}", {"route": {"type": "dial", "number": "+16175550100"}}
+    )
+    assert changed.status_code == 200 and changed.json["route"] == {"type": "dial", "number": "+16175550100"}
+    assert [child.tag for child in twiml(call(twilio))] == ["Dial"]
+    announcement = desk.live_announcement(line["id"])
+    busy = desk.client.delete(f"/api/v1/lines/{line['id']}", headers=desk.headers["admin"])
+    assert busy.status_code == 409 and busy.json["error"]["code"] == "announcement_active"
+    assert busy.json["error"]["field"] == "line_id"
+    desk.post("writer", f"/announcements/{announcement['id']}/end")
+    refused = desk.client.delete(f"/api/v1/lines/{line['id']}", headers=desk.headers["writer"])
+    assert refused.status_code == 403
+    assert desk.client.delete(f"/api/v1/lines/{line['id']}", headers=desk.headers["admin"]).status_code == 204
+    assert desk.client.delete(f"/api/v1/lines/{line['id']}", headers=desk.headers["admin"]).status_code == 404
+    assert desk.get("admin", "/lines").json["lines"] == []
+    assert [child.tag for child in twiml(call(twilio))] == ["Say", "Hangup"]  # no longer a line
+    actions = [e["action"] for e in store.audit.read() if e["subject"] == f"line:{line['id']}"]
+    assert actions == ["line.created", "line.updated", "line.deleted"]
+    assert desk.line()["number"] == LINE  # the number can be added again

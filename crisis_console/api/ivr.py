@@ -44,6 +44,15 @@ def update_line(line_id: int) -> Any:
     return jsonify(line.public())
 
 
+@bp.route("/lines/<int:line_id>", methods=["DELETE"])
+@roles_required(Role.ADMIN)
+def delete_line(line_id: int) -> Any:
+    """Delete a phone line; 409 while an announcement is active on it."""
+    Lines(store()).delete(line_id, actor=current_user.username)
+    remember_state()
+    return "", 204
+
+
 @bp.route("/lines")
 @roles_required(Role.ADMIN, Role.MANAGER)
 def list_lines() -> Any:

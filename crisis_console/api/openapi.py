@@ -155,6 +155,10 @@ IVR_PATHS: dict[str, Any] = {
             (400, 401, 403, 404, 409, 422),
             {k: v for k, v in LINE_BODY.items() if k != "required"},
         ),
+        "delete": {
+            "summary": "Delete a line; 409 announcement_active while an announcement is active on it (admin)",
+            "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404, 409)},
+        },
     },
     "/announcements": {
         "post": _operation(

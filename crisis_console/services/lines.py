@@ -12,7 +12,7 @@ from crisis_console import clock
 from crisis_console.services import audit, validation
 from crisis_console.services.errors import Conflict, NotFound, ValidationError
 from crisis_console.store import Store
-from crisis_console.store.ivr import NumberTaken
+from crisis_console.store.ivr import LineBusy, NumberTaken
 
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 ROUTE_TYPES = ("dial", "enqueue", "redirect")
@@ -194,6 +194,20 @@ class Lines:
 
         self.store.lines.change(line.id, decide, lambda pipe: pipe.incr(self.store.keys.ivr_version()))
         return self.require(line.id)
+
+    def delete(self, line_id: int | str, *, actor: str) -> Line:
+        """Delete a line (its number is free again); refused while an announcement is active on it."""
+        line = self.require(line_id)
+        entry = audit.entry(actor, "line.deleted", f"line:{line.id}", number=line.number, name=line.name)
+        try:
+            self.store.lines.delete_line(line.id, line.number, entry)
+        except LineBusy:
+            raise Conflict(
+                f"An announcement is active on {line.name or line.number}: end it before deleting the line.",
+                field="line_id",
+                code="announcement_active",
+            ) from None
+        return line
 
     def get(self, line_id: int | str) -> Line | None:
         """Return a line, or None."""

@@ -34,6 +34,10 @@ class NumberTaken(Exception):
     """Another line already has this number."""
 
 
+class LineBusy(Exception):
+    """An announcement is active on the line."""
+
+
 class LineRepo(Records):
     """Phone lines, found by id or by number."""
 
@@ -52,6 +56,26 @@ class LineRepo(Records):
         return self.create(
             fields, entry, lambda pipe, _id: pipe.incr(self._keys.ivr_version()), record_id=line_id
         )
+
+    def delete_line(self, line_id: int | str, number: str, audit: AuditEntry) -> None:
+        """Delete a line and free its number, atomically with its audit entry.
+
+        Raises:
+            LineBusy: an announcement is active on the line (checked in the same transaction).
+        """
+        pointer = self._keys.line_announcement(line_id)
+
+        def attempt(pipe: redis.client.Pipeline) -> None:
+            if pipe.exists(pointer):
+                raise LineBusy(str(line_id))
+            pipe.multi()
+            pipe.delete(self._keys.line(line_id))
+            pipe.zrem(self._keys.lines_index(), str(line_id))
+            pipe.hdel(self._keys.lines_by_number(), number)
+            pipe.incr(self._keys.ivr_version())
+            self._audit.add_to(pipe, audit)
+
+        self._r.transaction(attempt, pointer)
 
     def id_for_number(self, number: str) -> str | None:
         """Return the id of the line with this number, or None."""
