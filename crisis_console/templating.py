@@ -41,7 +41,10 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
 
 
 def init_app(app: Flask) -> None:
-    """Register the context processor."""
+    """Register the context processor and the template filters."""
+    from crisis_console.services.lines import language_name
+
+    app.add_template_filter(language_name, "language_name")
 
     @app.context_processor
     def globals_for_templates() -> dict[str, Any]:

@@ -448,3 +448,13 @@ def test_a_line_is_deleted_only_when_no_announcement_is_active_on_it(desk, twili
     actions = [e["action"] for e in store.audit.read() if e["subject"] == f"line:{line['id']}"]
     assert actions == ["line.created", "line.updated", "line.deleted"]
     assert desk.line()["number"] == LINE  # the number can be added again
+
+
+def test_the_phone_form_names_languages_rather_than_codes(desk, auth, client):
+    """The message fields say "Message in English" and "Message in Español (Spanish)"."""
+    desk.line()
+    auth.login_as(Role.MANAGER)
+    page = client.get("/manager/phone").get_data(as_text=True)
+    assert '<label for="ann-en">Message in English</label>' in page
+    assert '<label for="ann-es">Message in Español (Spanish)</label>' in page
+    assert "Message in en<" not in page and "Message in es<" not in page

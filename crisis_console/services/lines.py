@@ -17,6 +17,26 @@ from crisis_console.store.ivr import LineBusy, NumberTaken
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 ROUTE_TYPES = ("dial", "enqueue", "redirect")
 #: Languages a line can offer, with the Twilio ``<Say>`` language used for each.
+#: How each offered language is named to the people writing for it: its own name, and the
+#: English one where they differ.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "es": "Español (Spanish)",
+    "fr": "Français (French)",
+    "ht": "Kreyòl ayisyen (Haitian Creole)",
+    "pt": "Português (Portuguese)",
+    "zh": "中文 (Chinese)",
+    "vi": "Tiếng Việt (Vietnamese)",
+    "ru": "Русский (Russian)",
+    "ar": "العربية (Arabic)",
+}
+
+
+def language_name(code: str) -> str:
+    """Return a language's name for people (the code itself for one not listed)."""
+    return LANGUAGE_NAMES.get(code, code)
+
+
 SAY_LANGUAGES = {
     "en": "en-US",
     "es": "es-US",
