@@ -15,6 +15,7 @@ PUBLIC = {
     "auth.logout",
     "auth.open_share_link",
     "console.index",
+    "console.favicon",
     "api.openapi",
     "api.create_session",
 }

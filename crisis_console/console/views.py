@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, send_from_directory, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -37,6 +37,14 @@ def index() -> Response:
     if current_user.is_authenticated:
         return redirect(url_for(HOME_ENDPOINT[current_user.role]))
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/favicon.ico")
+def favicon() -> Response:
+    """Serve the icon browsers ask for at the site root (pages link the SVG one)."""
+    return send_from_directory(
+        current_app.static_folder or "", "favicon.ico", mimetype="image/vnd.microsoft.icon", max_age=86400
+    )
 
 
 @bp.route("/manager")
