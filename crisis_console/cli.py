@@ -52,7 +52,14 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    envvar="PORT",
+    type=click.IntRange(1, 65535),
+    help="Port (or PORT).",
+)
 @click.option(
     "--only",
     type=click.Choice(["webhooks"]),
@@ -208,10 +215,20 @@ def alerts_check(folder: str | None) -> None:
 @click.option("--line", "number", required=True, help="The line's phone number, e.g. +16175550311.")
 @click.option("--digits", default="", help="Keys the caller presses at the menu, e.g. 2 for Spanish.")
 @click.option(
-    "--url", default=None, help="The console's URL (default: PUBLIC_BASE_URL or http://127.0.0.1:5000)."
+    "--url",
+    default=None,
+    help="The console's URL (default: PUBLIC_BASE_URL, else http://127.0.0.1:PORT).",
+)
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    envvar="PORT",
+    type=click.IntRange(1, 65535),
+    help="The port the console listens on (or PORT, as make run and serve use).",
 )
 @click.option("--from", "caller", default="+15555550123", show_default=True, help="The caller's number.")
-def call(number: str, digits: str, url: str | None, caller: str) -> None:
+def call(number: str, digits: str, url: str | None, port: int, caller: str) -> None:
     """Call a line of the running console as Twilio would, and print what the caller hears."""
     import requests
 
@@ -221,7 +238,7 @@ def call(number: str, digits: str, url: str | None, caller: str) -> None:
 
     settings = resolve_config(None)
     token = settings.TWILIO_AUTH_TOKEN or instance_twilio_token(instance_path())
-    base = url or settings.PUBLIC_BASE_URL or "http://127.0.0.1:5000"
+    base = url or settings.PUBLIC_BASE_URL or f"http://127.0.0.1:{port}"
     try:
         PhoneCall(base, token, number, caller).run(digits, say=click.echo)
     except requests.RequestException as exc:

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from crisis_console.cli import cli
 from tests.helpers import PASSWORD
 from tests.servers import ROOT, free_port
@@ -108,3 +110,25 @@ def test_scripts_import_twice_says_what_it_skipped(runner, store):
     assert "created 0 drafts" in again.output and "skipped 2 already imported" in again.output
     assert again.output.count("skipped [") == 2
     assert len([s for s in store.scripts.all() if s.get("event_id") == str(event.id)]) == 2
+
+
+@pytest.mark.served
+def test_call_reaches_a_console_on_the_port_in_PORT(served_app, monkeypatch):
+    """`call --line` with PORT set (as for `PORT=… make run`) calls that port, not 5000."""
+    from click.testing import CliRunner
+
+    from crisis_console.services.lines import Lines
+    from tests.conftest import TWILIO_TOKEN
+
+    number = f"+1617557{served_app.make_user('stakeholder').id:04d}"
+    Lines(served_app.store).create(
+        {"number": number, "name": "Port line", "route": {"type": "dial", "number": "+16175550100"}},
+        actor="test",
+    )
+    port = served_app.url.rsplit(":", 1)[1]
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    result = CliRunner().invoke(
+        cli, ["call", "--line", number], env={"PORT": port, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
+    )
+    assert result.exit_code == 0, result.output
+    assert "+16175550100" in result.output
