@@ -85,7 +85,7 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
     from crisis_console import serving
     from crisis_console.app import create_app
     from crisis_console.extensions import STORE_EXTENSION
-    from crisis_console.store import describe
+    from crisis_console.store import describe, stop_embedded
 
     try:
         app = create_app()
@@ -108,6 +108,10 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
     where = describe(app.config.get("REDIS_URL"), app.instance_path)
     click.echo(f"Crisis Console on http://{host}:{port}/  (Redis: {where}, prefix {store.keys.prefix!r})")
     serving.run(app, host, port)
+    if not app.config.get("REDIS_URL") and stop_embedded(store.redis):
+        click.echo(f"Crisis Console stopped; the embedded Redis saved and stopped ({where}).")
+    else:
+        click.echo("Crisis Console stopped.")
 
 
 def start_scheduler(app: Any) -> None:

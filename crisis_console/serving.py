@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import signal
 import socket
 
+import gevent
 from flask import Flask
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
@@ -28,9 +30,21 @@ class NoDelayHandler(WebSocketHandler):
         super().handle()
 
 
+#: Seconds open requests and sockets get to finish when the console is stopped.
+STOP_TIMEOUT = 3
+
+
 def run(app: Flask, host: str, port: int) -> None:
-    """Serve until stopped (Ctrl-C or SIGTERM)."""
+    """Serve until stopped (Ctrl-C or SIGTERM), then return so the caller can clean up."""
     server = pywsgi.WSGIServer((host, port), app, handler_class=NoDelayHandler, log=None)
+
+    def stop() -> None:
+        # Signal handlers must not block: the stop runs in its own greenlet, and
+        # serve_forever returns once it is done.
+        gevent.spawn(server.stop, timeout=STOP_TIMEOUT)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(number, stop)
     # Everything imported and built so far lives as long as the process: keep it out of the
     # cyclic collector's scans, whose pauses showed up as the slowest push deliveries.
     gc.collect()
@@ -38,7 +52,7 @@ def run(app: Flask, host: str, port: int) -> None:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        server.stop(timeout=5)
+        server.stop(timeout=STOP_TIMEOUT)
 
 
 def run_webhooks(host: str, port: int, workers: int, threads: int) -> None:

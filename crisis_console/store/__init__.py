@@ -16,6 +16,7 @@ from crisis_console.store.connection import (
     connection_url,
     describe,
     message_queue_url,
+    stop_embedded,
 )
 from crisis_console.store.events import EventRepo
 from crisis_console.store.ivr import AnnouncementRepo, LineRepo
@@ -28,7 +29,16 @@ from crisis_console.store.sockets import SocketRepo
 from crisis_console.store.tokens import TokenRepo
 from crisis_console.store.users import UserRepo
 
-__all__ = ["Keys", "Store", "StoreUnavailable", "connect", "connection_url", "describe", "message_queue_url"]
+__all__ = [
+    "Keys",
+    "Store",
+    "StoreUnavailable",
+    "connect",
+    "connection_url",
+    "describe",
+    "message_queue_url",
+    "stop_embedded",
+]
 
 
 class Store:

