@@ -25,8 +25,12 @@ from crisis_console.sockets import realtime
 @bp.route("/categories")
 @signed_in
 def list_categories() -> Any:
-    """List the complaint categories."""
-    return jsonify({"categories": [c.public() for c in Categories(store()).list()]})
+    """List the active complaint categories (``?status=all``: retired and merged ones too)."""
+    status = request.args.get("status", "active")
+    if status not in ("active", "all"):
+        raise ValidationError("status must be active or all.", field="status")
+    listed = Categories(store()).list(include_inactive=status == "all")
+    return jsonify({"categories": [c.public() for c in listed]})
 
 
 @bp.route("/categories", methods=["POST"])
@@ -41,6 +45,28 @@ def create_category() -> Any:
 def update_category(code: str) -> Any:
     """Change a category's name, aliases, Open311 code or hazards."""
     return jsonify(Categories(store()).update(code, json_object(), actor=current_user.username).public())
+
+
+@bp.route("/categories/<code>/retire", methods=["POST"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def retire_category(code: str) -> Any:
+    """Stop offering and matching a category for new contacts (its history stays)."""
+    return jsonify(Categories(store()).retire(code, actor=current_user.username).public())
+
+
+@bp.route("/categories/<code>/restore", methods=["POST"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def restore_category(code: str) -> Any:
+    """Offer and match a retired category again."""
+    return jsonify(Categories(store()).restore(code, actor=current_user.username).public())
+
+
+@bp.route("/categories/<code>/merge", methods=["POST"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def merge_category(code: str) -> Any:
+    """Merge a category ``{into}``: its names and counts, history included, go to the kept one."""
+    kept = Categories(store()).merge(code, json_object(), actor=current_user.username)
+    return jsonify(kept.public())
 
 
 @bp.route("/complaints", methods=["POST"])
