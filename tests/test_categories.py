@@ -172,6 +172,7 @@ def test_forgiving_names_map_to_the_starter_categories(client, agent_headers, st
     answer = log(client, agent_headers, typed)
     assert answer["_status"] == 201, answer
     assert store.complaints.recent(1)[0]["category"] == code
+    assert (answer["category"], answer["category_name"]) == (code, Categories(store).require(code).name)
 
 
 def test_a_close_call_between_two_categories_is_refused_with_suggestions(client, agent_headers, store):

@@ -86,7 +86,12 @@ def post_complaints() -> Any:
         raise ValidationError(error["message"], field=error["field"], code=error["code"])
     if result["accepted"]:
         realtime.trends_changed(result["accepted"])
-    return jsonify({"accepted": result["accepted"], "rejected": result["rejected"]}), 201
+    answer: dict[str, Any] = {"accepted": result["accepted"], "rejected": result["rejected"]}
+    if not batch and result["accepted"]:
+        # Say what a forgivingly matched name was counted as ("stret light out" → the category).
+        code = store().complaints.get(result["ids"][0])["category"]
+        answer.update(category=code, category_name=Categories(store()).require(code).name)
+    return jsonify(answer), 201
 
 
 @bp.route("/trends")
