@@ -198,11 +198,14 @@ def merge_categories() -> Response:
     try:
         if not source:
             raise ServiceError("Choose the category to merge away.", field="source")
-        kept = Categories(store()).merge(
-            source, {"into": request.form.get("into", "")}, actor=current_user.username
-        )
+        service = Categories(store())
+        away = service.require(source)
+        kept = service.merge(source, {"into": request.form.get("into", "")}, actor=current_user.username)
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(url_for("admin.categories"))
-    flash(f"Merged {source!r} into {kept.name!r}: its names and counts are now {kept.name!r}'s.", "success")
+    flash(
+        f"Merged {away.name!r} into {kept.name!r}: its names and its counts, history included, are {kept.name!r}'s now.",
+        "success",
+    )
     return redirect(url_for("admin.categories"))

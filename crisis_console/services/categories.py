@@ -249,8 +249,11 @@ class Categories:
                 f"{target.name!r} is {target.status}; merge into an active category.", field="into"
             )
         taken = {lookup_key(n) for n in [target.code, target.name, target.name_es, *target.aliases]}
+        # The code too: it was a name people could type, and it stays claimed by the kept one.
         moved = [
-            n for n in [source.name, source.name_es, *source.aliases] if n and lookup_key(n) not in taken
+            n
+            for n in [source.name, source.name_es, *source.aliases, source.code]
+            if n and lookup_key(n) not in taken
         ]
         aliases = list(dict.fromkeys([*target.aliases, *moved]))
         hazards = list(dict.fromkeys([*target.hazards, *source.hazards]))
