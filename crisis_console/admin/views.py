@@ -205,7 +205,8 @@ def merge_categories() -> Response:
         flash(exc.message, "error")
         return redirect(url_for("admin.categories"))
     flash(
-        f"Merged {away.name!r} into {kept.name!r}: its names and its counts, history included, are {kept.name!r}'s now.",
+        f"Merged {away.name!r} into {kept.name!r}: its names and its counts, history included, "
+        f"now count under {kept.name!r}.",
         "success",
     )
     return redirect(url_for("admin.categories"))
