@@ -49,7 +49,12 @@ def test_single_complaint_is_counted_under_its_category(client, catalogue, agent
         json={"category": "UNPLOWED street", "zip": "02124", "occurred_at": "2015-01-27T12:10:30Z"},
         headers=agent_headers,
     )
-    assert response.status_code == 201 and response.json == {"accepted": 1, "rejected": []}
+    assert response.status_code == 201 and response.json == {
+        "accepted": 1,
+        "rejected": [],
+        "category": "snow_plowing",
+        "category_name": "Request for Snow Plowing",
+    }
     result = trends.series(store, window="60m", bucket="1m", at="2015-01-27T12:30:00Z")
     assert result["totals"] == {"snow_plowing": 1, "all": 1}
     assert result["series"]["snow_plowing"][result["buckets"].index("2015-01-27T12:10:00.000Z")] == 1

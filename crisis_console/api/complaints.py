@@ -78,7 +78,8 @@ def post_complaints() -> Any:
     if batch and not isinstance(data["complaints"], list):
         raise ValidationError("complaints must be a list of complaint objects.", field="complaints")
     records = data["complaints"] if batch else [data]
-    result = Intake(store()).submit(
+    intake = Intake(store())
+    result = intake.submit(
         records, channel="import" if batch else "phone", source=f"api:{current_user.username}"
     )
     if not batch and result["rejected"]:
@@ -89,8 +90,8 @@ def post_complaints() -> Any:
     answer: dict[str, Any] = {"accepted": result["accepted"], "rejected": result["rejected"]}
     if not batch and result["accepted"]:
         # Say what a forgivingly matched name was counted as ("stret light out" → the category).
-        code = store().complaints.get(result["ids"][0])["category"]
-        answer.update(category=code, category_name=Categories(store()).require(code).name)
+        code = result["categories"][0]
+        answer.update(category=code, category_name=intake.name_of(code))
     return jsonify(answer), 201
 
 

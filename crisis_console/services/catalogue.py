@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,10 +115,6 @@ def read_services(path: Path) -> list[dict[str, str]]:
     return data
 
 
-def _entries(services: list[Any]) -> Iterator[tuple[int, Any]]:
-    yield from enumerate(services, start=1)
-
-
 def import_services(
     store: Store,
     path: Path,
@@ -135,7 +131,7 @@ def import_services(
     services = read_services(path)
     catalogue = Categories(store)
     summary = ImportSummary()
-    for number, service in _entries(services):
+    for number, service in enumerate(services, start=1):
         where = f"{path.name}: entry {number}"
         try:
             if not isinstance(service, Mapping):

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from crisis_console import clock
 from crisis_console.services.categories import MERGED, RETIRED, Categories, Matcher, lookup_key
@@ -84,7 +84,7 @@ class Intake:
             code = self._names.get(lookup_key(value)) or self._forgiving(value, fuzzy)
         if code is None:
             self._refuse(value)
-        return self._current(code, value)
+        return self._current(code)
 
     def _catalogue(self) -> dict[str, dict[str, str]]:
         if self._states is None:
@@ -97,7 +97,7 @@ class Intake:
             self._matcher = Categories(self.store).matcher()
         return self._matcher.match(value, fuzzy=fuzzy).code
 
-    def _current(self, code: str, value: str) -> str:
+    def _current(self, code: str) -> str:
         """Follow a merge; refuse a retired category."""
         state = self._catalogue().get(code, {})
         if state.get("status") == MERGED and state.get("merged_into"):
@@ -110,7 +110,7 @@ class Intake:
             )
         return code
 
-    def _refuse(self, value: str) -> None:
+    def _refuse(self, value: str) -> NoReturn:
         """Raise the error for a name that matches no one category, with suggestions."""
         matcher = self._matcher or Categories(self.store).matcher()
         found = matcher.match(value)
@@ -157,7 +157,8 @@ class Intake:
         return Complaint(occurred, category, chosen, zip_code, lat, lon, text.strip())
 
     def submit(self, records: list[Any], *, channel: str, source: str) -> dict[str, Any]:
-        """Store the valid records; return ``{accepted, rejected: [{index, error}], ids}``."""
+        """Store the valid records; return ``{accepted, rejected: [{index, error}], ids, categories}``
+        (``categories``: the code each accepted record was counted under, in order)."""
         if len(records) > MAX_BATCH:
             raise ValidationError(f"At most {MAX_BATCH} complaints per request.", field="complaints")
         now = clock.now()
@@ -172,7 +173,11 @@ class Intake:
                 continue
             good.append(self._row(complaint, source, now))
         ids = self.store.complaints.add_many(good) if good else []
-        return {"accepted": len(ids), "rejected": rejected, "ids": ids}
+        return {"accepted": len(ids), "rejected": rejected, "ids": ids, "categories": [g[2] for g in good]}
+
+    def name_of(self, code: str) -> str:
+        """Return a category's name as this intake read the catalogue (no extra round trip)."""
+        return self._catalogue().get(code, {}).get("name", code)
 
     @staticmethod
     def _row(complaint: Complaint, source: str, now: datetime) -> tuple[str, str, str, str, dict[str, str]]:
