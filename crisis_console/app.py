@@ -36,6 +36,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         app.config["TWILIO_TOKEN_IS_LOCAL"] = True
 
     init_store(app)
+    init_catalogue(app)
     if not app.testing:  # Flask-SocketIO's test client refuses a message queue
         app.config["SOCKETIO_MESSAGE_QUEUE"] = message_queue(config, app.extensions[STORE_EXTENSION])
     init_alerts(app)
@@ -142,6 +143,14 @@ def init_store(app: Flask) -> None:
         app.config.get("REDIS_URL"), app.instance_path, check=app.config.get("REQUIRE_STORE", True)
     )
     app.extensions[STORE_EXTENSION] = Store(client, app.config["CRISIS_KEY_PREFIX"])
+
+
+def init_catalogue(app: Flask) -> None:
+    """Seed the starter category catalogue if this deployment never had it (once, audited)."""
+    from crisis_console.services import catalogue
+
+    if app.config.get("SEED_CATALOGUE", True):
+        catalogue.seed(app.extensions[STORE_EXTENSION])
 
 
 def init_security(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""The command line: serve, worker, user, token, scripts, replay, drill report."""
+"""The command line: serve, worker, user, token, scripts, replay, drill report, categories."""
 
 from __future__ import annotations
 
@@ -500,3 +500,40 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         lines.append("")
         lines.append("Not reached: " + ", ".join(MILESTONES[name] for name in report["missing"]))
     return lines
+
+
+@cli.group()
+def categories() -> None:
+    """Manage the complaint-category catalogue."""
+
+
+@categories.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def categories_import(path: Path) -> None:
+    """Create or update categories from a city's Open311 GeoReport v2 services.json (or .xml)."""
+    import redis
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from crisis_console.services.catalogue import CatalogueFileError, import_services, read_services
+
+    try:
+        total = len(read_services(path))
+    except CatalogueFileError as exc:
+        fail(str(exc))
+    store = open_store_or_exit()
+    try:
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"importing {path.name}", total=total)
+            summary = import_services(store, path, actor="cli", progress=lambda n: bar.advance(task, n))
+    except redis.RedisError as exc:
+        fail(f"Redis stopped answering during the import: {exc}", EXIT_NO_STORE)
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(
+        f"{total} services in {path.name}: created {len(summary.created)}, updated {len(summary.updated)}, "
+        f"unchanged {len(summary.unchanged)}, rejected {len(summary.errors)}"
+    )
+    for error in summary.errors:
+        click.echo(f"error: {error}", err=True)
+    if summary.errors:
+        sys.exit(1)

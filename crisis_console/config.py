@@ -18,6 +18,10 @@ ENV_SETTINGS = (
 )
 
 
+#: Values of a yes/no setting that mean no.
+NO = ("0", "false", "no", "off")
+
+
 class Config:
     """Settings for a running console, each from the environment of the same name."""
 
@@ -44,6 +48,8 @@ class Config:
         self.SMTP_HOST: str | None = env.get("SMTP_HOST") or None
         self.SMTP_PORT: int = int(env.get("SMTP_PORT") or 25)
         self.SMTP_FROM: str = env.get("SMTP_FROM") or "crisis-console@localhost"
+        #: Seed the starter category catalogue on the first start of an empty deployment.
+        self.SEED_CATALOGUE: bool = env.get("CRISIS_SEED_CATALOGUE", "1").lower() not in NO
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = (self.PUBLIC_BASE_URL or "").startswith("https://")
@@ -67,6 +73,8 @@ class TestConfig(Config):
         # Flask-SocketIO's test client refuses a message queue, and the module-level SocketIO
         # would keep it for later apps: in-process test apps never get one.
         self.SOCKETIO_MESSAGE_QUEUE = None
+        # Tests build the catalogue they need; a test of the starter catalogue turns this on.
+        self.SEED_CATALOGUE = False
         for name, value in overrides.items():
             setattr(self, name, value)
 

@@ -82,3 +82,8 @@ def _active_events(user: Any) -> list[Any]:
         return Events(store()).active()
     except RedisError:
         return []
+
+
+# The category catalogue page, for the roles that may change the catalogue.
+NAVIGATION[Role.ADMIN].append(("admin.categories", "Categories"))
+NAVIGATION[Role.MANAGER].append(("admin.categories", "Categories"))

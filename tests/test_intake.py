@@ -49,7 +49,12 @@ def test_single_complaint_is_counted_under_its_category(client, catalogue, agent
         json={"category": "UNPLOWED street", "zip": "02124", "occurred_at": "2015-01-27T12:10:30Z"},
         headers=agent_headers,
     )
-    assert response.status_code == 201 and response.json == {"accepted": 1, "rejected": []}
+    assert response.status_code == 201 and response.json == {
+        "accepted": 1,
+        "rejected": [],
+        "category": "snow_plowing",
+        "category_name": "Request for Snow Plowing",
+    }
     result = trends.series(store, window="60m", bucket="1m", at="2015-01-27T12:30:00Z")
     assert result["totals"] == {"snow_plowing": 1, "all": 1}
     assert result["series"]["snow_plowing"][result["buckets"].index("2015-01-27T12:10:00.000Z")] == 1
@@ -219,12 +224,23 @@ def test_replay_with_a_mapping_reports_rejected_rows(runner, app, store, tmp_pat
 
 
 @pytest.mark.skipif(not BOSTON.exists(), reason="shared/data is not beside the checkout")
-def test_boston_blizzard_is_flagged_and_a_quiet_day_is_not(runner, app, store, client, agent_headers):
+@pytest.mark.parametrize("starter", [False, True], ids=["bare_catalogue", "starter_catalogue"])
+def test_boston_blizzard_is_flagged_and_a_quiet_day_is_not(
+    runner, app, store, client, agent_headers, starter
+):
     """With the Boston file at its own times, the 27 January blizzard's snow categories are
-    flagged by /trends/spikes?at=…, and steady categories stay quiet on an ordinary morning."""
+    flagged by /trends/spikes?at=…, and steady categories stay quiet on an ordinary morning.
+    The same on a console that started with the starter catalogue, where the Boston request
+    types that mean a starter category (with the same hazards) are counted under it."""
     from crisis_console.cli import cli
+    from crisis_console.services import catalogue
 
+    if starter:
+        catalogue.seed(store)
     assert runner.invoke(cli, ["replay", str(BOSTON)]).exit_code == 0
+    if starter:
+        lights = trends.series(store, window="7d", bucket="7d", at="2015-01-31T00:00:00Z")["totals"]
+        assert lights["street_light_out"] > 100 and "street_light_outages" not in lights
     storm = client.get("/api/v1/trends/spikes?window=60m&at=2015-01-27T12:59:00Z", headers=agent_headers).json
     flagged = {s["category"] for s in storm["spikes"]}
     assert "request_for_snow_plowing_emergency_responder" in flagged

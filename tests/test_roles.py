@@ -98,10 +98,10 @@ def test_audit_is_for_managers_and_admins(auth, client):
 @pytest.mark.parametrize(
     ("role", "links"),
     [
-        (Role.MANAGER, ["Console", "Phone line", "Alerts", "Agent view", "Dashboard"]),
+        (Role.MANAGER, ["Console", "Phone line", "Alerts", "Agent view", "Dashboard", "Categories"]),
         (Role.AGENT, ["Scripts"]),
         (Role.STAKEHOLDER, ["Dashboard"]),
-        (Role.ADMIN, ["Users", "Phone lines", "Alerts", "Dashboard"]),
+        (Role.ADMIN, ["Users", "Phone lines", "Alerts", "Dashboard", "Categories"]),
     ],
 )
 def test_navigation_offers_each_role_its_pages(auth, client, role, links):

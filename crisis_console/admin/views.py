@@ -161,3 +161,52 @@ def lines() -> str:
         languages=list(SAY_LANGUAGES),
         route_types=ROUTE_TYPES,
     )
+
+
+@bp.route("/categories")
+@roles_required(Role.ADMIN, Role.MANAGER)
+def categories() -> str:
+    """List the category catalogue with recent counts; add, edit, retire, restore and merge."""
+    from crisis_console.services import trends
+    from crisis_console.services.categories import ACTIVE, MERGED, RETIRED, Categories
+    from scripts_library.templates import HAZARDS
+
+    everything = Categories(store()).list(include_inactive=True)
+    day = trends.series(store(), window="24h", bucket="24h")["totals"]
+    week = trends.series(store(), window="7d", bucket="7d")["totals"]
+    by_status = {s: [c for c in everything if c.status == s] for s in (ACTIVE, RETIRED, MERGED)}
+    by_status[ACTIVE].sort(key=lambda c: c.name.lower())
+    return render_template(
+        "admin/categories.html",
+        active=by_status[ACTIVE],
+        retired=by_status[RETIRED],
+        merged=by_status[MERGED],
+        names={c.code: c.name for c in everything},
+        day=day,
+        week=week,
+        hazards=HAZARDS,
+    )
+
+
+@bp.route("/categories/merge", methods=["POST"])
+@roles_required(Role.ADMIN, Role.MANAGER)
+def merge_categories() -> Response:
+    """Merge the category chosen in the form into the one to keep."""
+    from crisis_console.services.categories import Categories
+
+    source = request.form.get("source", "")
+    try:
+        if not source:
+            raise ServiceError("Choose the category to merge away.", field="source")
+        service = Categories(store())
+        away = service.require(source)
+        kept = service.merge(source, {"into": request.form.get("into", "")}, actor=current_user.username)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("admin.categories"))
+    flash(
+        f"Merged {away.name!r} into {kept.name!r}: its names and its counts, history included, "
+        f"now count under {kept.name!r}.",
+        "success",
+    )
+    return redirect(url_for("admin.categories"))

@@ -25,8 +25,12 @@ from crisis_console.sockets import realtime
 @bp.route("/categories")
 @signed_in
 def list_categories() -> Any:
-    """List the complaint categories."""
-    return jsonify({"categories": [c.public() for c in Categories(store()).list()]})
+    """List the active complaint categories (``?status=all``: retired and merged ones too)."""
+    status = request.args.get("status", "active")
+    if status not in ("active", "all"):
+        raise ValidationError("status must be active or all.", field="status")
+    listed = Categories(store()).list(include_inactive=status == "all")
+    return jsonify({"categories": [c.public() for c in listed]})
 
 
 @bp.route("/categories", methods=["POST"])
@@ -43,6 +47,28 @@ def update_category(code: str) -> Any:
     return jsonify(Categories(store()).update(code, json_object(), actor=current_user.username).public())
 
 
+@bp.route("/categories/<code>/retire", methods=["POST"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def retire_category(code: str) -> Any:
+    """Stop offering and matching a category for new contacts (its history stays)."""
+    return jsonify(Categories(store()).retire(code, actor=current_user.username).public())
+
+
+@bp.route("/categories/<code>/restore", methods=["POST"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def restore_category(code: str) -> Any:
+    """Offer and match a retired category again."""
+    return jsonify(Categories(store()).restore(code, actor=current_user.username).public())
+
+
+@bp.route("/categories/<code>/merge", methods=["POST"])
+@roles_required(Role.MANAGER, Role.ADMIN)
+def merge_category(code: str) -> Any:
+    """Merge a category ``{into}``: its names and counts, history included, go to the kept one."""
+    kept = Categories(store()).merge(code, json_object(), actor=current_user.username)
+    return jsonify(kept.public())
+
+
 @bp.route("/complaints", methods=["POST"])
 @roles_required(Role.AGENT, Role.MANAGER)
 def post_complaints() -> Any:
@@ -52,7 +78,8 @@ def post_complaints() -> Any:
     if batch and not isinstance(data["complaints"], list):
         raise ValidationError("complaints must be a list of complaint objects.", field="complaints")
     records = data["complaints"] if batch else [data]
-    result = Intake(store()).submit(
+    intake = Intake(store())
+    result = intake.submit(
         records, channel="import" if batch else "phone", source=f"api:{current_user.username}"
     )
     if not batch and result["rejected"]:
@@ -60,7 +87,12 @@ def post_complaints() -> Any:
         raise ValidationError(error["message"], field=error["field"], code=error["code"])
     if result["accepted"]:
         realtime.trends_changed(result["accepted"])
-    return jsonify({"accepted": result["accepted"], "rejected": result["rejected"]}), 201
+    answer: dict[str, Any] = {"accepted": result["accepted"], "rejected": result["rejected"]}
+    if not batch and result["accepted"]:
+        # Say what a forgivingly matched name was counted as ("stret light out" → the category).
+        code = result["categories"][0]
+        answer.update(category=code, category_name=intake.name_of(code))
+    return jsonify(answer), 201
 
 
 @bp.route("/trends")

@@ -212,6 +212,7 @@ CATEGORY_BODY = {
         "aliases": {"type": "array", "items": {"type": "string"}},
         "open311_code": {"type": "string"},
         "hazards": {"type": "array", "items": {"type": "string"}},
+        "name_es": {"type": "string", "description": "the Spanish name"},
     },
 }
 
@@ -281,13 +282,42 @@ TREND_PATHS: dict[str, Any] = {
         }
     },
     "/categories": {
-        "get": _operation("The complaint-category catalogue", 200, (401,)),
+        "get": {
+            **_operation("The complaint-category catalogue (active categories)", 200, (401, 422)),
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["active", "all"]}}
+            ],
+        },
         "post": _operation("Add a category (manager, admin)", 201, (400, 401, 403, 409, 422), CATEGORY_BODY),
     },
     "/categories/{code}": {
         "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
         "patch": _operation(
             "Change a category (manager, admin)", 200, (400, 401, 403, 404, 409, 422), CATEGORY_BODY
+        ),
+    },
+    "/categories/{code}/retire": {
+        "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "post": _operation(
+            "Retire a category: no longer offered or matched for new contacts, history kept (manager, admin)",
+            200,
+            (401, 403, 404, 409),
+        ),
+    },
+    "/categories/{code}/restore": {
+        "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "post": _operation(
+            "Offer and match a retired category again (manager, admin)", 200, (401, 403, 404, 409)
+        ),
+    },
+    "/categories/{code}/merge": {
+        "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "post": _operation(
+            "Merge this category into another: its names become aliases there and its counts, "
+            "history included, count there; returns the kept category (manager, admin)",
+            200,
+            (400, 401, 403, 404, 409, 422),
+            {"type": "object", "required": ["into"], "properties": {"into": {"type": "string"}}},
         ),
     },
     "/complaints": {

@@ -11,10 +11,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from crisis_console import clock
-from crisis_console.services.categories import Categories, lookup_key
+from crisis_console.services.categories import MERGED, RETIRED, Categories, Matcher, lookup_key
 from crisis_console.services.errors import ServiceError, ValidationError
 from crisis_console.store import Store
 
@@ -59,23 +59,71 @@ class Intake:
         self.store = store
         self._names: dict[str, str] | None = None
         self._fresh = False
+        self._states: dict[str, dict[str, str]] | None = None
+        self._matcher: Matcher | None = None
 
-    def category_for(self, value: Any) -> str:
-        """Return the category code a name, alias or code maps to, or raise naming ``category``."""
+    def category_for(self, value: Any, *, fuzzy: bool = True) -> str:
+        """Return the category code a name, alias or code maps to, or raise naming ``category``.
+
+        An exact name (any case and spacing) is one dictionary look-up; anything else goes
+        through forgiving matching (punctuation, run-together words, small typos), which
+        refuses rather than guesses when two categories are about as close (``fuzzy`` False:
+        no typos forgiven).
+        """
         if not isinstance(value, str) or not value.strip():
             raise ValidationError("category is required.", field="category")
         if self._names is None:
             self._names = Categories(self.store).resolver()
         code = self._names.get(lookup_key(value))
+        if code is None:
+            code = self._forgiving(value, fuzzy)
         if code is None and not self._fresh:
             # A category created moments ago in another process: look again, once per batch.
             self._names, self._fresh = Categories(self.store).resolver(fresh=True), True
-            code = self._names.get(lookup_key(value))
+            self._states = self._matcher = None
+            code = self._names.get(lookup_key(value)) or self._forgiving(value, fuzzy)
         if code is None:
+            self._refuse(value)
+        return self._current(code)
+
+    def _catalogue(self) -> dict[str, dict[str, str]]:
+        if self._states is None:
+            rows = self.store.categories.all(max_age=0.0 if self._fresh else 2.0)
+            self._states = {row["code"]: row for row in rows}
+        return self._states
+
+    def _forgiving(self, value: str, fuzzy: bool = True) -> str | None:
+        if self._matcher is None:
+            self._matcher = Categories(self.store).matcher()
+        return self._matcher.match(value, fuzzy=fuzzy).code
+
+    def _current(self, code: str) -> str:
+        """Follow a merge; refuse a retired category."""
+        state = self._catalogue().get(code, {})
+        if state.get("status") == MERGED and state.get("merged_into"):
+            return state["merged_into"]
+        if state.get("status") == RETIRED:
             raise ValidationError(
-                f"Unknown category {value.strip()[:80]!r}.", field="category", code="unknown_category"
+                f"{state.get('name', code)!r} is retired; pick a current category.",
+                field="category",
+                code="retired_category",
             )
         return code
+
+    def _refuse(self, value: str) -> NoReturn:
+        """Raise the error for a name that matches no one category, with suggestions."""
+        matcher = self._matcher or Categories(self.store).matcher()
+        found = matcher.match(value)
+        shown = value.strip()[:80]
+        names = [matcher.names[code] for code in found.suggestions]
+        if found.ambiguous:
+            raise ValidationError(
+                f"{shown!r} could be {' or '.join(names)}; type more of the name.",
+                field="category",
+                code="ambiguous_category",
+            )
+        hint = f" Did you mean {' or '.join(names)}?" if names else ""
+        raise ValidationError(f"Unknown category {shown!r}.{hint}", field="category", code="unknown_category")
 
     def clean(self, record: Any, *, channel: str, now: datetime | None = None) -> Complaint:
         """Validate one record, or raise ValidationError naming the field."""
@@ -109,7 +157,8 @@ class Intake:
         return Complaint(occurred, category, chosen, zip_code, lat, lon, text.strip())
 
     def submit(self, records: list[Any], *, channel: str, source: str) -> dict[str, Any]:
-        """Store the valid records; return ``{accepted, rejected: [{index, error}], ids}``."""
+        """Store the valid records; return ``{accepted, rejected: [{index, error}], ids, categories}``
+        (``categories``: the code each accepted record was counted under, in order)."""
         if len(records) > MAX_BATCH:
             raise ValidationError(f"At most {MAX_BATCH} complaints per request.", field="complaints")
         now = clock.now()
@@ -124,7 +173,11 @@ class Intake:
                 continue
             good.append(self._row(complaint, source, now))
         ids = self.store.complaints.add_many(good) if good else []
-        return {"accepted": len(ids), "rejected": rejected, "ids": ids}
+        return {"accepted": len(ids), "rejected": rejected, "ids": ids, "categories": [g[2] for g in good]}
+
+    def name_of(self, code: str) -> str:
+        """Return a category's name as this intake read the catalogue (no extra round trip)."""
+        return self._catalogue().get(code, {}).get("name", code)
 
     @staticmethod
     def _row(complaint: Complaint, source: str, now: datetime) -> tuple[str, str, str, str, dict[str, str]]:

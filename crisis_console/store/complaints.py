@@ -27,6 +27,29 @@ return id
 """
 
 
+# Move one category's counters to another in the given minute/hour hashes: ARGV old, new.
+_MOVE_COUNTS = """
+local moved = 0
+local old_c, new_c = 'c:' .. ARGV[1], 'c:' .. ARGV[2]
+local old_cz = 'cz:' .. ARGV[1] .. ':'
+for _, key in ipairs(KEYS) do
+  local fields = redis.call('HGETALL', key)
+  for i = 1, #fields, 2 do
+    local name, value = fields[i], fields[i + 1]
+    if name == old_c then
+      redis.call('HINCRBY', key, new_c, value)
+      redis.call('HDEL', key, name)
+      moved = moved + 1
+    elseif string.sub(name, 1, #old_cz) == old_cz then
+      redis.call('HINCRBY', key, 'cz:' .. ARGV[2] .. ':' .. string.sub(name, #old_cz + 1), value)
+      redis.call('HDEL', key, name)
+    end
+  end
+end
+return moved
+"""
+
+
 class CategoryTaken(Exception):
     """The code, a name or an alias already belongs to another category."""
 
@@ -80,6 +103,78 @@ class CategoryRepo:
     def get(self, code: str) -> dict[str, str] | None:
         """Return a category's fields, or None."""
         return self._r.hgetall(self._keys.category(code)) or None
+
+    def merge(
+        self,
+        source: str,
+        into: str,
+        into_fields: dict[str, str],
+        source_fields: dict[str, str],
+        entry: AuditEntry,
+    ) -> None:
+        """Give every name of ``source`` to ``into``, update both and audit it, all or nothing."""
+        index = self._keys.category_names()
+
+        def write(pipe: redis.client.Pipeline) -> None:
+            owned = [name for name, owner in pipe.hgetall(index).items() if owner == source]
+            pipe.multi()
+            if owned:
+                pipe.hset(index, mapping=dict.fromkeys(owned, into))
+            pipe.hset(self._keys.category(into), mapping=into_fields)
+            pipe.hset(self._keys.category(source), mapping=source_fields)
+            self._audit.add_to(pipe, entry)
+
+        self._r.transaction(write, index, self._keys.category(source), self._keys.category(into))
+        self._names = self._all = None
+
+    def move_counts(self, source: str, into: str, batch: int = 500) -> int:
+        """Move ``source``'s minute and hour counters (also per ZIP) onto ``into``'s; return the
+        number of buckets that held some. Each batch of buckets moves atomically."""
+        script = self._r.register_script(_MOVE_COUNTS)
+        moved, keys = 0, []
+        for key in self._r.scan_iter(match=self._keys.trend_pattern(), count=1000):
+            keys.append(key)
+            if len(keys) >= batch:
+                moved += int(script(keys=keys, args=[source, into]))
+                keys = []
+        if keys:
+            moved += int(script(keys=keys, args=[source, into]))
+        return moved
+
+    def seed(self, rows: list[tuple[str, dict[str, str], list[str]]], entry: AuditEntry) -> list[str]:
+        """Store the starter categories once per deployment, with one audit entry; return the
+        codes added (none if it was seeded before). A code that exists is left alone; a name
+        another category already has stays that category's."""
+        index, marker = self._keys.category_names(), self._keys.catalogue_seeded()
+        added: list[str] = []
+
+        def write(pipe: redis.client.Pipeline) -> None:
+            added.clear()
+            if pipe.exists(marker):
+                return
+            owners = pipe.hgetall(index)
+            existing = set(pipe.zrange(self._keys.categories_index(), 0, -1))
+            plan = []
+            for code, fields, names in rows:
+                if code in existing:
+                    continue
+                free = [n for n in names if owners.get(n) in (None, code)]
+                owners.update(dict.fromkeys(free, code))
+                plan.append((code, fields, free))
+            pipe.multi()
+            now = time.time()
+            for offset, (code, fields, free) in enumerate(plan):
+                pipe.hset(self._keys.category(code), mapping={**fields, "code": code})
+                pipe.zadd(self._keys.categories_index(), {code: now + offset / 1000}, nx=True)
+                if free:
+                    pipe.hset(index, mapping=dict.fromkeys(free, code))
+                added.append(code)
+            pipe.set(marker, entry.at)
+            self._audit.add_to(pipe, entry)
+
+        self._r.transaction(write, index, marker, self._keys.categories_index())
+        self._names = self._all = None
+        return list(added)
 
     def all(self, *, max_age: float = 0.0) -> list[dict[str, str]]:
         """Return every category, in creation order (a copy at most ``max_age`` seconds old)."""

@@ -219,8 +219,8 @@ class Keys:
     # --- complaints and trends -------------------------------------------------------
 
     def category(self, code: str) -> str:
-        """HASH one complaint category: code, name, aliases (JSON), open311_code, hazards (JSON),
-        created_at. Never expires."""
+        """HASH one complaint category: code, name, name_es, aliases (JSON), open311_code,
+        hazards (JSON), status (active/retired/merged), merged_into, created_at. Never expires."""
         return self._k("category", code)
 
     def categories_index(self) -> str:
@@ -353,3 +353,15 @@ class Keys:
         """Prefix handed to Flask-Limiter for its own counter STRINGs (they expire with
         their window)."""
         return self._k("limits")
+
+    # --- the category catalogue ------------------------------------------------------
+
+    def catalogue_seeded(self) -> str:
+        """STRING when the starter catalogue was seeded (ISO time; SET NX): a deployment is
+        seeded once, so a category retired or merged afterwards does not come back. Never expires."""
+        return self._k("categories", "seeded")
+
+    def trend_pattern(self) -> str:
+        """Glob matching every minute and hour counter HASH (:meth:`trend_minute`,
+        :meth:`trend_hour`): scanned only when two categories are merged."""
+        return self._k("trend", "*")

@@ -1,6 +1,7 @@
 """Inbound SMS to the 311 number: a complaint on the ``sms`` channel, confirmed by reply.
 
-The first word may name the category ("PLOW 02124 street not plowed"); otherwise the
+The first words may name the category ("PLOW 02124 street not plowed", "No heat 02115"),
+matched as forgivingly as agents' typing (case, punctuation, small typos); otherwise the
 reply lists numbered categories and the next text picks one. A 5-digit number in the
 text is taken as the ZIP code. The reply gives a reference number. Built only with the
 SDK's MessagingResponse, behind the same signature check as the voice webhooks.
@@ -15,13 +16,16 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from crisis_console.extensions import store
 from crisis_console.services import trends
-from crisis_console.services.categories import Categories, lookup_key
+from crisis_console.services.categories import Categories
+from crisis_console.services.errors import ValidationError
 from crisis_console.services.intake import Intake
 from crisis_console.sockets import realtime
 from crisis_console.webhooks import bp
 from crisis_console.webhooks.signature import twilio_signed
 
 MENU_SIZE = 8
+#: The most words of a text tried as a category name ("street light out" is three).
+NAME_WORDS = 5
 ZIP_IN_TEXT = re.compile(r"\b(\d{5})\b")
 FOOTER = " For emergencies call 911."
 
@@ -31,6 +35,29 @@ def reply(text: str) -> Response:
     response = MessagingResponse()
     response.message(text)
     return Response(str(response), mimetype="text/xml")
+
+
+def named_category(body: str) -> tuple[str, str] | None:
+    """Return (code, the rest of the text) when the text starts with a category's name.
+
+    ZIP codes are skipped while looking; the longest opening words that name one category
+    exactly win, else the longest that name one with a small typo ("Downed tree on my car"
+    is a downed tree, not a near miss of "downed tree on"). When only the ZIP is left the
+    whole text is kept as the report's text.
+    """
+    words = body.split()
+    named = [i for i, word in enumerate(words) if not ZIP_IN_TEXT.fullmatch(word)]
+    intake = Intake(store())
+    tries = [(count, fuzzy) for fuzzy in (False, True) for count in range(min(len(named), NAME_WORDS), 0, -1)]
+    for count, fuzzy in tries:
+        try:
+            code = intake.category_for(" ".join(words[i] for i in named[:count]), fuzzy=fuzzy)
+        except ValidationError:
+            continue
+        rest = [w for i, w in enumerate(words) if i not in set(named[:count])]
+        text = " ".join(rest) if any(not ZIP_IN_TEXT.fullmatch(w) for w in rest) else body
+        return code, text
+    return None
 
 
 def menu_options() -> list[tuple[str, str]]:
@@ -66,12 +93,9 @@ def sms() -> Response:
         return log(pending["text"], pending["options"][int(body) - 1], phone)
     if not body:
         return reply("Please text what you want to report, e.g. PLOW 02124 street not plowed." + FOOTER)
-    names = Categories(store()).resolver()
-    first, _, rest = body.partition(" ")
-    for candidate, text in ((body, body), (first, rest or body)):
-        code = names.get(lookup_key(candidate))
-        if code:
-            return log(text, code, phone)
+    named = named_category(body)
+    if named:
+        return log(named[1], named[0], phone)
     options = menu_options()
     if not options:
         return reply("Thank you. We cannot take reports by text yet; please call 311." + FOOTER)

@@ -22,8 +22,8 @@
     var body = { category: category.value.trim() };
     if (zip.value.trim()) { body.zip = zip.value.trim(); }
     window.ccApi("POST", "/api/v1/complaints", body)
-      .then(function () {
-        show("Logged “" + body.category + "”" + (body.zip ? " in " + body.zip : "") + " at " +
+      .then(function (result) {
+        show("Logged “" + (result.category_name || body.category) + "”" + (body.zip ? " in " + body.zip : "") + " at " +
           new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + ".", false);
         category.value = "";
         zip.value = "";
