@@ -23,8 +23,10 @@ from crisis_console.config import Config, TestConfig
 from crisis_console.extensions import STORE_EXTENSION
 from crisis_console.roles import Role
 from crisis_console.services.accounts import Accounts
+from crisis_console.services.announcements import Announcements
 from crisis_console.services.categories import Categories
 from crisis_console.services.events import Events
+from crisis_console.services.lines import Lines
 from crisis_console.store import Store
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import PASSWORD, AuthActions, unique_name
@@ -232,6 +234,7 @@ def test_records_csv_window_edges_go_by_the_contacts_time(ny_store, ny_auth, ny_
     assert received - timedelta(minutes=2) < received < start < received + timedelta(minutes=4)
     url = f"/api/v1/complaints.csv?window=60m&at={clock.iso(at)}"
     assert [r["text"] for r in read_csv(ny_client.get(url, headers=manager))] == ["ahead"]
+    assert ny_client.get(url + "x", headers=manager).json["error"]["field"] == "at"
     counts = read_csv(
         ny_client.get(f"/api/v1/trends.csv?window=60m&bucket=60m&at={clock.iso(at)}", headers=manager)
     )
@@ -387,6 +390,27 @@ def test_pages_in_a_browser_elsewhere_show_the_consoles_time(ny_console, tokyo_p
     cell = page.locator("#alerts tbody tr time").first
     expect(cell).to_have_text(re.compile(f"^{LOCAL}$"))
     assert cell.inner_text() == localtime.format_time(cell.get_attribute("datetime"), NEW_YORK)
+
+    # A schedule typed on the console's clock (the browser's is 14 hours ahead), shown on it.
+    line = Lines(store).create(
+        {
+            "number": f"+1617556{agent.id:04d}",
+            "name": "Main line",
+            "route": {"type": "dial", "number": "+16175550100"},
+            "languages": ["en"],
+        },
+        actor="test",
+    )
+    page.goto(f"{base}/manager/phone")
+    page.locator("#ann-line").select_option(str(line.id))
+    page.locator("#ann-starts").fill("2030-01-15T09:00")
+    page.locator("#ann-ends").fill("2030-07-15T18:30")
+    page.locator("#ann-en").fill("Shelters are open at every high school.")
+    page.get_by_role("button", name="Save draft").click()
+    row = page.locator(".announcement", has_text="Shelters are open")
+    expect(row).to_contain_text("from 2030-01-15 09:00 EST · until 2030-07-15 18:30 EDT")
+    [saved] = [a for a in Announcements(store).list() if a.line_id == line.id]
+    assert (saved.starts_at, saved.ends_at) == ("2030-01-15T14:00:00.000Z", "2030-07-15T22:30:00.000Z")
 
     page.goto(f"{base}/dashboard")
     expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
