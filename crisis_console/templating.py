@@ -66,6 +66,8 @@ def init_app(app: Flask) -> None:
             "home_endpoint": HOME_ENDPOINT,
             "page_namespace": _namespace_for(user),
             "crisis_timezone": zone.key,
+            # "New York" for America/New_York: what a form's label calls the console's clock.
+            "zone_label": zone.key.rsplit("/", 1)[-1].replace("_", " "),
         }
 
 
