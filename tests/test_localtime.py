@@ -441,3 +441,19 @@ def test_pages_in_a_browser_elsewhere_show_the_consoles_time(ny_console, tokyo_p
     logged = status.inner_text().rsplit(" at ", 1)[1].rstrip(".")
     now = datetime.now(NEW_YORK)
     assert logged in {localtime.format_time(now - timedelta(minutes=m), NEW_YORK, "time") for m in (0, 1)}
+
+
+def test_the_drill_report_prints_local_times(store, runner, monkeypatch: pytest.MonkeyPatch):
+    """``drill report`` shows each milestone on the console's clock, with the abbreviation."""
+    monkeypatch.setenv("CRISIS_TIMEZONE", "America/New_York")
+    events = Events(store)
+    event = events.declare(
+        events.create(
+            {"name": "Flood drill", "kind": "flood", "severity": "severe", "exercise": True}, actor="m"
+        ).id,
+        actor="m",
+    )
+    result = runner.invoke(cli, ["drill", "report", str(event.id)])
+    assert result.exit_code == 0, result.output
+    declared = localtime.format_time(event.declared_at, NEW_YORK, "seconds")
+    assert re.search(rf"^Declared +{declared} +0 s$", result.output, re.MULTILINE), result.output
