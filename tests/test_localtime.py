@@ -456,3 +456,45 @@ def test_the_drill_report_prints_local_times(store, runner, monkeypatch: pytest.
     assert result.exit_code == 0, result.output
     declared = localtime.format_time(event.declared_at, NEW_YORK, "seconds")
     assert re.search(rf"^Declared +{declared} +0 s$", result.output, re.MULTILINE), result.output
+
+
+JS_HELPER = Path(__file__).resolve().parent.parent / "crisis_console" / "static" / "js" / "localtime.js"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_the_pages_helper_writes_times_as_the_server_does():
+    """ccTime.format agrees with localtime.format_time across DST; datetime-local values go both ways."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import CHROMIUM_ARGS
+
+    moments = [
+        "2015-03-08T06:59:00Z",
+        "2015-03-08T07:00:00Z",
+        "2015-03-29T00:59:00Z",
+        "2015-03-29T01:00:00Z",
+        "2015-10-25T00:30:00Z",
+        "2015-10-25T01:30:00Z",
+        "2015-11-01T05:30:00Z",
+        "2015-11-01T06:30:00Z",
+        "2015-02-09T19:05:07Z",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_context(timezone_id=BROWSER_ZONE).new_page()
+        for zone_name in ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "America/Sao_Paulo"):
+            zone = ZoneInfo(zone_name)
+            page.set_content(
+                f'<html data-timezone="{zone_name}"><head><script>{JS_HELPER.read_text()}</script></head></html>'
+            )
+            for style in ("minute", "seconds", "time"):
+                shown = page.evaluate(
+                    "([ms, style]) => ms.map((m) => ccTime.format(m, style))", [moments, style]
+                )
+                assert shown == [localtime.format_time(m, zone, style) for m in moments], zone_name
+            typed = [localtime.input_value(m, zone) for m in moments]
+            assert page.evaluate("(ms) => ms.map((m) => ccTime.toInput(m))", moments) == typed
+            read_back = page.evaluate("(ts) => ts.map((t) => ccTime.fromInput(t))", typed)
+            assert [localtime.input_value(m, zone) for m in read_back] == typed, zone_name
+        browser.close()

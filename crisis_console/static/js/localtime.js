@@ -39,19 +39,29 @@
     return out;
   }
 
-  // en-US names American zones (EST, PDT); en-GB names European ones (CET, BST) where en-US
-  // says "GMT+1". The server's abbreviations come from the tz database, which agrees with both.
+  // en-US names American zones (EST, PDT); other English locales name their own (CET and BST
+  // in en-GB, IST in en-IN, AEDT in en-AU) where en-US says "GMT+1". Where none has a name,
+  // the offset is written as the tz database (and so the server) writes it: "-03", "+0545".
+  var OTHER_LOCALES = ["en-GB", "en-CA", "en-IN", "en-AU", "en-NZ", "en-ZA", "en-IE", "ja-JP"];
+  var OFFSET = /^(?:GMT|UTC)([+\-\u2212])(\d{1,2})(?::(\d\d))?$/;
+
+  function zoneName(date, american) {
+    if (!OFFSET.test(american)) { return american; }
+    for (var i = 0; i < OTHER_LOCALES.length; i++) {
+      var name = read(date, OTHER_LOCALES[i]).timeZoneName;
+      if (name && !OFFSET.test(name) && name.indexOf("GMT") !== 0) { return name; }
+    }
+    var m = OFFSET.exec(american);
+    return (m[1] === "+" ? "+" : "-") + ("0" + m[2]).slice(-2) + (m[3] && m[3] !== "00" ? m[3] : "");
+  }
+
   function parts(value) {
     var date = toDate(value);
     if (!date) { return null; }
     var p = read(date, "en-US");
-    if (/^GMT[+\-\u2212]/.test(p.timeZoneName || "")) {
-      var british = read(date, "en-GB").timeZoneName;
-      if (british && !/^(GMT|UTC)[+\-\u2212]/.test(british)) { p.timeZoneName = british; }
-    }
     return {
       year: p.year, month: p.month, day: p.day, hour: p.hour === "24" ? "00" : p.hour,
-      minute: p.minute, second: p.second, zone: p.timeZoneName
+      minute: p.minute, second: p.second, zone: zoneName(date, p.timeZoneName || "")
     };
   }
 
