@@ -24,6 +24,8 @@ class Trigger:
     #: What it is about, for de-duplication: ``spike:power_outage:02124``, ``event:12``, ``push:7``.
     subject: str
     values: dict[str, Any] = field(default_factory=dict)
+    #: Values as people read them (times in the console's zone), used over ``values`` in messages.
+    shown: dict[str, Any] = field(default_factory=dict)
     exercise: bool = False
     score: float = 0.0
     category: str = ""
@@ -92,7 +94,7 @@ def evaluate(
 
     Args:
         event_active: whether an event is declared (for ``during_event`` rules).
-        base: placeholders every message can use (``event``, ``console_url``).
+        base: placeholders every message can use (``event``, ``console_url``, ``time``).
     """
     planned = []
     for rule in ruleset.for_trigger(trigger.kind):
@@ -101,6 +103,7 @@ def evaluate(
         values = {
             **(base or {}),
             **trigger.values,
+            **trigger.shown,
             "rule": rule.id,
             "exercise": "EXERCISE — " if trigger.exercise else "",
         }

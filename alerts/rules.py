@@ -52,7 +52,7 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     ),
 }
 #: Placeholders every message may use.
-COMMON_PLACEHOLDERS = ("exercise", "event", "console_url", "rule")
+COMMON_PLACEHOLDERS = ("exercise", "event", "console_url", "rule", "time")
 CHANNELS = ("console", "sms", "email", "webhook")
 RECIPIENT_KINDS = ("user", "role", "team", "phone", "email", "group")
 ROLES = ("admin", "manager", "agent", "stakeholder")

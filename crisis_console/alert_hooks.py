@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from alerts.rules import RuleSet, load_folder
 from crisis_console.services import spikes, suggestions
@@ -47,9 +48,10 @@ class AlertHooks:
         *,
         console_url: str = "",
         emit: Callable[[dict[str, Any]], None] = lambda alert: None,
+        zone: ZoneInfo | None = None,
     ):
         self.store = store
-        self.alerting = Alerting(store, rules, console_url=console_url)
+        self.alerting = Alerting(store, rules, console_url=console_url, zone=zone)
         self.emit = emit
 
     def _sent(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,10 +25,12 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
 
     Raises:
         crisis_console.store.StoreUnavailable: Redis cannot be reached.
+        crisis_console.localtime.ZoneError: ``CRISIS_TIMEZONE`` names no time zone.
     """
     config = resolve_config(config)
     app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=instance_path())
     app.config.from_object(config)
+    init_timezone(app)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
     if not app.config.get("TWILIO_AUTH_TOKEN"):
@@ -46,9 +48,17 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def init_timezone(app: Flask) -> None:
+    """Resolve ``CRISIS_TIMEZONE`` (a bad name stops start-up, naming the setting) and keep the zone."""
+    from crisis_console import localtime
+
+    app.extensions[localtime.EXTENSION] = localtime.zone(app.config.get("CRISIS_TIMEZONE"))
+
+
 def init_alerts(app: Flask) -> None:
     """Load the alert rules (a mistake stops start-up, naming file and line) and wire them."""
     from crisis_console.alert_hooks import EXTENSION, AlertHooks, load_rules
+    from crisis_console.localtime import EXTENSION as EXTENSION_ZONE
     from crisis_console.sockets import realtime
 
     store: Store = app.extensions[STORE_EXTENSION]
@@ -58,6 +68,7 @@ def init_alerts(app: Flask) -> None:
         load_rules(app.config.get("ALERT_RULES")),
         console_url=f"{base}/manager/alerts" if base else "",
         emit=realtime.alert_sent,
+        zone=app.extensions[EXTENSION_ZONE],
     )
 
 

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -85,12 +86,15 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
     from crisis_console import serving
     from crisis_console.app import create_app
     from crisis_console.extensions import STORE_EXTENSION
+    from crisis_console.localtime import ZoneError
     from crisis_console.store import describe, stop_embedded
 
     try:
         app = create_app()
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_NO_STORE)
+    except ZoneError as exc:
+        fail(str(exc))
     except RuleError as exc:
         fail(f"alert rules: {exc}")
     store = app.extensions[STORE_EXTENSION]
@@ -162,6 +166,7 @@ def worker() -> None:
     from crisis_console.sockets import realtime
 
     settings = resolve_config(None)
+    zone = zone_or_exit(settings.CRISIS_TIMEZONE)
     store = open_store_or_exit()
     rules = load_rules_or_exit(settings.ALERT_RULES)
     # Emit through the web processes' message queue; this process serves no sockets.
@@ -174,7 +179,9 @@ def worker() -> None:
         realtime.delivery_changed,
     )
     base = settings.PUBLIC_BASE_URL or ""
-    hooks = AlertHooks(store, rules, console_url=f"{base}/manager/alerts" if base else "", emit=alerted)
+    hooks = AlertHooks(
+        store, rules, console_url=f"{base}/manager/alerts" if base else "", emit=alerted, zone=zone
+    )
     deliverer = Deliverer(store, Senders(Settings.from_config(vars(settings))), sent=sent)
     threading.Thread(target=delivery.loop, args=(deliverer, time.sleep), daemon=True, name="delivery").start()
     state = LastKnownState(Path(instance_path()) / "ivr-state.json")
@@ -184,6 +191,16 @@ def worker() -> None:
     scheduler.loop(
         store, time.sleep, saved=lambda: state.save(store), **scheduler_callbacks(hooks, changed, spiked)
     )
+
+
+def zone_or_exit(name: str | None) -> ZoneInfo:
+    """Return the console's time zone (``CRISIS_TIMEZONE``) or exit with one line naming it."""
+    from crisis_console.localtime import ZoneError, zone
+
+    try:
+        return zone(name)
+    except ZoneError as exc:
+        fail(str(exc))
 
 
 def load_rules_or_exit(folder: str | None) -> RuleSet:
@@ -476,14 +493,18 @@ def drill_report(event_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
-    for line in report_lines(report):
+    from crisis_console.app import resolve_config
+
+    for line in report_lines(report, zone_or_exit(resolve_config(None).CRISIS_TIMEZONE)):
         click.echo(line)
 
 
-def report_lines(report: dict[str, Any]) -> list[str]:
-    """Return the timing report as a plain-text table."""
+def report_lines(report: dict[str, Any], zone: ZoneInfo | None = None) -> list[str]:
+    """Return the timing report as a plain-text table, times in ``zone`` (default UTC)."""
+    from crisis_console.localtime import format_time
     from crisis_console.services.milestones import MILESTONES, human_duration
 
+    zone = zone or ZoneInfo("UTC")
     event = report["event"]
     if report["exercise"]:
         title = f"Drill timing report: EXERCISE — {event['name']}"
@@ -491,11 +512,12 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         title = f"Event timing report: {event['name']}"
     width = max(len(label) for label in MILESTONES.values())
     lines = [title, f"event {event['id']} · {event['status']}", ""]
-    lines.append(f"{'Milestone':<{width}}  {'At (UTC)':<19}  After declaration")
-    lines.append(f"{'-' * width}  {'-' * 19}  {'-' * 17}")
-    for row in report["milestones"]:
-        at = row["at"][:19].replace("T", " ")
-        lines.append(f"{row['label']:<{width}}  {at:<19}  {human_duration(row['after_seconds'])}")
+    stamps = [format_time(row["at"], zone, "seconds") for row in report["milestones"]]
+    column = max([len("At"), *(len(at) for at in stamps)])
+    lines.append(f"{'Milestone':<{width}}  {'At':<{column}}  After declaration")
+    lines.append(f"{'-' * width}  {'-' * column}  {'-' * 17}")
+    for row, at in zip(report["milestones"], stamps, strict=True):
+        lines.append(f"{row['label']:<{width}}  {at:<{column}}  {human_duration(row['after_seconds'])}")
     if report["missing"]:
         lines.append("")
         lines.append("Not reached: " + ", ".join(MILESTONES[name] for name in report["missing"]))

@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from crisis_console.localtime import machine_zone_name
+
 #: Settings read from the environment; API.md names them.
 ENV_SETTINGS = (
     "REDIS_URL",
@@ -15,6 +17,7 @@ ENV_SETTINGS = (
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER",
+    "CRISIS_TIMEZONE",
 )
 
 
@@ -34,6 +37,8 @@ class Config:
         self.TWILIO_ACCOUNT_SID: str | None = env.get("TWILIO_ACCOUNT_SID") or None
         self.TWILIO_AUTH_TOKEN: str | None = env.get("TWILIO_AUTH_TOKEN") or None
         self.TWILIO_FROM_NUMBER: str | None = env.get("TWILIO_FROM_NUMBER") or None
+        # The IANA zone of every time people read (pages, CSV, alert texts); checked at start-up.
+        self.CRISIS_TIMEZONE: str = (env.get("CRISIS_TIMEZONE") or "").strip() or machine_zone_name()
         # Several web processes (and the worker) share Socket.IO through Redis pub/sub; the
         # embedded server is single-process, so a queue is used only with an external Redis.
         self.SOCKETIO_MESSAGE_QUEUE: str | None = self.REDIS_URL

@@ -1,4 +1,5 @@
-"""What every template can use: the signed-in user, role names, event names, CSRF token."""
+"""What every template can use: the signed-in user, role names, event names, CSRF token, and
+the ``localtime`` filters that show times in the console's zone (``CRISIS_TIMEZONE``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask import Flask, request
 from flask_login import current_user
 from redis import RedisError
 
+from crisis_console import localtime
 from crisis_console.roles import HOME_ENDPOINT, NAMESPACE_ROLES, VIEWER, Role
 from crisis_console.sockets import names
 
@@ -41,10 +43,17 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
 
 
 def init_app(app: Flask) -> None:
-    """Register the context processor and the template filters."""
+    """Register the context processor, the local-time filters and the other template filters."""
     from crisis_console.services.lines import language_name
 
     app.add_template_filter(language_name, "language_name")
+    zone = app.extensions[localtime.EXTENSION]
+    # ``{{ value|localtime }}`` → 2015-02-09 14:05 EST; styles "seconds", "time", "date".
+    app.add_template_filter(
+        lambda value, style="minute": localtime.format_time(value, zone, style), "localtime"
+    )
+    # ``value="{{ value|localinput }}"`` for a datetime-local input, in the console's zone.
+    app.add_template_filter(lambda value: localtime.input_value(value, zone), "localinput")
 
     @app.context_processor
     def globals_for_templates() -> dict[str, Any]:
@@ -59,6 +68,9 @@ def init_app(app: Flask) -> None:
             "cc_events": names.as_dict(),
             "home_endpoint": HOME_ENDPOINT,
             "page_namespace": _namespace_for(user),
+            "crisis_timezone": zone.key,
+            # "New York" for America/New_York: what a form's label calls the console's clock.
+            "zone_label": zone.key.rsplit("/", 1)[-1].replace("_", " "),
         }
 
 

@@ -298,7 +298,8 @@ def test_csv_exports_of_counts_and_records(client, catalogue, agent_headers, aut
     counts = client.get("/api/v1/trends.csv?window=1h&bucket=1h", headers=headers)
     assert counts.mimetype == "text/csv" and "attachment" in counts.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(counts.get_data(as_text=True))))
-    assert rows[0] == ["bucket_start", "category", "count"] and rows[1][1:] == ["snow_plowing", "3"]
+    assert rows[0] == ["bucket_start", "local_time", "time_zone", "category", "count"]
+    assert rows[1][3:] == ["snow_plowing", "3"]
     records = list(
         csv.DictReader(
             io.StringIO(client.get("/api/v1/complaints.csv", headers=headers).get_data(as_text=True))

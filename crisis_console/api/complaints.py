@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask_login import current_user
 
-from crisis_console import clock
+from crisis_console import clock, localtime
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
 from crisis_console.auth.roles import dashboard_readers, roles_required, signed_in
@@ -18,7 +19,7 @@ from crisis_console.roles import Role
 from crisis_console.services import trends
 from crisis_console.services.categories import Categories
 from crisis_console.services.errors import ValidationError
-from crisis_console.services.intake import Intake
+from crisis_console.services.intake import FUTURE_SKEW, Intake
 from crisis_console.sockets import realtime
 
 
@@ -124,6 +125,9 @@ def get_spikes() -> Any:
 #: Most records one CSV export carries.
 MAX_EXPORT = 50_000
 RECORD_COLUMNS = ("id", "occurred_at", "received_at", "category", "channel", "zip", "lat", "lon", "text")
+#: The export's columns: the stored (ISO 8601, UTC) times for programs, then the time of the
+#: contact as a spreadsheet reads it (local, 24-hour) with the zone's abbreviation.
+RECORD_HEADER = ("id", "occurred_at", "occurred_local", "time_zone", *RECORD_COLUMNS[2:])
 
 
 def csv_response(rows: list[list[Any]], filename: str) -> Response:
@@ -159,10 +163,20 @@ def trends_csv() -> Response:
         category=args.get("category") or None,
         zip_code=args.get("zip") or None,
     )
-    rows: list[list[Any]] = [["bucket_start", "category", "count"]]
+    zone = current_zone()
+    rows: list[list[Any]] = [["bucket_start", "local_time", "time_zone", "category", "count"]]
     for index, start in enumerate(result["buckets"]):
+        shown = localtime.local(start, zone)
         rows.extend(
-            [start, code, values[index]] for code, values in result["series"].items() if values[index]
+            [
+                start,
+                localtime.format_time(shown, zone, zone_name=False),
+                localtime.abbreviation(shown),
+                code,
+                n,
+            ]
+            for code, values in result["series"].items()
+            if (n := values[index])
         )
     return csv_response(rows, f"contacts-{result['window']}.csv")
 
@@ -170,12 +184,26 @@ def trends_csv() -> Response:
 @bp.route("/complaints.csv")
 @roles_required(Role.MANAGER, Role.ADMIN, Role.STAKEHOLDER)
 def complaints_csv() -> Response:
-    """The complaints received in the window (default 24h) as CSV, oldest first."""
-    span = trends.duration(request.args.get("window", "24h"), "window")
-    end = clock.now()
-    records = store().complaints.received_between(
-        int((end - span).timestamp() * 1000), int(end.timestamp() * 1000), MAX_EXPORT
+    """The complaints that happened in the window (default 24h, as the counts cover it) as CSV."""
+    start, end = trends.counted_window(request.args.get("window", "24h"), request.args.get("at") or None)
+    records = store().complaints.occurred_between(
+        clock.iso(start),
+        clock.iso(end),
+        # A contact may be dated up to FUTURE_SKEW after its receipt, never earlier.
+        received_from_ms=int((start - FUTURE_SKEW).timestamp() * 1000),
+        limit=MAX_EXPORT,
     )
-    rows: list[list[Any]] = [list(RECORD_COLUMNS)]
-    rows.extend([record.get(column, "") for column in RECORD_COLUMNS] for record in records)
+    zone = current_zone()
+    rows: list[list[Any]] = [list(RECORD_HEADER)]
+    for record in records:
+        shown = localtime.local(record["occurred_at"], zone)
+        local = [localtime.format_time(shown, zone, zone_name=False), localtime.abbreviation(shown)]
+        rows.append(
+            [record["id"], record["occurred_at"], *local, *(record.get(c, "") for c in RECORD_COLUMNS[2:])]
+        )
     return csv_response(rows, "complaints.csv")
+
+
+def current_zone() -> ZoneInfo:
+    """Return the console's zone (``CRISIS_TIMEZONE``)."""
+    return current_app.extensions[localtime.EXTENSION]

@@ -221,7 +221,7 @@ CSV_OK = {"200": {"description": "CSV download", "content": {"text/csv": {"schem
 TREND_PATHS: dict[str, Any] = {
     "/trends.csv": {
         "get": {
-            "summary": "The counts of /trends as CSV (bucket_start, category, count)",
+            "summary": "The counts of /trends as CSV (bucket_start, local_time, time_zone, category, count)",
             "parameters": [
                 {"name": name, "in": "query", "schema": {"type": "string"}}
                 for name in ("window", "bucket", "category", "zip", "at")
@@ -231,8 +231,12 @@ TREND_PATHS: dict[str, Any] = {
     },
     "/complaints.csv": {
         "get": {
-            "summary": "Complaints received in the window as CSV (manager, admin, stakeholder)",
-            "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "default": "24h"}}],
+            "summary": "Complaints that happened (occurred_at) in the window as CSV, with local times "
+            "(manager, admin, stakeholder)",
+            "parameters": [
+                {"name": "window", "in": "query", "schema": {"type": "string", "default": "24h"}},
+                {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            ],
             "responses": {**CSV_OK, **_errors(401, 403, 422)},
         }
     },

@@ -196,7 +196,7 @@ def dashboard() -> str:
     return render_template(
         "console/dashboard.html",
         counts=counts,
-        now_utc=clock.iso()[:16].replace("T", " "),
+        printed_at=clock.iso(),
         top=top[:15],
         movers=trends.movers_at(store(), recent=last_hour)["movers"],
         spikes=[

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from alerts.evaluate import Planned, Trigger, dedup_key, due_steps, evaluate, unread_push
 from alerts.rules import Rule, RuleSet, Step
-from crisis_console import clock
+from crisis_console import clock, localtime
 from crisis_console.services import audit, spikes
 from crisis_console.services.accounts import Accounts, User
 from crisis_console.services.errors import NotFound
@@ -40,10 +41,12 @@ class Target:
 class Alerting:
     """The alert rules applied to a store."""
 
-    def __init__(self, store: Store, rules: RuleSet, *, console_url: str = ""):
+    def __init__(self, store: Store, rules: RuleSet, *, console_url: str = "", zone: ZoneInfo | None = None):
         self.store = store
         self.rules = rules
         self.console_url = console_url
+        #: The zone alert texts show times in (``CRISIS_TIMEZONE``).
+        self.zone = zone or ZoneInfo("UTC")
 
     # --- triggers --------------------------------------------------------------------
 
@@ -58,7 +61,11 @@ class Alerting:
         active = Events(self.store).active()
         if exercise_during_drill and active and all(e.exercise for e in active):
             trigger = replace(trigger, exercise=True)
-        base = {"event": ", ".join(e.name for e in active), "console_url": self.console_url}
+        base = {
+            "event": ", ".join(e.name for e in active),
+            "console_url": self.console_url,
+            "time": localtime.format_time(clock.now(), self.zone),
+        }
         raised = []
         for planned in evaluate(rules or self.rules, trigger, event_active=bool(active), base=base):
             if self.store.alerts.claim(planned.dedup_key, planned.quiet_seconds):
@@ -82,6 +89,7 @@ class Alerting:
                     "area": f" in {zip_code}" if zip_code else "",
                     "zip": zip_code,
                 },
+                shown={"since": localtime.format_time(spike.get("since"), self.zone)},
                 score=float(spike.get("score", 0)),
                 category=spike["category"],
                 category_name=name,

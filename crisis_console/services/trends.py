@@ -95,6 +95,26 @@ def series(
     }
 
 
+def counted_window(window: str, at: str | None = None) -> tuple[datetime, datetime]:
+    """Return [start, end) of ``window`` ending at ``at`` (default now) as the counts cover it.
+
+    The same span as :func:`series` with hourly buckets for a whole number of hours from 24 h
+    up (the dashboard's "counts, last 24 h"), else whole minutes, so a records export of the
+    window holds exactly the contacts those counts count.
+    """
+    span = duration(window, "window")
+    if span > MAX_WINDOW:
+        raise ValidationError("window can be at most 120 days.", field="window")
+    try:
+        end = clock.parse_iso(at) if at else clock.now()
+    except ValueError:
+        raise ValidationError("at must be an ISO 8601 time.", field="at") from None
+    hourly = span >= timedelta(hours=24) and span % timedelta(hours=1) == timedelta(0)
+    unit = timedelta(hours=1) if hourly else timedelta(minutes=1)
+    end = _floor(end, unit) + unit
+    return _floor(end - span, unit), end
+
+
 def _floor(moment: datetime, unit: timedelta) -> datetime:
     epoch = datetime(1970, 1, 1, tzinfo=clock.UTC)
     return epoch + ((moment - epoch) // unit) * unit

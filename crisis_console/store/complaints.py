@@ -254,10 +254,30 @@ class ComplaintRepo:
         """Return True the first time a spike of this category (and area) is seen in ``seconds``."""
         return bool(self._r.set(self._keys.spike_seen(category, zip_code), "1", nx=True, ex=seconds))
 
-    def received_between(self, start_ms: int, end_ms: int, limit: int) -> list[dict[str, Any]]:
-        """Return complaints received in [start_ms, end_ms] (epoch ms), oldest first, at most ``limit``."""
-        rows = self._r.xrange(self._keys.complaints(), min=str(start_ms), max=str(end_ms), count=limit)
-        return [{"id": entry_id, **fields} for entry_id, fields in rows]
+    def occurred_between(
+        self, start: str, end: str, *, received_from_ms: int, limit: int, chunk: int = 2000
+    ) -> list[dict[str, Any]]:
+        """Return complaints whose ``occurred_at`` is in [start, end) (ISO, as stored), by that time.
+
+        The stream is in order of receipt, not of occurrence (a replay stores weeks of past
+        contacts in minutes), so it is read from ``received_from_ms`` (epoch ms: no complaint
+        in the window was received earlier) to its end, in chunks, keeping at most ``limit``.
+        Stored times share one format (:func:`crisis_console.clock.iso`), so they compare as text.
+        """
+        found: list[dict[str, Any]] = []
+        low = str(received_from_ms)
+        while len(found) < limit:
+            rows = self._r.xrange(self._keys.complaints(), min=low, max="+", count=chunk)
+            found.extend(
+                {"id": entry_id, **fields}
+                for entry_id, fields in rows
+                if start <= fields.get("occurred_at", "") < end
+            )
+            if len(rows) < chunk:
+                break
+            low = "(" + rows[-1][0]
+        found.sort(key=lambda record: (record.get("occurred_at", ""), record["id"]))
+        return found[:limit]
 
     def get(self, entry_id: str) -> dict[str, Any] | None:
         """Return one complaint by its stream id, or None (also for a malformed id)."""

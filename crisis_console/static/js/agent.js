@@ -30,7 +30,7 @@
   }
 
   function timeOf(iso) {
-    return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+    return window.ccTime.format(iso);
   }
 
   function meta(script) {

@@ -41,11 +41,11 @@
           (d.status === "skipped" ? ": an administrator can add it on Users" : "") + ")</span>" : "") +
         (d.step ? ' <span class="muted">[' + esc(d.step) + "]</span>" : "") + "</li>";
     }).join("");
-    var ack = a.acknowledged_by ? esc(a.acknowledged_by) :
+    var ack = a.acknowledged_by ? esc(a.acknowledged_by) + (a.acknowledged_at ? '<br><span class="muted">' + esc(window.ccTime.format(a.acknowledged_at, "time")) + "</span>" : "") :
       '<form class="inline" data-api-url="/api/v1/alerts/' + a.id + '/ack">' +
       '<button class="button button--small button--primary" type="submit">Acknowledge</button></form>';
     return '<tr data-alert-id="' + a.id + '"><td><time datetime="' + esc(a.created_at) + '">' +
-      esc(a.created_at.slice(0, 16).replace("T", " ")) + " UTC</time></td><td><strong>" + esc(a.message) +
+      esc(window.ccTime.format(a.created_at)) + "</time></td><td><strong>" + esc(a.message) +
       '</strong><br><span class="muted">' + esc(a.rule_id) + " · " + esc(a.trigger) + "</span></td>" +
       '<td><ul class="deliveries">' + deliveries + "</ul></td><td>" + ack + "</td></tr>";
   }

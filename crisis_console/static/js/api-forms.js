@@ -27,7 +27,7 @@
       }
       if (value === "" && el.dataset.optional !== undefined) { return; }
       if (el.dataset.number !== undefined) { body[el.name] = Number(value); return; }
-      if (el.dataset.localTime !== undefined && value) { value = new Date(value).toISOString(); }
+      if (el.dataset.localTime !== undefined && value) { value = window.ccTime.fromInput(value) || value; }
       body[el.name] = value;
     });
     return body;

@@ -19,7 +19,7 @@
     if (statusEl) {
       statusEl.className = "connection connection--" + state;
       statusEl.textContent = STATES[state];
-      statusEl.title = "Since " + new Date().toLocaleTimeString();
+      statusEl.title = "Since " + window.ccTime.format(new Date(), "seconds");
     }
     document.dispatchEvent(new CustomEvent("cc:connection", { detail: { state: state } }));
   }

@@ -27,6 +27,31 @@
 
   var chart = null;
   var PALETTE = ["#0b2545", "#a4161a", "#0a6b2d", "#b45309", "#6d28d9", "#0e7490"];
+  // The time axis and legend on the console's clock (CRISIS_TIMEZONE), 24-hour. tzDate puts
+  // uPlot's tick positions on that zone's hours; the labels come from ccTime. The last labels
+  // drawn are kept on the chart element (data-time-ticks), for the tests and for debugging.
+  var DAY = 86400;
+  function tickLabels(u, splits, _axis, _space, incr) {
+    var lastDay = null;
+    var labels = splits.map(function (ts) {
+      var p = window.ccTime.parts(ts * 1000);
+      if (!p) { return ""; }
+      var day = p.year + "-" + p.month + "-" + p.day;
+      var label = incr >= DAY ? p.month + "-" + p.day : p.hour + ":" + p.minute + (incr < 60 ? ":" + p.second : "");
+      if (incr < DAY && day !== lastDay) { label += "\n" + day; }
+      lastDay = day;
+      return label;
+    });
+    u.root.parentNode.dataset.timeTicks = labels.join(" | ").replace(/\n/g, " ");
+    return labels;
+  }
+  function inZone(ts) { return window.uPlot.tzDate(new Date(ts * 1000), window.ccTime.zone); }
+  function timeSeries() {
+    return { label: "Time", value: function (_u, ts) { return ts == null ? "—" : window.ccTime.format(ts * 1000); } };
+  }
+  function timeAxis(xs) {
+    return { values: tickLabels, label: "Time (" + window.ccTime.abbreviation(xs.length ? xs[xs.length - 1] * 1000 : new Date()) + ")" };
+  }
 
   // "Since the event was declared": a window from the declaration to now, in about 150 buckets.
   function windowChoice(select) {
@@ -56,11 +81,11 @@
           return Object.keys(result.series).reduce(function (sum, code) { return sum + result.series[code][i]; }, 0);
         });
         var data = [xs, total].concat(top.map(function (code) { return result.series[code]; }));
-        var series = [{}, { label: "All contacts", stroke: PALETTE[0], width: 3 }].concat(top.map(function (code, i) {
+        var series = [timeSeries(), { label: "All contacts", stroke: PALETTE[0], width: 3 }].concat(top.map(function (code, i) {
           return { label: names[code] || code, stroke: PALETTE[(i + 1) % PALETTE.length], width: 2 };
         }));
         if (chart) { chart.destroy(); }
-        chart = new window.uPlot({ width: el.clientWidth || 800, height: 280, series: series, axes: [{}, { label: "contacts" }] }, data, el);
+        chart = new window.uPlot({ width: el.clientWidth || 800, height: 280, tzDate: inZone, series: series, axes: [timeAxis(xs), { label: "contacts" }] }, data, el);
       })
       .catch(function () {});
   }
@@ -100,7 +125,7 @@
       if (!list || list.querySelector('[data-alert-id="' + a.id + '"]')) { return; }
       var item = document.createElement("li");
       item.dataset.alertId = a.id;
-      item.textContent = String(a.created_at).slice(11, 16) + " UTC — " + a.message;
+      item.textContent = window.ccTime.format(a.created_at) + " — " + a.message;
       list.insertBefore(item, list.firstChild);
       document.getElementById("notices-empty").hidden = true;
     });

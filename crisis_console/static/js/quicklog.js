@@ -24,7 +24,7 @@
     window.ccApi("POST", "/api/v1/complaints", body)
       .then(function (result) {
         show("Logged “" + (result.category_name || body.category) + "”" + (body.zip ? " in " + body.zip : "") + " at " +
-          new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + ".", false);
+          window.ccTime.format(new Date(), "time") + ".", false);
         category.value = "";
         zip.value = "";
         category.focus();

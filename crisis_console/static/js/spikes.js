@@ -46,7 +46,7 @@
       if (spike.hazard) { item.dataset.hazard = spike.hazard; }
       item.innerHTML = "<strong>" + esc(spike.label || names[spike.category] || spike.category) + "</strong>" +
         (spike.zip ? " in " + esc(spike.zip) : "") + ": " + spike.observed + " vs " + spike.expected +
-        " expected, since " + esc(String(spike.since).slice(11, 16)) + " UTC";
+        " expected, since " + esc(window.ccTime.format(spike.since, "time"));
       if (list.dataset.suggest) { addSuggestions(list, item, spike.suggestions || [], list.dataset.draftUrl); }
       list.insertBefore(item, list.firstChild);
       document.getElementById("spikes-empty").hidden = true;
