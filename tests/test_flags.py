@@ -276,6 +276,27 @@ def test_share_link_viewers_do_not_see_flags(desk, app, auth):
     assert viewer.get("/api/v1/flags").status_code == 403
 
 
+@pytest.mark.parametrize(
+    ("role", "path", "panel", "buttons", "dialog"),
+    [
+        (Role.MANAGER, "/manager", True, True, False),
+        (Role.MANAGER, "/dashboard", True, False, False),
+        (Role.MANAGER, "/agent", False, False, False),
+        (Role.STAKEHOLDER, "/dashboard", True, False, False),
+        (Role.ADMIN, "/dashboard", False, False, False),
+        (Role.AGENT, "/agent", False, False, True),
+    ],
+)
+def test_each_page_shows_flags_to_whom_it_may(auth, client, role, path, panel, buttons, dialog):
+    """The panel for FLAG_READERS (actions on the console only); the dialog for agents only."""
+    auth.login_as(role)
+    html = client.get(path).get_data(as_text=True)
+    assert ('id="flags-panel"' in html) is panel
+    assert ('data-manage="1"' in html) is buttons
+    assert ('id="flag-dialog"' in html) is dialog
+    assert ('aria-keyshortcuts="F"' in html) is dialog
+
+
 def test_cookie_writes_need_the_csrf_token(auth, client):
     """An agent signed in with a cookie must send the page's CSRF token."""
     auth.login_as(Role.AGENT)
@@ -429,6 +450,7 @@ def test_managers_and_stakeholders_receive_flag_raised_live(served_app):
         group = on_console[-1]["group"]
         assert group["id"] == response.json()["group_id"] and group["text"] == text
         assert group["count"] == 1 and group["zips"] == ["02122"]
+        assert on_console[-1]["flag"]["text"] == text and on_console[-1]["flag"]["zip"] == "02122"
         assert "user_id" not in str(on_board[-1])
 
         dismissed = served_app.session_for(manager).post(
@@ -439,3 +461,16 @@ def test_managers_and_stakeholders_receive_flag_raised_live(served_app):
     finally:
         console.disconnect()
         board.disconnect()
+
+
+def test_promoting_a_group_of_more_than_one_intake_batch_counts_every_flag(store, monkeypatch):
+    """A big group is fed to the intake in batches it accepts: no flag is lost on promotion."""
+    from crisis_console.services import flags as flag_rules
+
+    monkeypatch.setattr(flag_rules, "MAX_BATCH", 4)  # the intake's limit, made small to see batches
+    service = flag_rules.Flags(store)
+    for agent_id in range(10):
+        service.raise_flag({"text": "sandbags at the library"}, user_id=agent_id, actor=f"agent{agent_id}")
+    result = service.promote(int(service.groups()[0]["id"]), {"name": "Sandbags"}, actor="manager")
+    assert result["complaints"] == 10
+    assert store.complaints.length() == 10

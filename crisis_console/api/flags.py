@@ -23,7 +23,7 @@ def raise_flag() -> Any:
     raised = Flags(store()).raise_flag(json_object(), user_id=current_user.id, actor=current_user.username)
     if raised.duplicate:
         return jsonify({**raised.flag, "duplicate": True, "group": raised.group}), 200
-    realtime.flag_raised(raised.group)
+    realtime.flag_raised(raised.flag, raised.group)
     return jsonify({**raised.flag, "duplicate": False, "group": raised.group}), 201
 
 

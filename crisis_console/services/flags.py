@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rapidfuzz import fuzz, utils
+from rapidfuzz import fuzz, process, utils
 
 from crisis_console import clock
 from crisis_console.roles import Role
 from crisis_console.services import audit, validation
 from crisis_console.services.categories import Categories, lookup_key
 from crisis_console.services.errors import Conflict, NotFound, ValidationError
-from crisis_console.services.intake import ZIP_RE, Intake
+from crisis_console.services.intake import MAX_BATCH, ZIP_RE, Intake
 from crisis_console.services.trends import duration
 from crisis_console.store import Store
 from crisis_console.store.flags import GroupGone
@@ -81,11 +81,17 @@ def normalise(text: str) -> str:
 
 def similarity(first: str, second: str) -> float:
     """Return how alike two flag texts are, 0–100 (different numbers in them make it 0)."""
-    a, b = normalise(first), normalise(second)
-    numbers_a, numbers_b = set(NUMBER_RE.findall(a)), set(NUMBER_RE.findall(b))
-    if numbers_a and numbers_b and numbers_a != numbers_b:
-        return 0.0  # route 22 and route 28, 12 Elm St and 40 Elm St: different things
-    return float(fuzz.token_sort_ratio(a, b))
+    return _alike(normalise(first), normalise(second))
+
+
+def _alike(a: str, b: str, cutoff: float = 0) -> float:
+    """Return how alike two normalised texts are (0 when below ``cutoff``)."""
+    score = float(fuzz.token_sort_ratio(a, b, score_cutoff=cutoff))
+    if score:  # the slower check only for texts alike enough to matter
+        numbers_a, numbers_b = set(NUMBER_RE.findall(a)), set(NUMBER_RE.findall(b))
+        if numbers_a and numbers_b and numbers_a != numbers_b:
+            return 0.0  # route 22 and route 28, 12 Elm St and 40 Elm St: different things
+    return score
 
 
 def best_group(text: str, groups: list[Mapping[str, str]]) -> str | None:
@@ -94,13 +100,24 @@ def best_group(text: str, groups: list[Mapping[str, str]]) -> str | None:
     A group is as alike as its closest wording. Ties go to the group heard most recently (the
     first one given), so the choice never depends on chance.
     """
-    best_id, best_score = None, float(SIMILAR) - 0.001
-    for group in groups:
-        texts = json.loads(group.get("texts") or "[]") or [group.get("text", "")]
-        score = max(similarity(text, wording) for wording in texts)
-        if score > best_score:
-            best_id, best_score = str(group["id"]), score
-    return best_id
+    keys: list[str] = []
+    owners: list[int] = []
+    for position, group in enumerate(groups):
+        wordings = json.loads(group.get("keys") or "[]") or [
+            normalise(wording)
+            for wording in json.loads(group.get("texts") or "[]") or [group.get("text", "")]
+        ]
+        keys.extend(wordings)
+        owners.extend([position] * len(wordings))
+    if not keys:
+        return None
+    query = normalise(text)
+    # One pass in rapidfuzz's C++ over every wording, then the number check on the best few.
+    found = process.extract(query, keys, scorer=fuzz.token_sort_ratio, score_cutoff=SIMILAR, limit=None)
+    for _key, _score, index in sorted(found, key=lambda hit: (-hit[1], owners[hit[2]])):
+        if _alike(query, keys[index], SIMILAR):
+            return str(groups[owners[index]]["id"])
+    return None
 
 
 def _ms(moment: datetime) -> int:
@@ -142,20 +159,25 @@ class Flags:
         cleaned = self.clean(data)
         now = clock.now()
         at = clock.iso(now)
+        key = normalise(cleaned["text"])
 
         def group_fields(current: dict[str, str] | None) -> dict[str, str]:
             if current is None:
                 return {
                     "text": cleaned["text"],
                     "texts": json.dumps([cleaned["text"]]),
+                    "keys": json.dumps([key]),
                     "status": "open",
                     "first_at": at,
                     "last_at": at,
                 }
             texts = json.loads(current.get("texts") or "[]")
+            keys = json.loads(current.get("keys") or "[]")
             if cleaned["text"] not in texts and len(texts) < MAX_TEXTS:
                 texts.append(cleaned["text"])
-            return {"texts": json.dumps(texts), "last_at": at}
+            if key not in keys and len(keys) < MAX_TEXTS:
+                keys.append(key)
+            return {"texts": json.dumps(texts), "keys": json.dumps(keys), "last_at": at}
 
         def entry(group_id: str, new: bool) -> audit.AuditEntry:
             return audit.entry(
@@ -310,12 +332,15 @@ class Flags:
             }
             for flag in flags
         ]
-        result = Intake(self.store).submit(records, channel="phone", source=f"flag:{group_id}")
+        intake, accepted = Intake(self.store), 0
+        for start in range(0, len(records), MAX_BATCH):
+            chunk = records[start : start + MAX_BATCH]
+            accepted += intake.submit(chunk, channel="phone", source=f"flag:{group_id}")["accepted"]
         return {
             "group": self.summary(group_id),
             "category": category.public(),
             "created": created,
-            "complaints": result["accepted"],
+            "complaints": accepted,
         }
 
     def dismiss(self, group_id: int, *, actor: str) -> dict[str, Any]:

@@ -273,7 +273,7 @@ class Keys:
 
     def flag_group(self, group_id: int | str) -> str:
         """HASH one group of similar agent flags: id, text (the first flag's), texts (JSON list of
-        the distinct wordings, at most 10), status (open/promoted/dismissed), first_at, last_at
+        the distinct wordings, at most 10), keys (JSON list of those wordings as compared), status (open/promoted/dismissed), first_at, last_at
         (ISO, of its flags), flags (how many were kept), category (code, once promoted),
         complaints (counted on promotion), closed_by, closed_at. Never expires (audit reads it)."""
         return self._k("flag_group", group_id)
