@@ -72,7 +72,7 @@ def test_agent_flags_by_keystroke_and_the_managers_console_shows_it_live(served_
     expect(dialog).to_be_hidden()
     expect(agent_page.locator("#sound-toggle")).to_be_focused()
 
-    text = f"water pouring from hydrant on Route {agent.id}"
+    text = f"hydrant on Route {agent.id} pouring water 24/7"  # "/" is the page's search key elsewhere
     agent_page.keyboard.press("F")
     agent_page.keyboard.type(text)
     agent_page.locator("#flag-zip").fill("02124")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -121,6 +121,7 @@ def best_group(text: str, groups: list[Mapping[str, str]]) -> str | None:
 
 
 def _ms(moment: datetime) -> int:
+    """Return a moment as epoch milliseconds (the scores of the flag indexes)."""
     return int(moment.timestamp() * 1000)
 
 
@@ -137,6 +138,7 @@ class Flags:
     """The flag rules over a store."""
 
     def __init__(self, store: Store):
+        """Work over ``store``."""
         self.store = store
 
     # --- raising ------------------------------------------------------------------------
@@ -162,6 +164,7 @@ class Flags:
         key = normalise(cleaned["text"])
 
         def group_fields(current: dict[str, str] | None) -> dict[str, str]:
+            """Return the fields to set on the group joined (None: the new one)."""
             if current is None:
                 return {
                     "text": cleaned["text"],
@@ -180,6 +183,7 @@ class Flags:
             return {"texts": json.dumps(texts), "keys": json.dumps(keys), "last_at": at}
 
         def entry(group_id: str, new: bool) -> audit.AuditEntry:
+            """Build the flag's audit entry."""
             return audit.entry(
                 actor,
                 "flag.raised",
@@ -218,6 +222,7 @@ class Flags:
 
     @staticmethod
     def _window(window: str) -> timedelta:
+        """Parse the window asked for (at most MAX_WINDOW), or raise naming ``window``."""
         span = duration(window, "window")
         if span > MAX_WINDOW:
             raise ValidationError("window can be at most 7d.", field="window")
@@ -304,6 +309,7 @@ class Flags:
         flags = self.store.flags.flags(group_id)
 
         def decide(current: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
+            """Mark the group promoted, with its audit entry."""
             updates = {
                 "status": "promoted",
                 "category": category.code,
@@ -348,6 +354,7 @@ class Flags:
         self._must_be_open(self.require(group_id))
 
         def decide(current: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
+            """Mark the group dismissed, with its audit entry."""
             updates = {"status": "dismissed", "closed_by": actor, "closed_at": clock.iso()}
             return updates, audit.entry(
                 actor, "flag.dismissed", f"flag_group:{group_id}", text=current.get("text", "")
@@ -358,12 +365,16 @@ class Flags:
 
     @staticmethod
     def _must_be_open(group: Mapping[str, str]) -> None:
+        """Refuse (409) a group already promoted or dismissed."""
         if group.get("status") != "open":
             raise Conflict(
                 f"This flag group was already {group.get('status')}.", field="id", code="flag_closed"
             )
 
-    def _close(self, group_id: int, decide: Any) -> None:
+    def _close(
+        self, group_id: int, decide: Callable[[dict[str, str]], tuple[dict[str, str], audit.AuditEntry]]
+    ) -> None:
+        """Close an open group as ``decide`` says, or raise 409 if someone closed it first."""
         try:
             self.store.flags.close(group_id, decide)
         except GroupGone as exc:

@@ -93,6 +93,9 @@
       if (target) { target.focus(); }
     });
     opener.addEventListener("click", open);
+    // Keys typed in the dialog are the agent's words: the page's own shortcuts (/ for search,
+    // Alt+1…9 for categories) listen on the document and must not see them.
+    dialog.addEventListener("keydown", function (event) { event.stopPropagation(); });
     document.getElementById("flag-cancel").addEventListener("click", function () { dialog.close(); });
 
     document.addEventListener("keydown", function (event) {
