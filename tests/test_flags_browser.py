@@ -93,4 +93,5 @@ def test_agent_flags_by_keystroke_and_the_managers_console_shows_it_live(served_
     )
     expect(manager_page.locator(".flag-group", has_text=text)).to_have_count(0)
     expect(board.locator(".flag-group", has_text=text)).to_have_count(0, timeout=10_000)
+    expect(board.locator("#flag-groups-status")).to_contain_text(f"now counts as Hydrant flowing {agent.id}.")
     assert errors == []

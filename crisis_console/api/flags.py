@@ -42,7 +42,7 @@ def promote_flag(group_id: int) -> Any:
     """Turn a flag group into a category ``{name?, code?}``; its flags become counted complaints."""
     data = json_object() if request.get_data() else {}  # every field is optional
     result = Flags(store()).promote(group_id, data, actor=current_user.username)
-    realtime.flag_changed(result["group"])
+    realtime.flag_changed({**result["group"], "category_name": result["category"]["name"]})
     if result["complaints"]:
         realtime.trends_changed(result["complaints"])
     return jsonify(result)

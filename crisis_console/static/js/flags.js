@@ -156,19 +156,19 @@
     var url = "/api/v1/flags?window=" + encodeURIComponent(panel.dataset.window || "60m");
     var groups = {};
 
+    var namesEl = document.getElementById("category-names");
+    var catalogue = namesEl ? JSON.parse(namesEl.textContent || "{}") : {};
+    var NONE_OPEN = "No open flags from agents in the last hour.";
+
     if (manage) {
       // Offer the catalogue's names when naming a category: picking one counts the flags there.
-      var namesEl = document.getElementById("category-names");
       var datalist = el("datalist");
       datalist.id = "flag-category-choices";
-      if (namesEl) {
-        var catalogue = JSON.parse(namesEl.textContent || "{}");
-        Object.keys(catalogue).forEach(function (code) {
-          var option = el("option");
-          option.value = catalogue[code];
-          datalist.appendChild(option);
-        });
-      }
+      Object.keys(catalogue).forEach(function (code) {
+        var option = el("option");
+        option.value = catalogue[code];
+        datalist.appendChild(option);
+      });
       panel.appendChild(datalist);
     }
 
@@ -184,6 +184,9 @@
         "last " + clock(group.last_at, true)
       ];
       if (group.zips && group.zips.length) { parts.push("ZIP " + group.zips.join(", ")); }
+      if (group.categories && group.categories.length) {
+        parts.push("filed under " + group.categories.map(function (code) { return catalogue[code] || code; }).join(", "));
+      }
       return parts.join(" · ");
     }
 
@@ -194,6 +197,7 @@
       error.hidden = true;
       api("POST", "/api/v1/flags/" + group.id + "/" + action, body)
         .then(function (result) {
+          if (result.category) { catalogue[result.category.code] = result.category.name; }
           remove(group.id);
           status.textContent = action === "promote"
             ? "“" + group.text + "” now counts as " + result.category.name + ": " +
@@ -301,7 +305,7 @@
       if (item) { item.remove(); }
       delete groups[id];
       empty.hidden = list.children.length > 0;
-      empty.textContent = "No agent has flagged anything in the last hour.";
+      empty.textContent = NONE_OPEN;
     }
 
     function reload() {
@@ -314,7 +318,7 @@
         if (!busy) {
           body.groups.forEach(function (group) { list.appendChild(itemFor(group.id)); });
         }
-        empty.textContent = "No agent has flagged anything in the last hour.";
+        empty.textContent = NONE_OPEN;
         empty.hidden = list.children.length > 0;
         panel.dataset.loaded = "1";
       }).catch(function () {
@@ -332,9 +336,13 @@
         var group = message.group;
         var had = groups[group.id];
         show(group, false);
-        if (had && group.status !== "open") {
-          status.textContent = "“" + group.text + "” was " + group.status +
-            (group.closed_by ? " by " + group.closed_by : "") + ".";
+        if (had && group.status === "promoted") {
+          if (group.category_name) { catalogue[group.category] = group.category_name; }
+          status.textContent = "“" + group.text + "” now counts as " + (group.category_name || group.category) +
+            (manage && group.closed_by ? " (" + group.closed_by + ")" : "") + ".";
+        } else if (had && group.status === "dismissed") {
+          status.textContent = "“" + group.text + "” was dismissed" +
+            (manage && group.closed_by ? " by " + group.closed_by : "") + ".";
         }
       });
       // Back after a break in the connection: read what was missed.
