@@ -54,40 +54,71 @@
   function setUpDialog() {
     var dialog = document.getElementById("flag-dialog");
     var opener = document.getElementById("flag-open");
-    if (!dialog || !opener) { return; }
-    var form = document.getElementById("flag-form");
-    var text = document.getElementById("flag-text");
-    var category = document.getElementById("flag-category");
-    var zip = document.getElementById("flag-zip");
-    var error = document.getElementById("flag-error");
+    var template = document.getElementById("flag-form-template");
+    if (!dialog || !opener || !template) { return; }
     var status = document.getElementById("flag-status");
-    var send = form.querySelector('button[type="submit"]');
     var returnTo = null;
 
-    function clearError() {
-      error.hidden = true;
-      error.textContent = "";
-      [text, category, zip].forEach(function (field) { field.removeAttribute("aria-invalid"); });
+    function wire() {
+      var form = dialog.querySelector("form");
+      var text = form.elements.text;
+      var category = form.elements.category;
+      var zip = form.elements.zip;
+      var error = form.querySelector("#flag-error");
+      var send = form.querySelector('button[type="submit"]');
+
+      function showError(message, field) {
+        error.textContent = message;
+        error.hidden = false;
+        field.setAttribute("aria-invalid", "true");
+        field.focus();
+      }
+
+      [text, category, zip].forEach(function (field) {
+        field.addEventListener("input", function () { field.removeAttribute("aria-invalid"); });
+      });
+      form.querySelector("#flag-cancel").addEventListener("click", function () { dialog.close(); });
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        error.hidden = true;
+        var body = { text: text.value.trim() };
+        if (!body.text) { showError("Say in a few words what callers keep raising.", text); return; }
+        if (category.value) { body.category = category.value; }
+        if (zip.value.trim()) { body.zip = zip.value.trim(); }
+        send.disabled = true;
+        send.textContent = "Sending…";
+        api("POST", "/api/v1/flags", body)
+          .then(function (flag) {
+            dialog.close();
+            status.textContent = flag.duplicate
+              ? "Already sent a moment ago; it counts once."
+              : "Sent at " + clock(flag.at) + " — thank you.";
+          })
+          .catch(function (err) {
+            var fields = { text: text, category: category, zip: zip };
+            var plain = {
+              zip: "A ZIP code has 5 digits, like 02124 (or leave it empty).",
+              category: "Pick a category from the list, or leave it at (none)."
+            };
+            send.disabled = false;
+            send.textContent = "Send to the manager";
+            showError(plain[err.field] || err.message || "Not sent. Try again.", fields[err.field] || text);
+          });
+      });
+      return text;
     }
 
     function open() {
       if (dialog.open) { return; }
       returnTo = document.activeElement;
-      clearError();
+      dialog.replaceChildren(template.content.cloneNode(true));
+      var text = wire();
       dialog.showModal();
       text.focus();
     }
 
-    function showError(message, field) {
-      error.textContent = message;
-      error.hidden = false;
-      if (field) {
-        field.setAttribute("aria-invalid", "true");
-        field.focus();
-      }
-    }
-
     dialog.addEventListener("close", function () {
+      dialog.replaceChildren();
       var target = returnTo && returnTo !== document.body && document.contains(returnTo) ? returnTo : null;
       returnTo = null;
       if (target) { target.focus(); }
@@ -96,7 +127,6 @@
     // Keys typed in the dialog are the agent's words: the page's own shortcuts (/ for search,
     // Alt+1…9 for categories) listen on the document and must not see them.
     dialog.addEventListener("keydown", function (event) { event.stopPropagation(); });
-    document.getElementById("flag-cancel").addEventListener("click", function () { dialog.close(); });
 
     document.addEventListener("keydown", function (event) {
       if (event.key !== "f" && event.key !== "F") { return; }
@@ -106,41 +136,6 @@
       if (typing || dialog.open) { return; }
       event.preventDefault();
       open();
-    });
-
-    [text, category, zip].forEach(function (field) {
-      field.addEventListener("input", function () { field.removeAttribute("aria-invalid"); });
-    });
-
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      clearError();
-      var body = { text: text.value.trim() };
-      if (!body.text) { showError("Say in a few words what callers keep raising.", text); return; }
-      if (category.value) { body.category = category.value; }
-      if (zip.value.trim()) { body.zip = zip.value.trim(); }
-      send.disabled = true;
-      send.textContent = "Sending…";
-      api("POST", "/api/v1/flags", body)
-        .then(function (flag) {
-          form.reset();
-          dialog.close();
-          status.textContent = flag.duplicate
-            ? "Already sent a moment ago; it counts once."
-            : "Sent at " + clock(flag.at) + " — thank you.";
-        })
-        .catch(function (err) {
-          var fields = { text: text, category: category, zip: zip };
-          var plain = {
-            zip: "A ZIP code has 5 digits, like 02124 (or leave it empty).",
-            category: "Pick a category from the list, or leave it at (none)."
-          };
-          showError(plain[err.field] || err.message || "Not sent. Try again.", fields[err.field] || text);
-        })
-        .then(function () {
-          send.disabled = false;
-          send.textContent = "Send to the manager";
-        });
     });
   }
 
