@@ -348,6 +348,110 @@ TREND_PATHS: dict[str, Any] = {
     },
 }
 
+FLAG_GROUP = {
+    "type": "object",
+    "description": "similar flags grouped (rapidfuzz); counts are over the window asked for",
+    "properties": {
+        "id": {"type": "integer", "description": "stable: the same group in every window"},
+        "text": {"type": "string", "description": "the first flag's wording"},
+        "texts": {"type": "array", "items": {"type": "string"}, "description": "distinct wordings"},
+        "status": {"type": "string", "enum": ["open", "promoted", "dismissed"]},
+        "count": {"type": "integer", "description": "distinct agents who raised it in the window"},
+        "agents": {"type": "integer", "description": "same as count"},
+        "flags": {"type": "integer", "description": "flags kept in the window"},
+        "first_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_at": {"type": ["string", "null"], "format": "date-time"},
+        "zips": {"type": "array", "items": {"type": "string"}},
+        "categories": {"type": "array", "items": {"type": "string"}, "description": "codes agents chose"},
+        "category": {"type": ["string", "null"], "description": "the category it was promoted to"},
+        "complaints": {"type": ["integer", "null"], "description": "complaints counted on promotion"},
+        "closed_by": {"type": ["string", "null"]},
+        "closed_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+FLAG_PATHS: dict[str, Any] = {
+    "/flags": {
+        "post": {
+            **_operation(
+                "An agent's “I keep hearing about…” (agent): 201 with the flag and its group; the same "
+                "agent repeating the same topic within a minute gets 200 `duplicate: true` and is not "
+                "counted again",
+                201,
+                (400, 401, 403, 422),
+                {
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {
+                        "text": {"type": "string", "maxLength": 200},
+                        "category": {"type": "string", "description": "code, name or alias of a category"},
+                        "zip": {"type": "string", "pattern": "^[0-9]{5}$"},
+                    },
+                },
+            ),
+            "responses": {
+                **_ok(201, {"type": "object", "properties": {"group": FLAG_GROUP}}, "raised"),
+                **_ok(200, {"type": "object", "properties": {"group": FLAG_GROUP}}, "a repeat, not stored"),
+                **_errors(400, 401, 403, 422),
+            },
+        },
+        "get": {
+            "summary": "Flag groups heard in the window, most agents first (manager, stakeholder)",
+            "parameters": [
+                {"name": "window", "in": "query", "schema": {"type": "string", "default": "60m"}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["open", "promoted", "dismissed", "all"]},
+                },
+            ],
+            "responses": {
+                **_ok(
+                    200,
+                    {
+                        "type": "object",
+                        "properties": {
+                            "window": {"type": "string"},
+                            "groups": {"type": "array", "items": FLAG_GROUP},
+                        },
+                    },
+                ),
+                **_errors(401, 403, 422),
+            },
+        },
+    },
+    "/flags/{group_id}/promote": {
+        "parameters": [_path_id("group_id")],
+        "post": {
+            **_operation(
+                "Turn an open flag group into a category (manager): a name or code of an existing "
+                "category uses it, else one is created (name defaults to the group's text); every flag "
+                "becomes a counted complaint at its own time and ZIP; 409 flag_closed if already closed",
+                200,
+                (400, 401, 403, 404, 409, 422),
+            ),
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}, "code": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+        },
+    },
+    "/flags/{group_id}/dismiss": {
+        "parameters": [_path_id("group_id")],
+        "post": _operation(
+            "Dismiss an open flag group (manager); 409 flag_closed if already closed",
+            200,
+            (401, 403, 404, 409),
+        ),
+    },
+}
+
 ALERT_PATHS: dict[str, Any] = {
     "/alerts": {
         "get": {
@@ -651,6 +755,7 @@ DOCUMENT: dict[str, Any] = {
         **ALERT_PATHS,
         **IVR_PATHS,
         **TREND_PATHS,
+        **FLAG_PATHS,
         "/audit": {
             "get": {
                 "summary": "Audit entries, oldest first (manager, admin)",

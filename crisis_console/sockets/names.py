@@ -24,6 +24,8 @@ DELIVERY_CHANGED = "delivery.changed"
 TRENDS_UPDATE = "trends.update"
 USER_CHANGED = "user.changed"
 SESSION_WELCOME = "session.welcome"
+FLAG_RAISED = "flag.raised"
+FLAG_CHANGED = "flag.changed"
 
 # client -> server
 SCRIPT_ACK = "script.ack"

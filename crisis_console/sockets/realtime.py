@@ -182,3 +182,21 @@ def alert_sent(alert: dict[str, Any]) -> None:
 def delivery_changed(delivery: dict[str, Any]) -> None:
     """Tell the alerts page a delivery's status changed (sent, delivered, failed)."""
     socketio.emit(names.DELIVERY_CHANGED, {"delivery": delivery}, namespace=names.MANAGER)
+
+
+def _to_flag_readers(event: str, message: dict[str, Any]) -> None:
+    """Send to managers' consoles, and on dashboards only to the roles that may read flags."""
+    from crisis_console.services.flags import FLAG_READERS
+
+    socketio.emit(event, message, namespace=names.MANAGER)
+    socketio.emit(event, message, namespace=names.DASHBOARD, to=[role_room(role) for role in FLAG_READERS])
+
+
+def flag_raised(flag: dict[str, Any], group: dict[str, Any]) -> None:
+    """Show managers and stakeholders an agent's new flag (never who raised it) and its group."""
+    _to_flag_readers(names.FLAG_RAISED, {"flag": flag, "group": group})
+
+
+def flag_changed(group: dict[str, Any]) -> None:
+    """Tell managers and stakeholders a flag group was promoted or dismissed."""
+    _to_flag_readers(names.FLAG_CHANGED, {"group": group})

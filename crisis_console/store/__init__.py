@@ -19,6 +19,7 @@ from crisis_console.store.connection import (
     stop_embedded,
 )
 from crisis_console.store.events import EventRepo
+from crisis_console.store.flags import FlagRepo
 from crisis_console.store.ivr import AnnouncementRepo, LineRepo
 from crisis_console.store.keys import Keys
 from crisis_console.store.milestones import MilestoneRepo
@@ -62,6 +63,7 @@ class Store:
         self.complaints = ComplaintRepo(client, self.keys)
         self.alerts = AlertRepo(client, self.keys, self.audit)
         self.cap = CapRepo(client, self.keys, self.audit)
+        self.flags = FlagRepo(client, self.keys, self.audit)
 
     def try_lock(self, key: str, seconds: int) -> bool:
         """Take a lock that expires by itself; False if another process holds it."""

@@ -265,6 +265,33 @@ class Keys:
         """ZSET share-link id scored by expiry time (epoch), for listing the live ones."""
         return self._k("shares", "index")
 
+    # --- agent flags ("I keep hearing about…") -----------------------------------------
+
+    def flag_seq(self) -> str:
+        """STRING counter: the last agent flag id handed out (INCR). Never expires."""
+        return self._k("seq", "flag")
+
+    def flag_group_seq(self) -> str:
+        """STRING counter: the last flag group id handed out (INCR). Never expires."""
+        return self._k("seq", "flag_group")
+
+    def flag_group(self, group_id: int | str) -> str:
+        """HASH one group of similar agent flags: id, text (the first flag's), texts (JSON list of
+        the distinct wordings, at most 10), keys (JSON list of those wordings as compared), status (open/promoted/dismissed), first_at, last_at
+        (ISO, of its flags), flags (how many were kept), category (code, once promoted),
+        complaints (counted on promotion), closed_by, closed_at. Never expires (audit reads it)."""
+        return self._k("flag_group", group_id)
+
+    def flag_groups_index(self) -> str:
+        """ZSET flag group id scored by its latest flag's time (epoch ms): the groups heard in a
+        window, and the open ones a new flag is matched against. Never expires."""
+        return self._k("flag_groups", "index")
+
+    def flag_group_flags(self, group_id: int | str) -> str:
+        """ZSET the flags of one group, each member JSON {id, user_id, text, category, zip, at},
+        scored by when it was raised (epoch ms). Never expires: promotion counts every one."""
+        return self._k("flag_group", group_id, "flags")
+
     # --- CAP (Common Alerting Protocol) ------------------------------------------------
 
     def cap_messages(self, subject: str) -> str:
