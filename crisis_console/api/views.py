@@ -17,7 +17,7 @@ from crisis_console.auth.loaders import share_links
 from crisis_console.auth.roles import roles_required, signed_in
 from crisis_console.auth.views import end_session, sign_in
 from crisis_console.extensions import accounts, store
-from crisis_console.roles import Role
+from crisis_console.roles import ROLES, Role
 from crisis_console.services import audit
 from crisis_console.services.errors import ServiceError, ValidationError
 from crisis_console.sockets import realtime
@@ -59,7 +59,7 @@ def me() -> Any:
 
 
 @bp.route("/me", methods=["PATCH"])
-@signed_in
+@roles_required(*ROLES)  # a share link's viewer has no account to change
 def update_me() -> Any:
     """Change the signed-in user's own ``language`` (the one they read scripts in first)."""
     data = json_object()
