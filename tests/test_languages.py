@@ -59,3 +59,14 @@ def test_language_names_are_their_own():
     assert languages.link_text("es") == "En español"
     assert languages.name("xx") == "xx"
     assert languages.choices({"xx"})[-1] == ("xx", "xx")
+
+
+def test_an_admin_sets_it_on_the_users_page(auth, client):
+    """The users page's Save takes the language with the role and team."""
+    agent = auth.make_user(Role.AGENT)
+    auth.login_as(Role.ADMIN)
+    page = client.get("/admin/users").get_data(as_text=True)
+    assert f'<select id="language-{agent.id}" name="language">' in page
+    form = {"role": "agent", "team": "", "phone": "", "email": "", "language": "es"}
+    assert auth.post(f"/admin/users/{agent.id}/role", form).status_code == 302
+    assert auth.accounts.require(agent.id).language == "es"
