@@ -83,7 +83,7 @@ def test_admin_adds_a_manager_who_lands_on_a_live_console(served_app, page):
     expect(page.locator("h1")).to_have_text("Manager console")
     expect(page.locator(".role-badge")).to_have_text("manager")
     expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
-    expect(page.locator("#activity")).to_contain_text("user.created")
+    expect(page.locator("#activity")).to_contain_text(f"User “{manager_name}”")
 
 
 def test_wrong_password_shows_an_error_in_the_page(served_app, page):

@@ -14,6 +14,7 @@ from crisis_console.services.accounts import MIN_PASSWORD, User
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.lines import ROUTE_TYPES, SAY_LANGUAGES, Lines
 from crisis_console.sockets import realtime
+from scripts_library import languages
 
 
 def render_users(status: int = 200, **context: object) -> tuple[str, int]:
@@ -28,6 +29,7 @@ def render_users(status: int = 200, **context: object) -> tuple[str, int]:
             tokens=tokens,
             roles=ROLES,
             min_password=MIN_PASSWORD,
+            languages=lambda current: languages.choices({current}),
             form=context.pop("form", {}),
             **context,
         ),
@@ -87,6 +89,8 @@ def _change(user_id: int, action: str) -> Response:
             user = service.set_role_and_team(user_id, form.get("role"), form.get("team"), actor=actor)
             if "phone" in form or "email" in form:
                 user = service.set_contact(user_id, form.get("phone"), form.get("email"), actor=actor)
+            if form.get("language", before.language) != before.language:
+                user = service.set_language(user_id, form.get("language"), actor=actor)
             if user.role != before.role:
                 realtime.disconnect_user(user.id)
             message = f"Saved role, team and alert contacts of {user.username!r}."

@@ -704,7 +704,23 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "summary": "The signed-in user",
                 "responses": {**_ok(200, {"type": "object"}), **_errors(401)},
-            }
+            },
+            "patch": {
+                "summary": "Change your own preferred script language {language}",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["language"],
+                                "properties": {"language": {"type": "string", "example": "es"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {**_ok(200, {"type": "object"}), **_errors(400, 401)},
+            },
         },
         "/users": {
             "get": {
@@ -745,6 +761,7 @@ DOCUMENT: dict[str, Any] = {
                             "password": {"type": "string"},
                             "phone": {"type": "string", "description": "E.164 mobile number for SMS alerts"},
                             "email": {"type": "string", "description": "address for e-mail alerts"},
+                            "language": {"type": "string", "description": "preferred script language"},
                         },
                     }
                 ),

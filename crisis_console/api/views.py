@@ -17,7 +17,7 @@ from crisis_console.auth.loaders import share_links
 from crisis_console.auth.roles import roles_required, signed_in
 from crisis_console.auth.views import end_session, sign_in
 from crisis_console.extensions import accounts, store
-from crisis_console.roles import Role
+from crisis_console.roles import ROLES, Role
 from crisis_console.services import audit
 from crisis_console.services.errors import ServiceError, ValidationError
 from crisis_console.sockets import realtime
@@ -58,6 +58,20 @@ def me() -> Any:
     return jsonify({"user": current_user.public()})
 
 
+@bp.route("/me", methods=["PATCH"])
+@roles_required(*ROLES)  # a share link's viewer has no account to change
+def update_me() -> Any:
+    """Change the signed-in user's own ``language`` (the one they read scripts in first)."""
+    data = json_object()
+    unknown = sorted(set(data) - {"language"})
+    if unknown:
+        raise ValidationError(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+    if "language" not in data:
+        raise ValidationError("language is required.", field="language")
+    user = accounts().set_language(current_user.id, data["language"], actor=current_user.username)
+    return jsonify({"user": user.public()})
+
+
 @bp.route("/users")
 @roles_required(Role.ADMIN)
 def list_users() -> Any:
@@ -77,9 +91,9 @@ def create_user() -> Any:
 @bp.route("/users/<int:user_id>", methods=["PATCH"])
 @roles_required(Role.ADMIN)
 def update_user(user_id: int) -> Any:
-    """Change ``role``, ``team``, ``active``, ``password``, ``phone`` or ``email`` of a user."""
+    """Change ``role``, ``team``, ``active``, ``password``, ``phone``, ``email`` or ``language``."""
     data = json_object()
-    unknown = sorted(set(data) - {"role", "team", "active", "password", "phone", "email"})
+    unknown = sorted(set(data) - {"role", "team", "active", "password", "phone", "email", "language"})
     if unknown:
         raise ValidationError(f"Unknown field {unknown[0]!r}.", field=unknown[0])
     service = accounts()
@@ -95,6 +109,8 @@ def update_user(user_id: int) -> Any:
         service.set_contact(
             user_id, data.get("phone", user.phone), data.get("email", user.email), actor=actor
         )
+    if "language" in data:
+        service.set_language(user_id, data["language"], actor=actor)
     if "password" in data:
         service.reset_password(user_id, data["password"], actor=actor)
         end_connections = True

@@ -15,6 +15,7 @@ from crisis_console.console import bp
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import HOME_ENDPOINT, VIEWER, Role
 from crisis_console.services import spikes, suggestions, trends
+from crisis_console.services.activity import Recent
 from crisis_console.services.announcements import LONG_SECONDS, WORDS_PER_SECOND, Announcements
 from crisis_console.services.categories import Categories
 from crisis_console.services.events import KINDS, SEVERITIES, Events
@@ -22,11 +23,11 @@ from crisis_console.services.lines import Lines
 from crisis_console.services.milestones import MILESTONES, Milestones, human_duration
 from crisis_console.services.pushes import Pushes
 from crisis_console.services.scripts import Scripts
+from scripts_library import languages
 from scripts_library.model import State
 from scripts_library.rendering import render_markdown
 from scripts_library.templates import HAZARDS, TOPICS
 
-RECENT_ACTIVITY = 25
 #: Stood-down events listed on the manager console (for their timing reports).
 PAST_EVENTS = 10
 
@@ -82,7 +83,7 @@ def manager() -> str:
             for e in events
         },
         pushes=Pushes(store()).recent(8),
-        activity=store().audit.latest(RECENT_ACTIVITY),
+        activity=Recent(store()).rows(),
         spikes=suggested_spikes(names),
         suggest=True,
         alerts=hooks_of(current_app).alerting.recent(5),
@@ -164,12 +165,16 @@ def agent() -> str:
     categories = [c.public() for c in Categories(store()).list()]
     drills = Events(store()).exercise_ids()
     library = [{**s, "exercise": s["event_id"] in drills} for s in Scripts(store()).current()]
+    present = {str(s["language"]) for s in library} | {current_user.language}
     return render_template(
         "console/agent.html",
         feed=feed,
         library=library,
         categories=categories,
         shortcuts=shortcut_categories(categories),
+        my_language=current_user.language,
+        languages=languages.choices(present),
+        language_names={code: languages.link_text(code) for code, _name in languages.choices(present)},
     )
 
 

@@ -22,8 +22,10 @@ from crisis_console.services import audit
 from crisis_console.services.errors import Conflict, NotFound, ValidationError
 from crisis_console.store import Store
 from crisis_console.store.users import DuplicateName
+from scripts_library import languages
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
@@ -49,6 +51,8 @@ class User:
     #: Where alerts reach the user: an E.164 phone number for SMS, an e-mail address.
     phone: str = ""
     email: str = ""
+    #: The language the user reads scripts in first (agents see that version of a script).
+    language: str = languages.DEFAULT
     #: The server-side session this user object was loaded for ('' outside a session).
     session_key: str = ""
 
@@ -87,6 +91,7 @@ class User:
             "created_at": self.created_at,
             "phone": self.phone or None,
             "email": self.email or None,
+            "language": self.language,
         }
 
 
@@ -102,6 +107,7 @@ def _from_fields(fields: dict[str, str]) -> User:
         created_at=fields.get("created_at", ""),
         phone=fields.get("phone", ""),
         email=fields.get("email", ""),
+        language=fields.get("language") or languages.DEFAULT,
     )
 
 
@@ -155,6 +161,14 @@ class Accounts:
         ):
             raise ValidationError("email must be an e-mail address.", field="email")
         return {"phone": phone_value, "email": email_value}
+
+    @staticmethod
+    def clean_language(language: object) -> str:
+        """Return a language code such as "es" or raise ValidationError on ``language``."""
+        value = str(language or "").strip()
+        if not LANGUAGE_RE.match(value):
+            raise ValidationError('language must be a language code such as "en" or "es".', field="language")
+        return value
 
     @staticmethod
     def check_password(password: object) -> str:
@@ -357,6 +371,16 @@ class Accounts:
         contact = self.clean_contact(phone, email)
         entry = audit.entry(actor, "user.contact_changed", f"user:{user.id}", username=user.username)
         self.store.users.update(user.id, contact, entry, end_sessions=False)
+        return self.require(user.id)
+
+    def set_language(self, user_id: int | str, language: object, *, actor: str | None) -> User:
+        """Set the language a user reads scripts in first."""
+        user = self.require(user_id)
+        value = self.clean_language(language)
+        entry = audit.entry(
+            actor, "user.language_changed", f"user:{user.id}", username=user.username, language=value
+        )
+        self.store.users.update(user.id, {"language": value}, entry, end_sessions=False)
         return self.require(user.id)
 
     def _actor_id(self, actor: str) -> str | None:

@@ -31,7 +31,8 @@ class Keys:
 
     def user(self, user_id: int | str) -> str:
         """HASH one user: id, username, display_name, role, team, password_hash, active ("1"/"0"),
-        session_epoch (bumped to end every session), created_at, updated_at. Never expires."""
+        session_epoch (bumped to end every session), created_at, updated_at, phone, email,
+        language (preferred script language code, e.g. "es"; absent means English). Never expires."""
         return self._k("user", user_id)
 
     def users_by_name(self) -> str:

@@ -3,6 +3,10 @@
  * cue that can be muted, search over every current script, and no push lost or shown
  * twice: the socket handshake carries the last sequence seen (on every reconnection), the
  * server replays what came after, and pushes already shown are ignored.
+ * Each script shows in the agent's own language when a translation exists (the others one
+ * click away, in place); the library lists the agent's language first, the rest folded away.
+ * When the browser holds back the sound, a calm "Turn on sound" says so; when the live
+ * connection drops, a banner says the page may be out of date until it is back.
  * Script HTML comes from the server already sanitised (markdown-it + nh3).
  */
 (function () {
@@ -19,9 +23,19 @@
 
   var feed = document.getElementById("feed");
   var library = document.getElementById("library");
+  var libraryOther = document.getElementById("library-other");
+  var otherLanguages = document.getElementById("other-languages");
   var search = document.getElementById("search");
   var soundToggle = document.getElementById("sound-toggle");
+  var soundBlocked = document.getElementById("sound-blocked");
+  var languagePicker = document.getElementById("my-language");
   var soundOn = window.localStorage.getItem("cc-sound") !== "off";
+  var myLanguage = data.language || "en";
+  var linkText = data.language_names || {};
+  // Every current script by id, and each translation group's scripts by language.
+  var scripts = {};
+  var groups = {};
+  var messages = {};
 
   function esc(text) {
     var div = document.createElement("div");
@@ -51,6 +65,81 @@
     return script.exercise ? '<span class="badge badge--exercise exercise-tag">EXERCISE</span> ' : "";
   }
 
+  // --- translations ----------------------------------------------------------------
+
+  function remember(script) {
+    var old = scripts[script.id];
+    if (old && old.group_id != null && groups[old.group_id]) { delete groups[old.group_id][old.language]; }
+    scripts[script.id] = script;
+    if (script.group_id == null) { return; }
+    groups[script.group_id] = groups[script.group_id] || {};
+    groups[script.group_id][script.language] = script;
+  }
+
+  function forget(scriptId) {
+    var old = scripts[scriptId];
+    if (!old) { return; }
+    delete scripts[scriptId];
+    if (old.group_id != null && groups[old.group_id]) { delete groups[old.group_id][old.language]; }
+  }
+
+  // The other current languages of a script, as {language: script}.
+  function translationsOf(script) {
+    var found = {};
+    var group = script.group_id == null ? null : groups[script.group_id];
+    if (!group) { return found; }
+    Object.keys(group).forEach(function (lang) {
+      if (lang !== script.language) { found[lang] = group[lang]; }
+    });
+    return found;
+  }
+
+  // The version of a script to show this agent first: theirs when it exists.
+  function preferred(script) {
+    return script.language === myLanguage ? script : (translationsOf(script)[myLanguage] || script);
+  }
+
+  function switcher(shown, original) {
+    var others = translationsOf(shown);
+    var langs = Object.keys(others);
+    if (!langs.length) { return ""; }
+    return '<p class="translations" role="group" aria-label="This script in other languages">' + langs.map(function (lang) {
+      var text = linkText[lang] || lang;
+      if (original && lang === original.language && lang !== shown.language) { text += " (as pushed)"; }
+      return '<button type="button" class="translation-link" lang="' + esc(lang) + '" data-show="' + others[lang].id + '">' + esc(text) + "</button>";
+    }).join("") + "</p>";
+  }
+
+  // Fill a card or library item with one language's version; its links switch it in place.
+  function fill(container, shown, original, titleId) {
+    var head = container.querySelector(".script-card__head h3, summary strong");
+    if (head) { head.textContent = shown.title; head.setAttribute("lang", shown.language); }
+    var metaEl = container.querySelector(".script-meta");
+    if (metaEl) { metaEl.innerHTML = meta(shown); }
+    var note = container.querySelector(".translation-note");
+    if (note) {
+      note.hidden = !original || original.id === shown.id;
+      note.textContent = original && original.id !== shown.id
+        ? "Pushed as “" + original.title + "” (" + (original.language || "") + "); shown in your language."
+        : "";
+    }
+    var links = container.querySelector(".translations-slot");
+    links.innerHTML = switcher(shown, original);
+    var body = container.querySelector(".script-body");
+    body.innerHTML = shown.html;
+    body.setAttribute("lang", shown.language);
+    container.dataset.shownId = shown.id;
+    links.querySelectorAll("[data-show]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var next = scripts[button.dataset.show] || (original && String(original.id) === button.dataset.show ? original : null);
+        if (!next) { return; }
+        fill(container, next, original, titleId);
+        var again = container.querySelector('.translation-link[lang="' + shown.language + '"]');
+        if (again) { again.focus(); }
+      });
+    });
+  }
+
   function feedCard(message, unread) {
     var script = message.script;
     var li = document.createElement("li");
@@ -58,14 +147,17 @@
     li.dataset.scriptId = script.id;
     li.dataset.pushId = message.push_id;
     li.innerHTML =
-      '<article aria-labelledby="push-title-' + message.push_id + '">' +
+      '<article tabindex="-1" aria-labelledby="push-title-' + message.push_id + '">' +
       '<header class="script-card__head">' +
       (unread ? '<span class="badge badge--warn new-label">New</span> ' : "") + exerciseLabel(script) +
-      '<h3 id="push-title-' + message.push_id + '">' + esc(script.title) + "</h3>" +
-      '<p class="muted">' + meta(script) + "</p></header>" +
-      '<div class="script-body">' + script.html + "</div>" +
+      '<h3 id="push-title-' + message.push_id + '"></h3>' +
+      '<p class="muted script-meta"></p></header>' +
+      '<p class="translation-note muted" hidden></p>' +
+      '<div class="translations-slot"></div>' +
+      '<div class="script-body"></div>' +
       (unread ? '<button class="button button--primary got-it" type="button">Got it</button>' : "") +
       "</article>";
+    fill(li, preferred(script), script, "push-title-" + message.push_id);
     var button = li.querySelector(".got-it");
     if (button) {
       button.addEventListener("click", function () { acknowledge(li, message.push_id); });
@@ -78,15 +170,56 @@
     li.className = "library-item";
     li.dataset.scriptId = script.id;
     li.innerHTML =
-      "<details><summary>" + exerciseLabel(script) + "<strong>" + esc(script.title) + '</strong> <span class="muted">' + meta(script) +
-      "</span></summary>" + '<div class="script-body">' + script.html + "</div></details>";
+      "<details><summary>" + exerciseLabel(script) + '<strong></strong> <span class="muted script-meta"></span></summary>' +
+      '<div class="translations-slot"></div><div class="script-body"></div></details>';
+    fill(li, script, null, null);
     return li;
   }
 
+  // One entry per translation group in the agent's language when it has one (or its first
+  // version otherwise); every other version goes under "Other languages".
+  function renderLibrary() {
+    var ordered = Object.keys(scripts).map(function (id) { return scripts[id]; })
+      .sort(function (a, b) { return (b.order || 0) - (a.order || 0); });
+    var mine = [];
+    var rest = [];
+    var shownGroups = {};
+    ordered.forEach(function (script) {
+      if (script.language === myLanguage) { mine.push(script); shownGroups[script.group_id] = true; }
+    });
+    ordered.forEach(function (script) {
+      if (script.language === myLanguage) { return; }
+      var key = script.group_id == null ? "s" + script.id : script.group_id;
+      if (!shownGroups[key] && !(script.group_id != null && translationsOf(script)[myLanguage])) {
+        shownGroups[key] = true;
+        mine.push(script);
+      } else {
+        rest.push(script);
+      }
+    });
+    mine.sort(function (a, b) { return (b.order || 0) - (a.order || 0); });
+    library.innerHTML = "";
+    libraryOther.innerHTML = "";
+    mine.forEach(function (script) { library.appendChild(libraryItem(script)); });
+    rest.forEach(function (script) { libraryOther.appendChild(libraryItem(script)); });
+    otherLanguages.hidden = rest.length === 0;
+    document.getElementById("other-count").textContent = rest.length;
+  }
+
+  var order = 0;
   function upsertLibrary(script) {
-    var old = library.querySelector('[data-script-id="' + script.id + '"]');
-    var item = libraryItem(script);
-    if (old) { library.replaceChild(item, old); } else { library.insertBefore(item, library.firstChild); }
+    var old = scripts[script.id];
+    var entry = Object.assign({}, script, { order: old && old.version === script.version ? old.order : ++order });
+    remember(entry);
+    renderLibrary();
+  }
+
+  // The agent's language changed, or a translation arrived: show each card in its best version.
+  function refreshCards() {
+    Array.prototype.forEach.call(feed.children, function (card) {
+      var message = messages[card.dataset.pushId];
+      if (message) { fill(card, preferred(message.script), message.script, "push-title-" + message.push_id); }
+    });
   }
 
   function showPush(message, unread) {
@@ -96,27 +229,48 @@
     // A newer push of the same script replaces the older card.
     var old = feed.querySelector('[data-script-id="' + message.script.id + '"]');
     if (old) { old.remove(); }
-    feed.insertBefore(feedCard(message, unread), feed.firstChild);
+    messages[message.push_id] = message;
     upsertLibrary(message.script);
+    feed.insertBefore(feedCard(message, unread), feed.firstChild);
+    refreshCards();
     scheduleExpiry(message.script);
     refresh();
     return true;
+  }
+
+  // After "Got it", focus goes on to the next card still to read (below, else above), or
+  // to the list's heading, never back to the top of the page.
+  function focusAfter(card) {
+    var unread = Array.prototype.filter.call(feed.children, function (item) {
+      return item !== card && !item.hidden && item.classList.contains("script-card--unread");
+    });
+    var below = unread.filter(function (item) {
+      return card.compareDocumentPosition(item) & Node.DOCUMENT_POSITION_FOLLOWING;
+    });
+    var next = below[0] || unread[0];
+    var target = next ? next.querySelector("article") : document.getElementById("feed-title");
+    target.focus();
   }
 
   function acknowledge(card, pushId) {
     var button = card.querySelector(".got-it");
     if (button) { button.disabled = true; button.textContent = "Sending…"; }
     socket.emit(names.SCRIPT_ACK || "script.ack", { push_id: pushId }, function () {
+      var hadFocus = card.contains(document.activeElement) || document.activeElement === document.body;
       card.classList.remove("script-card--unread");
       var label = card.querySelector(".new-label");
       if (label) { label.remove(); }
       if (button) { button.remove(); }
       refresh();
+      if (hadFocus) { focusAfter(card); }
     });
   }
 
   function removeScript(scriptId) {
-    document.querySelectorAll('[data-script-id="' + scriptId + '"]').forEach(function (el) { el.remove(); });
+    document.querySelectorAll('#feed [data-script-id="' + scriptId + '"]').forEach(function (el) { el.remove(); });
+    forget(scriptId);
+    renderLibrary();
+    refreshCards();
     refresh();
   }
 
@@ -127,51 +281,144 @@
     badge.textContent = unread + " new";
     document.title = (unread ? "(" + unread + ") " : "") + "Scripts · Crisis Console";
     document.getElementById("feed-empty").hidden = feed.children.length > 0;
-    document.getElementById("library-empty").hidden = library.children.length > 0;
+    document.getElementById("library-empty").hidden = library.children.length + libraryOther.children.length > 0;
     applySearch();
   }
 
   function applySearch() {
     var words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
     var shown = 0;
-    [feed, library].forEach(function (list) {
+    [feed, library, libraryOther].forEach(function (list) {
+      var found = 0;
       Array.prototype.forEach.call(list.children, function (item) {
         var text = item.textContent.toLowerCase();
         var match = words.every(function (w) { return text.indexOf(w) !== -1; });
         item.hidden = !match;
-        if (match) { shown += 1; }
-        if (match && words.length && list === library) { item.querySelector("details").open = true; }
+        if (match) { shown += 1; found += 1; }
+        if (match && words.length && list !== feed) { item.querySelector("details").open = true; }
       });
+      if (list === libraryOther && words.length && found) { otherLanguages.open = true; }
     });
     document.getElementById("no-results").hidden = !(words.length && shown === 0);
   }
 
+  // --- sound ---------------------------------------------------------------------
+  // A short WAV made here (no file to fetch): a soft 880 Hz tone, or silence to ask the
+  // browser whether it will play sound at all. Browsers refuse play() until the person has
+  // used the page; the refusal is the promise rejecting, and then the page says so.
+
+  function wav(seconds, frequency, volume) {
+    var rate = 8000;
+    var count = Math.round(rate * seconds);
+    var bytes = new Uint8Array(44 + count * 2);
+    var view = new DataView(bytes.buffer);
+    function text(offset, value) { for (var i = 0; i < value.length; i++) { view.setUint8(offset + i, value.charCodeAt(i)); } }
+    text(0, "RIFF"); view.setUint32(4, 36 + count * 2, true); text(8, "WAVE"); text(12, "fmt ");
+    view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+    view.setUint32(24, rate, true); view.setUint32(28, rate * 2, true); view.setUint16(32, 2, true);
+    view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, count * 2, true);
+    for (var n = 0; n < count; n++) {
+      var fade = Math.min(1, n / 200, (count - n) / 200);
+      view.setInt16(44 + n * 2, Math.round(Math.sin(2 * Math.PI * frequency * n / rate) * 32767 * volume * fade), true);
+    }
+    var binary = "";
+    for (var b = 0; b < bytes.length; b++) { binary += String.fromCharCode(bytes[b]); }
+    return "data:audio/wav;base64," + window.btoa(binary);
+  }
+
+  var TONE = wav(0.18, 880, 0.25);
+  var SILENCE = wav(0.05, 0, 0);
+  var soundState = "unknown";
+
+  function setSoundState(state) {
+    soundState = state;
+    soundToggle.dataset.soundState = state;
+    soundBlocked.hidden = !(soundOn && state === "blocked");
+  }
+
+  function play(source) {
+    var audio = new window.Audio(source);
+    var started;
+    try { started = audio.play(); } catch (err) { started = Promise.reject(err); }
+    return Promise.resolve(started).then(function () { setSoundState("ready"); }, function (err) {
+      // NotAllowedError: the browser holds sound back until the person uses the page.
+      setSoundState(err && err.name === "NotSupportedError" ? "unsupported" : "blocked");
+      throw err;
+    });
+  }
+
   function beep() {
     if (!soundOn) { return; }
-    try {
-      var Context = window.AudioContext || window.webkitAudioContext;
-      var context = new Context();
-      var tone = context.createOscillator();
-      var gain = context.createGain();
-      tone.frequency.value = 880;
-      gain.gain.value = 0.08;
-      tone.connect(gain);
-      gain.connect(context.destination);
-      tone.start();
-      tone.stop(context.currentTime + 0.18);
-      tone.onended = function () { context.close(); };
-    } catch (err) { /* no audio here: the highlight still shows */ }
+    play(TONE).then(function () { soundToggle.dataset.lastCue = "played"; }, function () {
+      soundToggle.dataset.lastCue = "blocked";
+    });
+  }
+
+  // Ask once, silently, so an agent knows before the first push whether they would hear it.
+  function checkSound() {
+    if (!soundOn || soundState === "ready") { setSoundState(soundState); return; }
+    play(SILENCE).catch(function () { /* the notice now shows */ });
   }
 
   function renderSound() {
     soundToggle.textContent = soundOn ? "Sound on" : "Sound off";
     soundToggle.setAttribute("aria-pressed", soundOn ? "true" : "false");
+    setSoundState(soundState);
   }
 
   soundToggle.addEventListener("click", function () {
     soundOn = !soundOn;
     window.localStorage.setItem("cc-sound", soundOn ? "on" : "off");
     renderSound();
+    checkSound();
+  });
+  document.getElementById("sound-enable").addEventListener("click", function () {
+    play(TONE).then(function () {
+      soundToggle.dataset.lastCue = "played";
+      soundToggle.focus();
+    }, function () { /* still refused: the notice stays */ });
+  });
+  // Any use of the page lets the browser play sound: try again then, quietly.
+  ["pointerdown", "keydown"].forEach(function (type) {
+    document.addEventListener(type, function () {
+      if (soundOn && soundState === "blocked") { play(SILENCE).catch(function () {}); }
+    }, true);
+  });
+
+  // --- offline --------------------------------------------------------------------
+
+  var offlineBanner = document.getElementById("offline-banner");
+  document.addEventListener("cc:connection", function (event) {
+    var state = event.detail.state;
+    if (state === "offline" && offlineBanner.hidden) {
+      var since = window.ccTime.format(new Date(), "time");
+      offlineBanner.textContent = "Offline since " + since +
+        " — scripts on this page may be out of date; reconnecting…";
+      offlineBanner.hidden = false;
+    } else if (state === "live") {
+      offlineBanner.hidden = true;
+      offlineBanner.textContent = "";
+    }
+  });
+
+  // --- language ---------------------------------------------------------------------
+
+  languagePicker.addEventListener("change", function () {
+    var chosen = languagePicker.value;
+    var before = myLanguage;
+    myLanguage = chosen;
+    renderLibrary();
+    refreshCards();
+    refresh();
+    window.ccApi("PATCH", "/api/v1/me", { language: chosen }).then(function () {
+      languagePicker.dataset.saved = chosen;
+    }, function () {
+      myLanguage = before;
+      languagePicker.value = before;
+      renderLibrary();
+      refreshCards();
+      refresh();
+    });
   });
   search.addEventListener("input", applySearch);
   document.addEventListener("keydown", function (event) {
@@ -179,10 +426,16 @@
     if (event.key === "Escape" && document.activeElement === search) { search.value = ""; applySearch(); }
   });
 
-  data.library.forEach(function (script) { library.appendChild(libraryItem(script)); scheduleExpiry(script); });
+  // The library arrives most recently changed first.
+  data.library.slice().reverse().forEach(function (script) {
+    remember(Object.assign({}, script, { order: ++order }));
+    scheduleExpiry(script);
+  });
+  renderLibrary();
   // The feed arrives newest first; each card goes on top, so show the oldest first.
   data.feed.pushes.slice().reverse().forEach(function (message) { showPush(message, !message.acknowledged); });
   renderSound();
+  checkSound();
   refresh();
 
   document.addEventListener("cc:ready", function (event) {

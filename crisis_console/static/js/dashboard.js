@@ -68,7 +68,12 @@
   function drawChart() {
     var el = document.getElementById("chart");
     if (!el || typeof window.uPlot !== "function") { return; }
-    var choice = windowChoice(document.getElementById("chart-window"));
+    var selector = document.getElementById("chart-window");
+    var choice = windowChoice(selector);
+    // The printed report has no selector: it says in words which window the chart shows.
+    var printed = document.getElementById("chart-window-print");
+    var label = selector.selectedOptions[0].textContent;
+    if (printed) { printed.textContent = label.charAt(0).toUpperCase() + label.slice(1) + "."; }
     fetch("/api/v1/trends?window=" + choice[0] + "&bucket=" + choice[1], { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (result) {

@@ -29,11 +29,11 @@
     });
   }
 
+  // The console's clock (CRISIS_TIMEZONE), 24-hour; the zone's abbreviation when asked.
   function clock(iso, withZone) {
     if (!iso) { return ""; }
-    var options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
-    if (withZone) { options.timeZoneName = "short"; }
-    return new Date(iso).toLocaleTimeString([], options);
+    var p = window.ccTime.parts(iso);
+    return p.hour + ":" + p.minute + (withZone ? " " + p.zone : "");
   }
 
   function el(tag, className, text) {

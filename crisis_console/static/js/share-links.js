@@ -16,7 +16,7 @@
     item.dataset.shareId = link.id;
     item.innerHTML = "<strong>" + esc(link.label || "(no label)") + '</strong> <span class="muted">by ' +
       esc(link.created_by) + ', until <time datetime="' + esc(link.expires_at) + '">' +
-      esc(String(link.expires_at).slice(0, 16).replace("T", " ")) + " UTC</time></span> " +
+      esc(window.ccTime.format(link.expires_at)) + "</time></span> " +
       '<form class="inline" data-api-url="/api/v1/share-links/' + encodeURIComponent(link.id) +
       '" data-api-method="DELETE" data-confirm="Revoke this link? Dashboards open with it stop at once.">' +
       '<button class="button button--small button--danger" type="submit">Revoke</button></form>';
