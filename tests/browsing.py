@@ -91,7 +91,9 @@ def seed_scene(served_app: Any) -> Scene:
         expect=201,
     )
     writer.call("POST", f"/events/{event['id']}/declare")
-    writer.call("POST", "/events", {"name": f"Heat {tag}", "kind": "extreme_heat", "severity": "moderate"}, expect=201)
+    writer.call(
+        "POST", "/events", {"name": f"Heat {tag}", "kind": "extreme_heat", "severity": "moderate"}, expect=201
+    )
 
     # Scripts: approved and pushed, waiting for review (by another manager), and a draft.
     def script(title: str) -> dict[str, Any]:
@@ -128,7 +130,9 @@ def seed_scene(served_app: Any) -> Scene:
     complaints = [{"category": category["code"], "zip": "02124"}] * 6
     writer.call("POST", "/complaints", {"complaints": complaints}, expect=201)
 
-    link = apis["manager"].call("POST", "/share-links", {"expires_in": 3600, "label": f"EOC {tag}"}, expect=201)
+    link = apis["manager"].call(
+        "POST", "/share-links", {"expires_in": 3600, "label": f"EOC {tag}"}, expect=201
+    )
     scene.share_url = link["url"]
     return scene
 
@@ -190,42 +194,60 @@ def page_links(page: Any, base: str) -> list[tuple[str, str, bool]]:
     return found
 
 
+def follow(page: Any, base: str, path: str) -> tuple[int, str | None]:
+    """GET a link with the page's cookies; return its status and the path of the HTML page it
+    leads to after redirects (None when it is not an HTML page)."""
+    response = page.request.get(f"{base}{path}")
+    if not response.ok or "text/html" not in response.headers.get("content-type", ""):
+        return response.status, None
+    final = urlsplit(response.url)
+    return response.status, final.path + (f"?{final.query}" if final.query else "")
+
+
 def discover_pages(
-    page: Any, scene: Scene, check_link: Callable[[str, str], str | None] | None = None
+    page: Any,
+    scene: Scene,
+    check_link: Callable[[str, str], str | None] | None = None,
+    visit: Callable[[str], None] | None = None,
+    per_shape: int = PAGES_PER_SHAPE,
 ) -> list[str]:
     """Visit the role's navigation and the same-origin links on its pages (bounded by shape and
     depth, preferring the scene's own objects); return the HTML pages found, landing page first.
 
     ``check_link(path, found_on)`` is called once per distinct link and returns the path of the
-    HTML page it leads to (after redirects), or None when it is not a page to visit.
+    HTML page it leads to (after redirects), or None when it is not a page to visit;
+    ``visit(path)`` is called on each page once it is live and its links are read.
     """
     start = urlsplit(page.url).path
     pages = [start]
     seen_links: set[str] = {start}
-    per_shape: dict[str, int] = {shape(start): 1}
+    shapes: dict[str, int] = {shape(start): 1}
     frontier = [(start, 0)]
     while frontier:
         path, depth = frontier.pop(0)
         if page.url != f"{scene.url}{path}":
             page.goto(f"{scene.url}{path}")
+        wait_until_live(page)
         links = page_links(page, scene.url)
+        if visit:
+            visit(path)
         # The scene's own objects first, so the bounded crawl sees them in every state.
         links.sort(key=lambda link: (not link[2], scene.tag not in link[1]))
         for link, _text, in_nav in links:
             if link in seen_links or NOT_FOLLOWED.match(link):
                 continue
             seen_links.add(link)
-            target = check_link(link, path) if check_link else link
-            if target is None or target != link and target in seen_links:
+            target = check_link(link, path) if check_link else follow(page, scene.url, link)[1]
+            if target is None or (target != link and target in seen_links):
                 continue
             link = target
             seen_links.add(link)
             if "?" in link or (depth >= LINK_DEPTH and not in_nav):
                 continue
             key = shape(link)
-            if per_shape.get(key, 0) >= PAGES_PER_SHAPE:
+            if shapes.get(key, 0) >= per_shape:
                 continue
-            per_shape[key] = per_shape.get(key, 0) + 1
+            shapes[key] = shapes.get(key, 0) + 1
             pages.append(link)
             frontier.append((link, 0 if in_nav else depth + 1))
     return pages

@@ -35,6 +35,7 @@ from tests.browsing import (
     Scene,
     chromium,
     discover_pages,
+    follow,
     seed_scene,
     shape,
     sign_in,
@@ -119,12 +120,14 @@ const signature = (el) => {
   }
   let where = "";
   if (form) {
-    const action = form.getAttribute("data-api-url") || form.getAttribute("action") || "(same page)";
+    // Any path segment with a digit is an id (/users/12, /tokens/8e56a2): one button per route.
+    const action = (form.getAttribute("data-api-url") || form.getAttribute("action") || "(same page)")
+      .replace(/\/[^/?]*\d[^/?]*/g, "/N");
     const method = form.getAttribute("data-api-method") || form.getAttribute("method") ||
       (form.hasAttribute("data-api-url") ? "post" : "get");
     where = norm(action) + " " + method.toUpperCase();
   }
-  return [el.tagName.toLowerCase(), text, where, norm(el.id)].join(" | ");
+  return [el.tagName.toLowerCase(), text, where].join(" | ");
 };
 const visible = (el) => {
   const box = el.getBoundingClientRect();
@@ -227,9 +230,7 @@ def normal(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 def allowed_failure(method: str, url: str, status: int) -> bool:
     """Say whether a failed request is on the allowlist."""
     path = urlsplit(url).path
-    return any(
-        m == method and re.search(p, path) and s == status for m, p, s, _why in ALLOWED_FAILURES
-    )
+    return any(m == method and re.search(p, path) and s == status for m, p, s, _why in ALLOWED_FAILURES)
 
 
 @dataclass
@@ -402,7 +403,9 @@ class Crawl:
         settle(self.page, self.tracker)
         return counts
 
-    def judge(self, path: str, steps: tuple[str, ...], label: str, clean_text: str) -> list[dict[str, Any]] | None:
+    def judge(
+        self, path: str, steps: tuple[str, ...], label: str, clean_text: str
+    ) -> list[dict[str, Any]] | None:
         """Press ``steps`` from a clean page and judge the last press; return the buttons it
         revealed, or None if a button of ``steps`` is not on the page."""
         for sig in steps[:-1]:
@@ -442,7 +445,9 @@ class Crawl:
             if text != clean_text:
                 why.append("page reloaded with new content")
         alive = bool(why)
-        self.log.append(f"{'ok  ' if alive else 'DEAD'} {path} :: {' > '.join(steps)} :: {', '.join(why[:4])}")
+        self.log.append(
+            f"{'ok  ' if alive else 'DEAD'} {path} :: {' > '.join(steps)} :: {', '.join(why[:4])}"
+        )
         if not alive and not any(
             re.search(s, shape(path)) and re.search(t, label) for s, t, _why in ALLOWED_DEAD
         ):
@@ -503,13 +508,10 @@ def check_link(crawl: Crawl, checked: dict[str, int], path: str, found_on: str) 
     if checked.get(shape(path), 0) >= LINKS_PER_SHAPE:
         return None
     checked[shape(path)] = checked.get(shape(path), 0) + 1
-    response = crawl.page.request.get(f"{crawl.scene.url}{path}")
-    if response.status >= 400 and not allowed_failure("GET", path, response.status):
-        crawl.tracker.problems.append(f"{crawl.role}: link {path} on {found_on} answered {response.status}")
-    if not response.ok or "text/html" not in response.headers.get("content-type", ""):
-        return None
-    final = urlsplit(response.url)
-    return final.path + (f"?{final.query}" if final.query else "")
+    status, target = follow(crawl.page, crawl.scene.url, path)
+    if status >= 400 and not allowed_failure("GET", path, status):
+        crawl.tracker.problems.append(f"{crawl.role}: link {path} on {found_on} answered {status}")
+    return target
 
 
 @pytest.fixture(scope="module")
@@ -553,7 +555,7 @@ def test_every_button_of_every_page_works(role: str, scene: Scene, browser: Any)
             crawl.judge(item["path"], (sig,), item["label"], clean_text)
         print(f"\n{role}: {len(pages)} pages, {crawl.presses} presses: {' '.join(pages)}")
         print("\n".join(crawl.log))
-        for (key, steps), label in crawl.missed.items():
+        for (key, _steps), label in crawl.missed.items():
             print(f"not pressed (gone after earlier presses): {key} :: {label}")
         assert not tracker.problems, "\n".join(tracker.problems)
     finally:
