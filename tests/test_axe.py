@@ -108,3 +108,22 @@ def test_no_page_has_an_axe_violation(role: str, scene: Scene, browser: Any) -> 
         assert not found, "\n".join(found)
     finally:
         context.close()
+
+
+def test_axe_reports_what_it_must(scene: Scene, browser: Any) -> None:
+    """A field without a label and an image without a text alternative, added to a real page as
+    it loads, are reported (so a clean run means axe really looked)."""
+    context = browser.new_context(viewport=VIEWPORTS["laptop"], base_url=scene.url)
+    context.add_init_script(
+        'document.addEventListener("DOMContentLoaded", () => document.querySelector("main")'
+        '.insertAdjacentHTML(\'beforeend\', \'<input id="probe-field"><img id="probe-image" src="/static/none.png">\'));'
+    )
+    page = context.new_page()
+    try:
+        sign_in(page, scene, "stakeholder")
+        wait_until_live(page)
+        found = "\n".join(violations_on(page, "/dashboard"))
+        assert re.search(r"\[laptop\] label .*#probe-field", found), found
+        assert re.search(r"\[tablet\] image-alt .*#probe-image", found), found
+    finally:
+        context.close()
