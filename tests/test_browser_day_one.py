@@ -12,6 +12,7 @@ from crisis_console import clock
 from crisis_console.alert_hooks import AlertHooks, load_rules
 from crisis_console.roles import Role
 from crisis_console.services.events import Events
+from tests.helpers import PASSWORD
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 
 pytestmark = [
@@ -141,3 +142,28 @@ def test_admin_edits_a_lines_routing_and_deletes_it(served_app, page):
     row.get_by_role("button", name="Delete").click()
     expect(page.locator("#lines tr", has_text=number)).to_have_count(0, timeout=10_000)
     assert Lines(served_app.store).get(line.id) is None
+
+
+def test_changing_ones_password_keeps_this_browser_and_signs_out_the_other(served_app, browser):
+    """From the header's Password link: the page lands home signed in; another browser of the
+    same user is sent to sign in at once."""
+    from playwright.sync_api import expect
+
+    agent = served_app.make_user(Role.AGENT)
+    here = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    there = browser.new_context().new_page()
+    for page in (here, there):
+        sign_in(page, served_app.url, agent.username)
+        expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    here.get_by_role("link", name="Password").click()
+    here.get_by_label("Current password").fill(PASSWORD)
+    here.get_by_label("New password", exact=True).fill("a much longer secret")
+    here.get_by_label("New password again").fill("a much longer secret")
+    here.get_by_role("button", name="Change password").click()
+    expect(here).to_have_url(f"{served_app.url}/agent")
+    expect(here.locator(".flash--success")).to_contain_text("Your password is changed")
+    expect(here.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    shot(here, "password-changed")
+    expect(there).to_have_url(f"{served_app.url}/login?next=/agent", timeout=10_000)
+    here.context.close()
+    there.context.close()

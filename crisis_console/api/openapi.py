@@ -548,7 +548,8 @@ EVENT_PATHS: dict[str, Any] = {
     },
     "/scripts/import": {
         "post": _operation(
-            "Create drafts from the hazard library for an event (manager)",
+            "Create drafts from the hazard library for an event; templates already imported for it are "
+            "listed in existing, not duplicated (200 when nothing was new) (manager)",
             201,
             (400, 401, 403, 404, 422),
             {
@@ -557,6 +558,13 @@ EVENT_PATHS: dict[str, Any] = {
                 "properties": {"event_id": {"type": "integer"}, "hazard": {"type": "string"}},
             },
         )
+        | {
+            "responses": {
+                **_ok(201, OBJECT, "created"),
+                **_ok(200, OBJECT, "all already imported"),
+                **_errors(400, 401, 403, 404, 422),
+            }
+        }
     },
     "/scripts/{script_id}": {
         "parameters": [_path_id("script_id")],

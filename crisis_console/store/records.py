@@ -88,7 +88,8 @@ class Records:
             current = pipe.hgetall(key)
             updates, entry = decide(current)
             pipe.multi()
-            pipe.hset(key, mapping=updates)
+            if updates:  # a change that changes nothing (saving a form as it was) is still audited
+                pipe.hset(key, mapping=updates)
             pipe.zadd(self._index, {str(record_id): time.time()}, xx=True)
             if also:
                 also(pipe)

@@ -28,7 +28,10 @@
   // server closing the socket then is not mistaken for a session ended elsewhere.
   var leaving = false;
   document.addEventListener("submit", function (event) {
-    if (/\/logout$/.test(event.target.action || "")) { leaving = true; }
+    // A form marked data-leaves-page (changing one's password) ends this user's sockets too.
+    if (/\/logout$/.test(event.target.action || "") || event.target.hasAttribute("data-leaves-page")) {
+      leaving = true;
+    }
   });
   window.addEventListener("pagehide", function () { leaving = true; });
   // Back from the back/forward cache: the page is in use again, so a later kick must count.
