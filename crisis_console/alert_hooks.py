@@ -74,7 +74,7 @@ class AlertHooks:
 
     def spike(self, spike: dict[str, Any]) -> dict[str, Any]:
         """Return the spike with its category's name and suggestions; raise its alerts."""
-        names = {c.code: c.name for c in Categories(self.store).list()}
+        names = {c.code: c.name for c in Categories(self.store).list(include_inactive=True)}
         name = spikes.label(spike, names)
         Milestones(self.store).reached("first_spike")
         enriched = {

@@ -509,3 +509,14 @@ def test_import_with_redis_unreachable_exits_2(tmp_path):
     )
     assert done.returncode == 2, done.stderr
     assert url in done.stderr and "cannot reach Redis" in done.stderr
+
+
+def test_a_retired_categorys_history_keeps_its_name_on_the_dashboard(
+    client, auth, agent_headers, manager_headers
+):
+    """Counts from before a category was retired still read as its name, not its code."""
+    assert log(client, agent_headers, "Dead animal")["_status"] == 201
+    client.post("/api/v1/categories/dead_animal/retire", headers=manager_headers)
+    auth.login_as(Role.STAKEHOLDER)
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "Dead animal pickup" in page

@@ -61,7 +61,7 @@ def manager() -> str:
     by_state = {state: [s for s in all_scripts if s.state == state] for state in State}
     live = [s for s in all_scripts if s.is_current()]
     events = Events(store()).list()
-    names = {c.code: c.name for c in Categories(store()).list()}
+    names = {c.code: c.name for c in Categories(store()).list(include_inactive=True)}
     return render_template(
         "console/manager.html",
         agent_count=len(agents),
@@ -194,7 +194,7 @@ def dashboard() -> str:
     playing = [(line, service.current(line.id)) for line in lines]
     counts = trends.series(store(), window="60m", bucket="60m")
     last_hour = trends.recent_window(store(), "60m", None)  # read once for movers and spikes
-    names = {c.code: c.name for c in Categories(store()).list()}
+    names = {c.code: c.name for c in Categories(store()).list(include_inactive=True)}
     top = sorted(
         ((code, n) for code, n in counts["totals"].items() if code != "all" and n), key=lambda item: -item[1]
     )

@@ -184,7 +184,7 @@ def post_request(fmt: str) -> Response:
 @geo_view("public")
 def get_requests(fmt: str) -> Response:
     """List recent service requests (newest first, at most 1,000), filterable by id and code."""
-    categories = {c.code: c for c in Categories(store()).list()}
+    categories = {c.code: c for c in Categories(store()).list(include_inactive=True)}
     wanted_ids = {i for i in request.args.get("service_request_id", "").split(",") if i}
     codes = {c for c in request.args.get("service_code", "").split(",") if c}
     rows = [service_request(e, categories) for e in store().complaints.recent(1000)]
@@ -204,5 +204,5 @@ def get_request(request_id: str, fmt: str) -> Response:
     entry = store().complaints.get(request_id)
     if entry is None:
         raise GeoReportError(404, f"No service request {request_id!r}.")
-    categories = {c.code: c for c in Categories(store()).list()}
+    categories = {c.code: c for c in Categories(store()).list(include_inactive=True)}
     return respond(fmt, "service_requests", "request", [service_request(entry, categories)])

@@ -390,6 +390,6 @@ class Keys:
         return self._k("categories", "seeded")
 
     def trend_pattern(self) -> str:
-        """Glob matching every minute and hour counter HASH (:meth:`trend_minute`,
-        :meth:`trend_hour`): scanned only when two categories are merged."""
+        """HASH glob: matches every minute and hour counter (:meth:`trend_minute`,
+        :meth:`trend_hour`); scanned only when two categories are merged."""
         return self._k("trend", "*")
