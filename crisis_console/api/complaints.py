@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -125,6 +126,8 @@ def get_spikes() -> Any:
 #: Most records one CSV export carries.
 MAX_EXPORT = 50_000
 RECORD_COLUMNS = ("id", "occurred_at", "received_at", "category", "channel", "zip", "lat", "lon", "text")
+#: How far Redis's clock (the stream's ids) may be behind this server's when exporting.
+STREAM_CLOCK_MARGIN = timedelta(minutes=15)
 #: The export's columns: the stored (ISO 8601, UTC) times for programs, then the time of the
 #: contact as a spreadsheet reads it (local, 24-hour) with the zone's abbreviation.
 RECORD_HEADER = ("id", "occurred_at", "occurred_local", "time_zone", *RECORD_COLUMNS[2:])
@@ -189,8 +192,9 @@ def complaints_csv() -> Response:
     records = store().complaints.occurred_between(
         clock.iso(start),
         clock.iso(end),
-        # A contact may be dated up to FUTURE_SKEW after its receipt, never earlier.
-        received_from_ms=int((start - FUTURE_SKEW).timestamp() * 1000),
+        # A contact may be dated up to FUTURE_SKEW after its receipt; stream ids are Redis's
+        # clock, so allow the two servers' clocks to differ by some minutes too.
+        received_from_ms=int((start - FUTURE_SKEW - STREAM_CLOCK_MARGIN).timestamp() * 1000),
         limit=MAX_EXPORT,
     )
     zone = current_zone()
