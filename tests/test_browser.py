@@ -253,6 +253,8 @@ def test_manager_shares_the_dashboard_and_a_guest_opens_it(served_app, browser):
 
     manager = browser.new_context().new_page()
     sign_in(manager, served_app.url, served_app.make_user(Role.MANAGER).username)
+    # Live means the page's scripts have run: the form is then sent by them, not natively.
+    expect(manager.locator("#connection-status")).to_have_text("Live", timeout=10_000)
     manager.locator("#share-label").fill("EOC wall screen")
     manager.get_by_role("button", name="Create link").click()
     expect(manager.locator("#share-url code")).to_contain_text("/share/", timeout=10_000)

@@ -87,6 +87,13 @@
     });
     cc.onEvent(names.SCRIPT_CHANGED || "script.changed", noticeScriptsChanged);
     cc.onEvent(names.SCRIPT_RETIRED || "script.retired", noticeScriptsChanged);
+    // Progress sent while the page loaded or the connection was down is not replayed:
+    // re-read the pushes on the page on every (re)connection.
+    cc.socket.on("connect", function () {
+      document.querySelectorAll("#pushes .push[data-push-id]").forEach(function (row) {
+        refreshPending(row.dataset.pushId);
+      });
+    });
   }
 
   if (window.crisisConsole && window.crisisConsole.socket) { start(); }
