@@ -372,12 +372,16 @@ class Crawl:
     pressed: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     missed: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
     presses: int = 0
+    reloaded: bool = False
     log: list[str] = field(default_factory=list)
 
-    def open_clean(self, path: str) -> str:
-        """Open ``path`` afresh, signing in again if the session ended; return its main text."""
+    def open_clean(self, path: str, *, opened: bool = False) -> str:
+        """Open ``path`` afresh (unless just ``opened``), signing in again if the session ended;
+        return its main text."""
         for _ in range(2):
-            self.page.goto(f"{self.scene.url}{path}")
+            if not opened:
+                self.page.goto(f"{self.scene.url}{path}")
+            opened = False
             if urlsplit(self.page.url).path != "/login" and "/share/" not in self.page.url:
                 break
             sign_in(self.page, self.scene, self.role)
@@ -411,6 +415,7 @@ class Crawl:
     ) -> list[dict[str, Any]] | None:
         """Press ``steps`` from a clean page and judge the last press; return the buttons it
         revealed, or None if a button of ``steps`` is not on the page."""
+        self.reloaded = False
         for sig in steps[:-1]:
             if self.press(sig) is None:
                 return None
@@ -438,6 +443,8 @@ class Crawl:
             if not self.role_signed_out():
                 wait_until_live(self.page)
                 settle(self.page, self.tracker)
+                # The page reloaded itself after the press: that fresh load is the next clean page.
+                self.reloaded = normal(self.page.url) == normal(f"{self.scene.url}{path}")
             text = self.page.evaluate("() => (document.querySelector('main') || document.body).innerText")
             if text != clean_text and os.environ.get("CRAWL_DEBUG"):
                 import difflib
@@ -477,7 +484,7 @@ class Crawl:
     def crawl_page(self, path: str, last: list[tuple[str, dict[str, Any]]]) -> None:
         """Press every distinct button of one page, each from a clean page; queue the page chrome."""
         key = shape(path)
-        clean_text = self.open_clean(path)
+        clean_text = self.open_clean(path, opened=True)
         queue: list[tuple[tuple[str, ...], str]] = []
 
         def enqueue(items: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> None:
@@ -509,7 +516,7 @@ class Crawl:
             if len(steps) < 3:
                 enqueue(revealed, steps)
             self.tracker.where = f"{self.role} on {path}"
-            clean_text = self.open_clean(path)
+            clean_text = self.open_clean(path, opened=self.reloaded)
             # Pressing may have made new buttons (Enable after Disable): press those too.
             enqueue(self.collect())
 
@@ -563,11 +570,14 @@ def crawl_role(browser: Any, scene: Scene, role: str, probe: str = "") -> Crawl:
         sign_in(page, scene, role)
         wait_until_live(page)
         checked: dict[str, int] = {}
-        pages = discover_pages(page, scene, lambda path, on: check_link(crawl, checked, path, on))
         last: list[tuple[str, dict[str, Any]]] = []
-        for path in pages:
+
+        def visit(path: str) -> None:
+            """Crawl a page as soon as it is found (it is open and live)."""
             tracker.where = f"{role} on {path}"
             crawl.crawl_page(path, last)
+
+        pages = discover_pages(page, scene, lambda path, on: check_link(crawl, checked, path, on), visit)
         # The header's buttons (Sign out) last, so that signing out ends the crawl. No button
         # disables or demotes the user crawling today (the Users page offers no Disable on
         # one's own row); a press that ends the session is followed by signing in again.
