@@ -570,6 +570,8 @@ def crawl_role(browser: Any, scene: Scene, role: str, probe: str = "") -> Crawl:
         sign_in(page, scene, role)
         wait_until_live(page)
         checked: dict[str, int] = {}
+        # Every browser asks for it, though headless Chromium does not.
+        check_link(crawl, checked, "/favicon.ico", "every page")
         last: list[tuple[str, dict[str, Any]]] = []
 
         def visit(path: str) -> None:
