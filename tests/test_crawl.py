@@ -238,7 +238,6 @@ def allowed_failure(method: str, url: str, status: int) -> bool:
 class Tracker:
     """Everything the browser reports: requests in flight, navigations and problems."""
 
-    base: str
     where: str = "signing in"
     in_flight: set[Any] = field(default_factory=set)
     requests: list[Any] = field(default_factory=list)
@@ -308,7 +307,7 @@ def settle(page: Any, tracker: Tracker) -> None:
     raise AssertionError(f"{tracker.where}: requests never finished: {tracker.in_flight}")
 
 
-def value_for(spec: dict[str, Any], tag: str) -> str | None:
+def value_for(spec: dict[str, Any]) -> str | None:
     """Pick a valid value for an empty field from its type, list, placeholder or requirement."""
     kind, placeholder, required = spec["type"], spec["placeholder"], spec["required"]
     token = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
@@ -344,7 +343,7 @@ def value_for(spec: dict[str, Any], tag: str) -> str | None:
     return None
 
 
-def fill(page: Any, fields: list[dict[str, Any]], tag: str) -> None:
+def fill(page: Any, fields: list[dict[str, Any]]) -> None:
     """Fill a form's fields as a user would, keeping what the page already put in them."""
     for spec in fields:
         field_locator = page.locator(f'[data-crawl-field="{spec["index"]}"]')
@@ -355,7 +354,7 @@ def fill(page: Any, fields: list[dict[str, Any]], tag: str) -> None:
             if not spec["checked"]:
                 field_locator.check()
         elif not spec["value"]:
-            value = value_for(spec, tag)
+            value = value_for(spec)
             if value is not None:
                 field_locator.fill(value)
 
@@ -400,7 +399,7 @@ class Crawl:
         marked = self.page.evaluate(MARK_JS, [PRESSABLE, sig, self.prefer])
         if marked is None:
             return None
-        fill(self.page, marked["fields"], self.scene.tag)
+        fill(self.page, marked["fields"])
         if judged:
             # Scrolled to first, so that the click's own scrolling is not taken for an effect.
             self.page.locator("[data-crawl-target]").scroll_into_view_if_needed()
@@ -562,7 +561,7 @@ def crawl_role(browser: Any, scene: Scene, role: str, probe: str = "") -> Crawl:
         )
         context.add_init_script(script)
     page = context.new_page()
-    tracker = Tracker(scene.url)
+    tracker = Tracker()
     tracker.attach(page)
     # Act on the second user's rows first, then on anything else the scene made.
     crawl = Crawl(page, scene, role, tracker, [scene.users["colleague"], scene.tag])
