@@ -13,10 +13,14 @@ a frame drawn) the crawl records, inside the page, DOM mutations, changed field 
 scroll, ``fetch``/XHR/WebSocket sends and calls such as ``print()``; and, from Playwright, every
 request and navigation. A press that sends nothing and changes nothing is dead; so is a form that
 merely reloads the same page unchanged (a form whose script is not loaded submits to itself).
+
+Run with ``-s`` to see each press and what made it count; ``CRAWL_DEBUG=1`` also prints how a
+reloaded page's text differed.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import random
@@ -446,8 +450,6 @@ class Crawl:
                 self.reloaded = normal(self.page.url) == normal(f"{self.scene.url}{path}")
             text = self.page.evaluate("() => (document.querySelector('main') || document.body).innerText")
             if text != clean_text and os.environ.get("CRAWL_DEBUG"):
-                import difflib
-
                 print(
                     "\n".join(difflib.unified_diff(clean_text.splitlines(), text.splitlines(), lineterm=""))
                 )
