@@ -349,11 +349,17 @@ def value_for(spec: dict[str, Any]) -> str | None:
 
 def fill(page: Any, fields: list[dict[str, Any]]) -> None:
     """Fill a form's fields as a user would, keeping what the page already put in them."""
+    # Selects offering the same choices (merge this category into that one) get different ones.
+    chosen: dict[tuple[str, ...], set[str]] = {}
     for spec in fields:
         field_locator = page.locator(f'[data-crawl-field="{spec["index"]}"]')
         if spec["tag"] == "select":
-            if not spec["value"] and any(spec["options"]):
-                field_locator.select_option(next(v for v in spec["options"] if v))
+            used = chosen.setdefault(tuple(spec["options"]), set())
+            choices = [v for v in spec["options"] if v and v not in used]
+            value = spec["value"] if spec["value"] and spec["value"] not in used else next(iter(choices), "")
+            if value and value != spec["value"]:
+                field_locator.select_option(value)
+            used.add(value)
         elif spec["type"] == "checkbox":
             if not spec["checked"]:
                 field_locator.check()
