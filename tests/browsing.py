@@ -156,13 +156,14 @@ def sign_in(page: Any, scene: Scene, role: str) -> None:
 
     if role == "viewer":
         page.goto(scene.share_url)
-        expect(page.locator(".role-badge")).to_have_text("viewer")
+        expect(page.locator(".role-badge")).to_have_text("viewer", timeout=15_000)
         return
     page.goto(f"{scene.url}/login")
     page.get_by_label("Username").fill(scene.users[role])
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.locator(".role-badge")).to_have_text(role)
+    # Generous: signing in checks a scrypt hash, slow on a busy machine.
+    expect(page.locator(".role-badge")).to_have_text(role, timeout=15_000)
 
 
 def wait_until_live(page: Any) -> None:

@@ -13,10 +13,14 @@ a frame drawn) the crawl records, inside the page, DOM mutations, changed field 
 scroll, ``fetch``/XHR/WebSocket sends and calls such as ``print()``; and, from Playwright, every
 request and navigation. A press that sends nothing and changes nothing is dead; so is a form that
 merely reloads the same page unchanged (a form whose script is not loaded submits to itself).
+
+Run with ``-s`` to see each press and what made it count; ``CRAWL_DEBUG=1`` also prints how a
+reloaded page's text differed.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import random
@@ -238,7 +242,6 @@ def allowed_failure(method: str, url: str, status: int) -> bool:
 class Tracker:
     """Everything the browser reports: requests in flight, navigations and problems."""
 
-    base: str
     where: str = "signing in"
     in_flight: set[Any] = field(default_factory=set)
     requests: list[Any] = field(default_factory=list)
@@ -308,7 +311,7 @@ def settle(page: Any, tracker: Tracker) -> None:
     raise AssertionError(f"{tracker.where}: requests never finished: {tracker.in_flight}")
 
 
-def value_for(spec: dict[str, Any], tag: str) -> str | None:
+def value_for(spec: dict[str, Any]) -> str | None:
     """Pick a valid value for an empty field from its type, list, placeholder or requirement."""
     kind, placeholder, required = spec["type"], spec["placeholder"], spec["required"]
     token = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
@@ -344,18 +347,24 @@ def value_for(spec: dict[str, Any], tag: str) -> str | None:
     return None
 
 
-def fill(page: Any, fields: list[dict[str, Any]], tag: str) -> None:
+def fill(page: Any, fields: list[dict[str, Any]]) -> None:
     """Fill a form's fields as a user would, keeping what the page already put in them."""
+    # Selects offering the same choices (merge this category into that one) get different ones.
+    chosen: dict[tuple[str, ...], set[str]] = {}
     for spec in fields:
         field_locator = page.locator(f'[data-crawl-field="{spec["index"]}"]')
         if spec["tag"] == "select":
-            if not spec["value"] and any(spec["options"]):
-                field_locator.select_option(next(v for v in spec["options"] if v))
+            used = chosen.setdefault(tuple(spec["options"]), set())
+            choices = [v for v in spec["options"] if v and v not in used]
+            value = spec["value"] if spec["value"] and spec["value"] not in used else next(iter(choices), "")
+            if value and value != spec["value"]:
+                field_locator.select_option(value)
+            used.add(value)
         elif spec["type"] == "checkbox":
             if not spec["checked"]:
                 field_locator.check()
         elif not spec["value"]:
-            value = value_for(spec, tag)
+            value = value_for(spec)
             if value is not None:
                 field_locator.fill(value)
 
@@ -372,12 +381,16 @@ class Crawl:
     pressed: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     missed: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
     presses: int = 0
+    reloaded: bool = False
     log: list[str] = field(default_factory=list)
 
-    def open_clean(self, path: str) -> str:
-        """Open ``path`` afresh, signing in again if the session ended; return its main text."""
+    def open_clean(self, path: str, *, opened: bool = False) -> str:
+        """Open ``path`` afresh (unless just ``opened``), signing in again if the session ended;
+        return its main text."""
         for _ in range(2):
-            self.page.goto(f"{self.scene.url}{path}")
+            if not opened:
+                self.page.goto(f"{self.scene.url}{path}")
+            opened = False
             if urlsplit(self.page.url).path != "/login" and "/share/" not in self.page.url:
                 break
             sign_in(self.page, self.scene, self.role)
@@ -396,7 +409,7 @@ class Crawl:
         marked = self.page.evaluate(MARK_JS, [PRESSABLE, sig, self.prefer])
         if marked is None:
             return None
-        fill(self.page, marked["fields"], self.scene.tag)
+        fill(self.page, marked["fields"])
         if judged:
             # Scrolled to first, so that the click's own scrolling is not taken for an effect.
             self.page.locator("[data-crawl-target]").scroll_into_view_if_needed()
@@ -411,6 +424,7 @@ class Crawl:
     ) -> list[dict[str, Any]] | None:
         """Press ``steps`` from a clean page and judge the last press; return the buttons it
         revealed, or None if a button of ``steps`` is not on the page."""
+        self.reloaded = False
         for sig in steps[:-1]:
             if self.press(sig) is None:
                 return None
@@ -438,10 +452,10 @@ class Crawl:
             if not self.role_signed_out():
                 wait_until_live(self.page)
                 settle(self.page, self.tracker)
+                # The page reloaded itself after the press: that fresh load is the next clean page.
+                self.reloaded = normal(self.page.url) == normal(f"{self.scene.url}{path}")
             text = self.page.evaluate("() => (document.querySelector('main') || document.body).innerText")
             if text != clean_text and os.environ.get("CRAWL_DEBUG"):
-                import difflib
-
                 print(
                     "\n".join(difflib.unified_diff(clean_text.splitlines(), text.splitlines(), lineterm=""))
                 )
@@ -477,7 +491,7 @@ class Crawl:
     def crawl_page(self, path: str, last: list[tuple[str, dict[str, Any]]]) -> None:
         """Press every distinct button of one page, each from a clean page; queue the page chrome."""
         key = shape(path)
-        clean_text = self.open_clean(path)
+        clean_text = self.open_clean(path, opened=True)
         queue: list[tuple[tuple[str, ...], str]] = []
 
         def enqueue(items: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> None:
@@ -509,7 +523,7 @@ class Crawl:
             if len(steps) < 3:
                 enqueue(revealed, steps)
             self.tracker.where = f"{self.role} on {path}"
-            clean_text = self.open_clean(path)
+            clean_text = self.open_clean(path, opened=self.reloaded)
             # Pressing may have made new buttons (Enable after Disable): press those too.
             enqueue(self.collect())
 
@@ -555,7 +569,7 @@ def crawl_role(browser: Any, scene: Scene, role: str, probe: str = "") -> Crawl:
         )
         context.add_init_script(script)
     page = context.new_page()
-    tracker = Tracker(scene.url)
+    tracker = Tracker()
     tracker.attach(page)
     # Act on the second user's rows first, then on anything else the scene made.
     crawl = Crawl(page, scene, role, tracker, [scene.users["colleague"], scene.tag])
@@ -563,11 +577,16 @@ def crawl_role(browser: Any, scene: Scene, role: str, probe: str = "") -> Crawl:
         sign_in(page, scene, role)
         wait_until_live(page)
         checked: dict[str, int] = {}
-        pages = discover_pages(page, scene, lambda path, on: check_link(crawl, checked, path, on))
+        # Every browser asks for it, though headless Chromium does not.
+        check_link(crawl, checked, "/favicon.ico", "every page")
         last: list[tuple[str, dict[str, Any]]] = []
-        for path in pages:
+
+        def visit(path: str) -> None:
+            """Crawl a page as soon as it is found (it is open and live)."""
             tracker.where = f"{role} on {path}"
             crawl.crawl_page(path, last)
+
+        pages = discover_pages(page, scene, lambda path, on: check_link(crawl, checked, path, on), visit)
         # The header's buttons (Sign out) last, so that signing out ends the crawl. No button
         # disables or demotes the user crawling today (the Users page offers no Disable on
         # one's own row); a press that ends the session is followed by signing in again.
