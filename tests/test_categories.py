@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,6 +21,7 @@ from crisis_console.config import TestConfig
 from crisis_console.roles import Role
 from crisis_console.services import catalogue, trends
 from crisis_console.services.categories import Categories, Matcher
+from crisis_console.services.events import Events
 from scripts_library.templates import HAZARDS, load_templates
 from tests.conftest import TWILIO_TOKEN
 from tests.servers import free_port
@@ -73,6 +75,31 @@ def test_agent_logs_no_heat_on_a_fresh_install(client, auth, store):
     assert response.status_code == 201, response.json
     assert store.complaints.recent(1)[0]["category"] == "no_heat"
     assert trends.series(store, window="10m")["totals"]["no_heat"] == 1
+
+
+def shortcut_names(html: str) -> list[str]:
+    """Return the category names of the agent page's Alt+digit buttons, in order."""
+    return re.findall(r'class="button button--small shortcut" data-name="([^"]+)"', html)
+
+
+def test_a_fresh_install_offers_one_key_shortcuts_led_by_the_events_hazard(client, auth, store):
+    """Before anything is logged the agent page already offers Alt+1…6; a declared winter storm
+    puts its categories first (No heat among them); what is logged most in the hour leads."""
+    auth.login_as(Role.AGENT)
+    first_morning = shortcut_names(client.get("/agent").get_data(as_text=True))
+    assert len(first_morning) == 6
+
+    events = Events(store)
+    storm = events.create({"name": "Blizzard", "kind": "winter_storm", "severity": "severe"}, actor="test")
+    events.declare(storm.id, actor="test")
+    during_storm = shortcut_names(client.get("/agent").get_data(as_text=True))
+    winter = {c.name for c in Categories(store).list() if "winter_storm" in c.hazards}
+    assert "No heat" in during_storm
+    assert set(during_storm) <= winter
+
+    for _ in range(2):
+        assert log(client, auth.csrf_headers(), "pothole")["_status"] == 201
+    assert shortcut_names(client.get("/agent").get_data(as_text=True))[0] == "Pothole"
 
 
 def test_the_starter_file_is_sound():

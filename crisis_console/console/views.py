@@ -179,10 +179,21 @@ def agent() -> str:
 
 
 def shortcut_categories(categories: list[dict[str, object]], limit: int = 6) -> list[dict[str, object]]:
-    """Return the categories most logged in the last hour (ties by name), for one-key logging."""
+    """Return the categories for one-key logging (Alt+1…6).
+
+    The most logged in the last hour come first; the rest are filled with the categories
+    that answer an active event's hazard, then the catalogue's own order, so that a fresh
+    install's first morning has shortcuts before anything has been logged.
+    """
     recent = trends.series(store(), window="60m", bucket="60m")["totals"]
-    ranked = sorted(categories, key=lambda c: (-recent.get(str(c["code"]), 0), str(c["name"]).lower()))
-    return [c for c in ranked if recent.get(str(c["code"]), 0)][:limit]
+    hazards = {event.kind for event in Events(store()).active()}
+
+    def rank(index_and_category: tuple[int, dict[str, object]]) -> tuple[int, int, int]:
+        index, category = index_and_category
+        answers_event = bool(hazards.intersection(category.get("hazards") or []))  # type: ignore[arg-type]
+        return (-recent.get(str(category["code"]), 0), 0 if answers_event else 1, index)
+
+    return [category for _index, category in sorted(enumerate(categories), key=rank)][:limit]
 
 
 @bp.route("/dashboard")
