@@ -187,6 +187,7 @@ MARK_JS = (
       const options = f.tagName === "SELECT" ? Array.from(f.options).map((o) => o.value) : [];
       const list = f.list ? Array.from(f.list.options).map((o) => o.value).filter(Boolean) : [];
       fields.push({ index: i, tag: f.tagName.toLowerCase(), type: f.type, value: f.value,
+        autocomplete: f.getAttribute("autocomplete") || "",
         checked: !!f.checked, required: f.required, placeholder: f.placeholder || "",
         options, list, min: f.min || "", minlength: f.minLength });
     });
@@ -347,8 +348,14 @@ def value_for(spec: dict[str, Any]) -> str | None:
     return None
 
 
-def fill(page: Any, fields: list[dict[str, Any]]) -> None:
-    """Fill a form's fields as a user would, keeping what the page already put in them."""
+def fill(page: Any, fields: list[dict[str, Any]], passwords: list[str]) -> None:
+    """Fill a form's fields as a user would, keeping what the page already put in them.
+
+    A form asking for the current password (changing one's own) gets the user's password there
+    and a new one in its new-password fields; ``passwords`` gets the new one first, to sign in.
+    """
+    own = any(spec.get("autocomplete") == "current-password" for spec in fields)
+    new_password = f"{PASSWORD} {random.randrange(10_000)}"
     # Selects offering the same choices (merge this category into that one) get different ones.
     chosen: dict[tuple[str, ...], set[str]] = {}
     for spec in fields:
@@ -363,10 +370,15 @@ def fill(page: Any, fields: list[dict[str, Any]]) -> None:
         elif spec["type"] == "checkbox":
             if not spec["checked"]:
                 field_locator.check()
+        elif own and spec["type"] == "password":
+            current = spec["autocomplete"] == "current-password"
+            field_locator.fill(passwords[0] if current else new_password)
         elif not spec["value"]:
             value = value_for(spec)
             if value is not None:
                 field_locator.fill(value)
+    if own:
+        passwords.insert(0, new_password)
 
 
 @dataclass
@@ -409,7 +421,7 @@ class Crawl:
         marked = self.page.evaluate(MARK_JS, [PRESSABLE, sig, self.prefer])
         if marked is None:
             return None
-        fill(self.page, marked["fields"])
+        fill(self.page, marked["fields"], self.scene.passwords.setdefault(self.role, [PASSWORD]))
         if judged:
             # Scrolled to first, so that the click's own scrolling is not taken for an effect.
             self.page.locator("[data-crawl-target]").scroll_into_view_if_needed()
