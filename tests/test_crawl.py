@@ -58,9 +58,7 @@ ROLES = ["agent", "stakeholder", "viewer", "manager", "admin"]
 
 #: Requests allowed to fail, as (method, path pattern, status, why). Each entry names the issue
 #: item that removes it; the list should be empty.
-ALLOWED_FAILURES: list[tuple[str, str, int, str]] = [
-    ("GET", r"^/favicon\.ico$", 404, "issue 11 item 10: /favicon.ico is 404 on every page"),
-]
+ALLOWED_FAILURES: list[tuple[str, str, int, str]] = []
 #: Buttons allowed to do nothing, as (page shape, button text pattern, why). Keep it empty.
 ALLOWED_DEAD: list[tuple[str, str, str]] = []
 #: How many links of one shape (``/manager/scripts/N``) are checked on one role's pages.

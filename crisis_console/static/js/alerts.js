@@ -65,6 +65,11 @@
   }
 
   document.addEventListener("api:done", refresh);
+  // An alert raised while the page was loading or offline came before the socket could tell
+  // it: read the list again each time the connection goes live.
+  document.addEventListener("cc:connection", function (event) {
+    if (event.detail.state === "live") { refresh(); }
+  });
   table.addEventListener("submit", function (event) { event.target.dataset.after = "none"; }, true);
 
   function start() {
