@@ -175,7 +175,7 @@ def test_phone_line_story_in_the_browser(served_app, browser):
     admin.get_by_label("Twilio number (E.164)").fill(number)
     admin.get_by_label("Name", exact=True).fill("Storm line")
     admin.locator("#route-type").select_option("enqueue")
-    admin.get_by_label("Queue").fill("311-agents")
+    admin.locator("#new-line").get_by_label("Queue").fill("311-agents")
     admin.get_by_role("button", name="Add line").click()
     expect(admin.locator("#lines")).to_contain_text(number)
     admin.context.close()

@@ -179,7 +179,8 @@ def test_pages_show_local_time_and_the_api_stays_iso(ny_store, ny_auth, ny_clien
     dashboard = ny_client.get("/dashboard").get_data(as_text=True)
     assert f"declared {localtime.format_time(event.declared_at, NEW_YORK)}" in dashboard
     assert 'data-timezone="America/New_York"' in dashboard
-    assert "Situation report printed " in dashboard and " UTC" not in dashboard
+    assert re.search(r"As of <span id=\"sitrep-as-of\">\d{4}-\d\d-\d\d \d\d:\d\d E[SD]T<", dashboard)
+    assert " UTC" not in dashboard
     api = ny_client.get("/api/v1/events?status=active").json["events"][0]
     assert api["declared_at"] == event.declared_at and api["declared_at"].endswith("Z")
 

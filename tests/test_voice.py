@@ -425,7 +425,7 @@ def test_scheduler_records_a_scheduled_start_once(desk, store, monkeypatch):
     assert [e["subject"] for e in started] == [f"announcement:{announcement['id']}"]
 
 
-def test_a_line_is_deleted_only_when_no_announcement_is_active_on_it(desk, twilio, store):
+def test_a_line_is_deleted_only_when_no_announcement_is_active_on_it(desk, twilio, store, auth, client):
     """DELETE refuses with 409 while an announcement is active; afterwards the number is free
     again and calls to it are no longer routed; both edits are audited."""
     line = desk.line()
@@ -440,7 +440,13 @@ def test_a_line_is_deleted_only_when_no_announcement_is_active_on_it(desk, twili
     busy = desk.client.delete(f"/api/v1/lines/{line['id']}", headers=desk.headers["admin"])
     assert busy.status_code == 409 and busy.json["error"]["code"] == "announcement_active"
     assert busy.json["error"]["field"] == "line_id"
+    auth.login_as(Role.ADMIN)
+    page = client.get("/admin/lines").get_data(as_text=True)
+    assert "end it on the Phone line page before deleting" in page  # no Delete button to refuse
+    assert f'/api/v1/lines/{line["id"]}" data-api-method="DELETE"' not in page
     desk.post("writer", f"/announcements/{announcement['id']}/end")
+    page = client.get("/admin/lines").get_data(as_text=True)
+    assert f'/api/v1/lines/{line["id"]}" data-api-method="DELETE"' in page
     refused = desk.client.delete(f"/api/v1/lines/{line['id']}", headers=desk.headers["writer"])
     assert refused.status_code == 403
     assert desk.client.delete(f"/api/v1/lines/{line['id']}", headers=desk.headers["admin"]).status_code == 204

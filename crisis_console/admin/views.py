@@ -159,9 +159,12 @@ def revoke_token(user_id: int, token_id: str) -> Response:
 @roles_required(Role.ADMIN)
 def lines() -> str:
     """List the phone lines and add one."""
+    service = Lines(store())
+    lines = service.list()
     return render_template(
         "admin/lines.html",
-        lines=Lines(store()).list(),
+        lines=lines,
+        busy=service.busy(lines),
         languages=list(SAY_LANGUAGES),
         route_types=ROUTE_TYPES,
     )

@@ -215,6 +215,10 @@ class Lines:
         self.store.lines.change(line.id, decide, lambda pipe: pipe.incr(self.store.keys.ivr_version()))
         return self.require(line.id)
 
+    def busy(self, lines: list[Line]) -> set[int]:
+        """Return the ids of the lines an announcement is active on (they cannot be deleted)."""
+        return {line.id for line in lines if self.store.announcements.active_id(line.id)}
+
     def delete(self, line_id: int | str, *, actor: str) -> Line:
         """Delete a line (its number is free again); refused while an announcement is active on it."""
         line = self.require(line_id)
