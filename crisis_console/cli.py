@@ -46,6 +46,17 @@ def open_accounts() -> Accounts:
     return Accounts(open_store_or_exit())
 
 
+#: ``--port``: the console's port, from ``PORT`` like ``make run``, so ``serve`` and ``call`` agree.
+port_option = click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    envvar="PORT",
+    type=click.IntRange(1, 65535),
+    help="The port the console listens on (or PORT, as make run uses).",
+)
+
+
 @click.group()
 def cli() -> None:
     """Crisis Console: one real-time console for a contact centre in a declared emergency."""
@@ -53,14 +64,7 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=5000,
-    show_default=True,
-    envvar="PORT",
-    type=click.IntRange(1, 65535),
-    help="Port (or PORT).",
-)
+@port_option
 @click.option(
     "--only",
     type=click.Choice(["webhooks"]),
@@ -240,14 +244,7 @@ def alerts_check(folder: str | None) -> None:
     default=None,
     help="The console's URL (default: PUBLIC_BASE_URL, else http://127.0.0.1:PORT).",
 )
-@click.option(
-    "--port",
-    default=5000,
-    show_default=True,
-    envvar="PORT",
-    type=click.IntRange(1, 65535),
-    help="The port the console listens on (or PORT, as make run and serve use).",
-)
+@port_option
 @click.option("--from", "caller", default="+15555550123", show_default=True, help="The caller's number.")
 def call(number: str, digits: str, url: str | None, port: int, caller: str) -> None:
     """Call a line of the running console as Twilio would, and print what the caller hears."""

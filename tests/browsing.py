@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -15,14 +14,6 @@ import requests
 
 from tests.helpers import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Links never followed: they end the session or open another one.
 NOT_FOLLOWED = re.compile(r"^/(logout|login|share/)")
 #: How many pages of one shape (``/manager/scripts/N``) a crawl visits.
@@ -143,19 +134,6 @@ def seed_scene(served_app: Any) -> Scene:
     )
     scene.share_url = link["url"]
     return scene
-
-
-@contextmanager
-def chromium() -> Iterator[Any]:
-    """Headless Chromium from Debian, driven by Playwright (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def sign_in(page: Any, scene: Scene, role: str) -> None:

@@ -22,6 +22,7 @@ from crisis_console.config import TestConfig
 from crisis_console.extensions import STORE_EXTENSION
 from crisis_console.services.accounts import Accounts, User
 from crisis_console.store import Store
+from tests.chromium import launched
 from tests.helpers import PASSWORD, AuthActions, TwilioSigner, unique_name
 from tests.servers import free_port, redis_for_tests, start_console, stop_console
 
@@ -154,3 +155,18 @@ def served_app(
     finally:
         stop_console(process)
         client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium for one module's browser tests."""
+    with launched() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def scene(served_app: ServedApp) -> object:
+    """A realistic console seeded through the real API, for the page crawl and the axe runs."""
+    from tests.browsing import seed_scene
+
+    return seed_scene(served_app)

@@ -3,22 +3,16 @@ the browser holds back, the offline banner, and scripts in the agent's own langu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from crisis_console.roles import Role
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, approved_script_via_api, sign_in
+from tests.chromium import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, sign_in
+from tests.test_browser import approved_script_via_api
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.served,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (make test installs it)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 820, "height": 1180}

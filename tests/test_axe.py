@@ -7,30 +7,22 @@ inside are checked too. axe-core is the copy vendored for the tests, never loade
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browsing import (
-    CHROMIUM,
     Scene,
-    chromium,
     discover_pages,
-    seed_scene,
     shape,
     sign_in,
     wait_until_live,
 )
+from tests.chromium import BROWSER_MARKS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.served,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 AXE = Path(__file__).resolve().parent.parent / "crisis_console/static/vendor/axe-core/axe.min.js"
 ROLES = ["agent", "stakeholder", "viewer", "manager", "admin"]
@@ -68,19 +60,6 @@ def violations_on(page: Any, path: str) -> list[str]:
                 )
     page.set_viewport_size(VIEWPORTS["laptop"])
     return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium for the axe runs."""
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def scene(served_app: Any) -> Scene:
-    """A realistic console, so that pages show their tables, forms and lists."""
-    return seed_scene(served_app)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -12,26 +11,11 @@ from crisis_console import clock
 from crisis_console.alert_hooks import AlertHooks, load_rules
 from crisis_console.roles import Role
 from crisis_console.services.events import Events
+from tests.chromium import BROWSER_MARKS, sign_in
 from tests.helpers import PASSWORD
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.served,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 SHOTS = os.environ.get("CRISIS_SCREENSHOTS", "")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Chromium from Debian, driven by Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crisis_console.roles import Role
-from tests.test_browser import CHROMIUM, browser, sign_in  # noqa: F401  (browser is a fixture)
+from tests.chromium import CHROMIUM, sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,7 +21,7 @@ AXE = Path(__file__).resolve().parent.parent / "crisis_console/static/vendor/axe
 
 
 @pytest.fixture
-def admin_page(served_app, browser):  # noqa: F811
+def admin_page(served_app, browser):
     """An admin signed in on the Categories page, with every console error collected."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     page = context.new_page()

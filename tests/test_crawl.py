@@ -26,7 +26,6 @@ import os
 import random
 import re
 import string
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,23 +35,17 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.browsing import (
-    CHROMIUM,
     Scene,
-    chromium,
     discover_pages,
     follow,
-    seed_scene,
     shape,
     sign_in,
     wait_until_live,
 )
+from tests.chromium import BROWSER_MARKS
 from tests.helpers import PASSWORD
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.served,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 ROLES = ["agent", "stakeholder", "viewer", "manager", "admin"]
 
@@ -548,19 +541,6 @@ def check_link(crawl: Crawl, checked: dict[str, int], path: str, found_on: str) 
     if status >= 400 and not allowed_failure("GET", path, status):
         crawl.tracker.problems.append(f"{crawl.role}: link {path} on {found_on} answered {status}")
     return target
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium for the crawl."""
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def scene(served_app: Any) -> Scene:
-    """The realistic console the crawl acts on."""
-    return seed_scene(served_app)
 
 
 def crawl_role(browser: Any, scene: Scene, role: str, probe: str = "") -> Crawl:

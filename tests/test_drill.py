@@ -14,8 +14,8 @@ from crisis_console.cli import cli
 from crisis_console.roles import Role
 from crisis_console.services.events import Events
 from crisis_console.services.milestones import MILESTONES, Milestones, human_duration
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.helpers import ApiDesk
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.test_pushes import Agent, Api
 
 LIVE = "+16175550311"

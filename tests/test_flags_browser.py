@@ -2,58 +2,36 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
-import pytest
-
 from crisis_console.roles import Role
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
+from tests.chromium import BROWSER_MARKS, sign_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.served,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (make test installs it)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    """Headless Chromium from Debian, driven by Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-def open_page(chromium, served_app, user, errors: list[str]):
+def open_page(browser, served_app, user, errors: list[str]):
     """Sign ``user`` in, in a context of their own, and wait until the page is live."""
     from playwright.sync_api import expect
 
-    page = chromium.new_context(viewport={"width": 1366, "height": 768}).new_page()
+    page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
     page.on("pageerror", lambda exc: errors.append(f"{user.username}: {exc}"))
     sign_in(page, served_app.url, user.username)
     expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
     return page
 
 
-def test_agent_flags_by_keystroke_and_the_managers_console_shows_it_live(served_app, chromium):
+def test_agent_flags_by_keystroke_and_the_managers_console_shows_it_live(served_app, browser):
     """F (outside text fields) opens the dialog; Escape closes it and focus returns; the sent
     flag appears on the manager's open console and dashboard without a reload; Promote counts it."""
     from playwright.sync_api import expect
 
     errors: list[str] = []
     agent = served_app.make_user(Role.AGENT)
-    manager_page = open_page(chromium, served_app, served_app.make_user(Role.MANAGER), errors)
-    board = open_page(chromium, served_app, served_app.make_user(Role.STAKEHOLDER), errors)
+    manager_page = open_page(browser, served_app, served_app.make_user(Role.MANAGER), errors)
+    board = open_page(browser, served_app, served_app.make_user(Role.STAKEHOLDER), errors)
     for page in (manager_page, board):
         expect(page.locator("#flags-panel")).to_have_attribute("data-loaded", "1")
     expect(board.locator("#flags-panel button")).to_have_count(0)  # the dashboard is read-only
-    agent_page = open_page(chromium, served_app, agent, errors)
+    agent_page = open_page(browser, served_app, agent, errors)
     dialog = agent_page.locator("#flag-dialog")
 
     # Typing an F in a text field is typing, not the shortcut.

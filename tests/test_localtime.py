@@ -28,6 +28,7 @@ from crisis_console.services.categories import Categories
 from crisis_console.services.events import Events
 from crisis_console.services.lines import Lines
 from crisis_console.store import Store
+from tests.chromium import CHROMIUM, launched, sign_in
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import PASSWORD, AuthActions, unique_name
 from tests.servers import free_port, start_console, stop_console
@@ -293,7 +294,6 @@ def test_the_shipped_spike_rule_says_since_when():
 
 # --- in a real browser whose own zone is another -------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
 BROWSER_ZONE = "Asia/Tokyo"  # 13 or 14 hours from New York: no hour of the two can be confused
 
 
@@ -328,25 +328,10 @@ def ny_console(
 @pytest.fixture
 def tokyo_page(ny_console):
     """A Chromium page whose own time zone is Tokyo's."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_browser import CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with launched() as browser:
         context = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id=BROWSER_ZONE)
-        page = context.new_page()
-        yield page
+        yield context.new_page()
         context.close()
-        browser.close()
-
-
-def sign_in(page, base: str, username: str) -> None:
-    """Sign in through the form."""
-    page.goto(f"{base}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def new_york_hours_back(hours: int) -> set[str]:
@@ -466,10 +451,6 @@ JS_HELPER = Path(__file__).resolve().parent.parent / "crisis_console" / "static"
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 def test_the_pages_helper_writes_times_as_the_server_does():
     """ccTime.format agrees with localtime.format_time across DST; datetime-local values go both ways."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_browser import CHROMIUM_ARGS
-
     moments = [
         "2015-03-08T06:59:00Z",
         "2015-03-08T07:00:00Z",
@@ -481,8 +462,7 @@ def test_the_pages_helper_writes_times_as_the_server_does():
         "2015-11-01T06:30:00Z",
         "2015-02-09T19:05:07Z",
     ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with launched() as browser:
         page = browser.new_context(timezone_id=BROWSER_ZONE).new_page()
         for zone_name in ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "America/Sao_Paulo"):
             zone = ZoneInfo(zone_name)
@@ -498,4 +478,3 @@ def test_the_pages_helper_writes_times_as_the_server_does():
             assert page.evaluate("(ms) => ms.map((m) => ccTime.toInput(m))", moments) == typed
             read_back = page.evaluate("(ts) => ts.map((t) => ccTime.fromInput(t))", typed)
             assert [localtime.input_value(m, zone) for m in read_back] == typed, zone_name
-        browser.close()

@@ -11,23 +11,9 @@
   "use strict";
 
   var names = window.CC_EVENTS || {};
-  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
-  function api(method, url, body) {
-    if (window.ccApi) { return window.ccApi(method, url, body); }
-    return fetch(url, {
-      method: method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, "Accept": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (response) {
-      return response.text().then(function (text) {
-        var data = text ? JSON.parse(text) : {};
-        if (!response.ok) { throw (data.error || { message: response.status + " " + response.statusText }); }
-        return data;
-      });
-    });
-  }
+  // The pages' one JSON API caller (api-forms.js): CSRF token, JSON body, errors as {message, field}.
+  function api(method, url, body) { return window.ccApi(method, url, body); }
 
   // The console's clock (CRISIS_TIMEZONE), 24-hour; the zone's abbreviation when asked.
   function clock(iso, withZone) {
