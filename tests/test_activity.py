@@ -6,6 +6,7 @@ from crisis_console.roles import Role
 from crisis_console.services.activity import ROWS, Recent
 from crisis_console.services.categories import Categories
 from crisis_console.services.events import Events
+from crisis_console.services.flags import Flags
 from crisis_console.services.scripts import Scripts
 
 
@@ -61,3 +62,11 @@ def test_the_console_shows_the_bounded_readable_list(auth, client, store):
     assert "30 categories created" in page
     assert 'class="table-wrap activity-scroll" tabindex="0" role="region" aria-label="Recent activity' in page
     assert "category:imported_1" not in page
+
+
+def test_an_agents_flag_reads_as_its_words(store):
+    """A raised flag reads as Agents' flag “…”, not as its raw subject flag_group:1."""
+    Flags(store).raise_flag({"text": "Main St shelter is full"}, user_id=7, actor="ana")
+    row = Recent(store).rows()[0]
+    assert row.subject == "Agents' flag “Main St shelter is full”"
+    assert "flag_group" not in row.subject

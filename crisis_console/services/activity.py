@@ -21,7 +21,7 @@ ROWS = 12
 SCANNED = 1000
 #: Actions left out: signing in and out changes nothing (the full trail keeps them).
 QUIET_PREFIXES = ("auth.",)
-#: Longest alert text shown in a subject cell.
+#: Longest alert or flag text shown in a subject cell.
 ALERT_TEXT = 90
 
 #: Plural nouns for collapsed rows, by the action's first part.
@@ -30,6 +30,7 @@ PLURALS = {
     "announcement": "announcements",
     "category": "categories",
     "event": "events",
+    "flag": "agents' flags",
     "line": "phone lines",
     "script": "scripts",
     "share_link": "share links",
@@ -52,6 +53,12 @@ class Row:
     link: tuple[str, dict[str, Any]] | None = None
     #: The raw subjects of the entries this row stands for, newest first.
     subjects: list[str] = field(default_factory=list)
+
+
+def shortened(text: object) -> str:
+    """Return ``text`` cut to what a subject cell shows (ALERT_TEXT characters)."""
+    text = str(text or "")
+    return text if len(text) <= ALERT_TEXT else text[: ALERT_TEXT - 1].rstrip() + "…"
 
 
 def collapse(entries: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -138,10 +145,11 @@ class Recent:
             label = details.get("label")
             return (f"Share link “{label}”" if label else "Share link"), None
         if kind == "alert":
-            message = str(details.get("message") or "")
-            if len(message) > ALERT_TEXT:
-                message = message[: ALERT_TEXT - 1].rstrip() + "…"
+            message = shortened(details.get("message"))
             return (f"Alert: {message}" if message else "Alert"), ("console.alerts_page", {})
+        if kind == "flag_group":
+            text = shortened(details.get("text"))
+            return (f"Agents' flag “{text}”" if text else "Agents' flag"), None
         if kind in ("announcement", "line"):
             noun = "Announcement" if kind == "announcement" else "Phone line"
             name = details.get("name") or details.get("number") or (f"#{ident}" if ident else "")
