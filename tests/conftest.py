@@ -157,9 +157,9 @@ def served_app(
         client.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    """Headless Chromium for one module's browser tests."""
+    """Headless Chromium for the browser tests (one for the run: each test opens its own context)."""
     with launched() as chromium:
         yield chromium
 

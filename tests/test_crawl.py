@@ -55,7 +55,7 @@ ALLOWED_FAILURES: list[tuple[str, str, int, str]] = []
 #: Buttons allowed to do nothing, as (page shape, button text pattern, why). Keep it empty.
 ALLOWED_DEAD: list[tuple[str, str, str]] = []
 #: How many links of one shape (``/manager/scripts/N``) are checked on one role's pages.
-LINKS_PER_SHAPE = 10
+LINKS_PER_SHAPE = 4
 #: Most presses one role's crawl makes, so that a page growing without bound cannot hang it.
 MAX_PRESSES = 150
 
