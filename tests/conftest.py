@@ -157,9 +157,12 @@ def served_app(
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Headless Chromium for the browser tests (one for the run: each test opens its own context)."""
+    """Headless Chromium for one module's browser tests.
+
+    Module-scoped on purpose: Playwright's sync API keeps an event loop running while it is
+    open, which would break the tests that start Playwright themselves or use asyncio."""
     with launched() as chromium:
         yield chromium
 
