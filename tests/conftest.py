@@ -7,6 +7,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,13 +130,12 @@ class ServedApp:
         return self.accounts.create_token(user.username, "test", actor="test")
 
 
-@pytest.fixture(scope="session")
-def served_app(
-    redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedApp]:
-    """The real console (gevent, Socket.IO over the Redis queue) on a free port."""
-    prefix = f"{run_prefix}:served"
-    folder = tmp_path_factory.mktemp("served")
+@contextmanager
+def console_process(redis_url: str, prefix: str, folder: Path, **settings: str) -> Iterator[ServedApp]:
+    """Run the real console (gevent, Socket.IO over the Redis queue) on a free port until exit.
+
+    ``settings`` are environment variables on top of the test defaults (e.g. ``CRISIS_TIMEZONE``).
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -145,7 +145,7 @@ def served_app(
         "SECRET_KEY": "served-test-secret",
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "PYTHONUNBUFFERED": "1",
-        "CRISIS_SEED_CATALOGUE": "0",  # tests add the categories they use
+        **settings,
     }
     log = folder / "server.log"
     process = start_console(env, log, port)
@@ -155,6 +155,17 @@ def served_app(
     finally:
         stop_console(process)
         client.close()
+
+
+@pytest.fixture(scope="session")
+def served_app(
+    redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
+    """The real console on a free port, shared by the run's served tests."""
+    folder = tmp_path_factory.mktemp("served")
+    # Tests add the categories they use.
+    with console_process(redis_url, f"{run_prefix}:served", folder, CRISIS_SEED_CATALOGUE="0") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

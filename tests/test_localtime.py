@@ -12,7 +12,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis
 
 from alerts.rules import load_folder
 from crisis_console import clock, localtime
@@ -29,9 +28,9 @@ from crisis_console.services.events import Events
 from crisis_console.services.lines import Lines
 from crisis_console.store import Store
 from tests.chromium import CHROMIUM, launched, sign_in
-from tests.conftest import TWILIO_TOKEN
+from tests.conftest import TWILIO_TOKEN, console_process
 from tests.helpers import PASSWORD, AuthActions, unique_name
-from tests.servers import free_port, start_console, stop_console
+from tests.servers import free_port
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -302,27 +301,10 @@ def ny_console(
     redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Store]]:
     """The real console on New York time, on a free port."""
-    prefix = f"{run_prefix}:ny"
     folder = tmp_path_factory.mktemp("ny")
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "CRISIS_KEY_PREFIX": prefix,
-        "CRISIS_INSTANCE_PATH": str(folder / "instance"),
-        "SECRET_KEY": "ny-test-secret",
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "CRISIS_TIMEZONE": "America/New_York",
-        "TZ": "UTC",
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = start_console(env, folder / "server.log", port)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        yield f"http://127.0.0.1:{port}", Store(client, prefix)
-    finally:
-        stop_console(process)
-        client.close()
+    settings = {"SECRET_KEY": "ny-test-secret", "CRISIS_TIMEZONE": "America/New_York", "TZ": "UTC"}
+    with console_process(redis_url, f"{run_prefix}:ny", folder, **settings) as served:
+        yield served.url, served.store
 
 
 @pytest.fixture
