@@ -13,6 +13,11 @@ between ``+++`` lines::
     event_name = "Name of the declared event"
     +++
     Markdown body using {{ event_name }} ...
+    +++ agent_notes
+    Markdown for agents and managers only ...
+
+The body and the one-line ``summary`` are public (the information page, SMS replies, CAP);
+what follows a ``+++ agent_notes`` line is internal guidance that never leaves the console.
 
 Emergency managers review these in git in calm weather. Importing one for an event fills the
 placeholders the event knows and leaves the rest visible as ``{{ name }}``, so that the draft
@@ -53,6 +58,9 @@ PLACEHOLDER_RE: re.Pattern[str] = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}"
 _NAME_RE = re.compile(r"[a-z_][a-z0-9_]*")
 _BRACES_RE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 _FENCE = "+++"
+_NOTES_FENCE = "+++ agent_notes"
+#: The longest public key message (two SMS segments, a CAP headline-sized text).
+MAX_SUMMARY = 320
 _FIELDS: dict[str, type] = {
     "hazard": str,
     "language": str,
@@ -63,7 +71,8 @@ _FIELDS: dict[str, type] = {
 }
 #: Optional keys: ``announcement`` is the short text for the phone line's surge
 #: announcement (read aloud, so plain sentences), offered with the script.
-_OPTIONAL: dict[str, type] = {"announcement": str}
+#: ``summary`` is the public key message (SMS replies, the information page, CAP headlines).
+_OPTIONAL: dict[str, type] = {"announcement": str, "summary": str}
 _TYPE_NAMES = {str: "a string", list: "a list", dict: "a table"}
 
 
@@ -84,6 +93,8 @@ class Template:
     placeholders: dict[str, str]  # name -> description for whoever fills it in
     path: Path
     announcement: str = ""
+    summary: str = ""
+    agent_notes: str = ""
 
     @property
     def key(self) -> str:
@@ -121,9 +132,14 @@ def unfilled(text: str) -> list[str]:
     return placeholders_in(text)
 
 
-def render_template(template: Template, values: Mapping[str, str]) -> tuple[str, str]:
-    """Return the template's title and body with ``values`` filled in."""
-    return fill(template.title, values), fill(template.body, values)
+def render_template(template: Template, values: Mapping[str, str]) -> dict[str, str]:
+    """Return the template's title, summary, body and agent notes with ``values`` filled in."""
+    return {
+        "title": fill(template.title, values),
+        "summary": fill(template.summary, values),
+        "body": fill(template.body, values),
+        "agent_notes": fill(template.agent_notes, values),
+    }
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -166,6 +182,7 @@ def parse_template(text: str, path: Path) -> Template:
     path = Path(path)
     name = path.name
     front, body = _split(text, name)
+    body, _, agent_notes = body.partition("\n" + _NOTES_FENCE + "\n")
     try:
         meta: dict[str, Any] = tomllib.loads(front)
     except tomllib.TOMLDecodeError as exc:
@@ -222,10 +239,15 @@ def parse_template(text: str, path: Path) -> Template:
     body = body.strip("\n").rstrip() + "\n"
     if not body.strip():
         raise TemplateError(f"{name}: body: must not be empty")
-    _check_braces(title, name, "title")
-    _check_braces(body, name, "body")
-    _check_braces(announcement, name, "announcement")
-    used = placeholders_in(title + "\n" + body + "\n" + announcement)
+    agent_notes = agent_notes.strip("\n").rstrip() + "\n" if agent_notes.strip() else ""
+    summary = " ".join(str(meta.get("summary", "")).split())
+    if len(fill(summary, {})) > MAX_SUMMARY:
+        raise TemplateError(f"{name}: summary: longer than {MAX_SUMMARY} characters")
+    texts = {"title": title, "summary": summary, "body": body, "agent_notes": agent_notes}
+    texts["announcement"] = announcement
+    for field, value in texts.items():
+        _check_braces(value, name, field)
+    used = placeholders_in("\n".join(texts.values()))
     for placeholder in used:
         if placeholder not in declared:
             raise TemplateError(
@@ -245,6 +267,8 @@ def parse_template(text: str, path: Path) -> Template:
         placeholders={key: description.strip() for key, description in declared.items()},
         path=path,
         announcement=announcement,
+        summary=summary,
+        agent_notes=agent_notes,
     )
 
 

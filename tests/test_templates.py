@@ -11,6 +11,7 @@ import pytest
 from scripts_library.templates import (
     HAZARDS,
     LANGUAGES,
+    MAX_SUMMARY,
     PLACEHOLDER_RE,
     TEMPLATES_DIR,
     TOPICS,
@@ -38,9 +39,10 @@ SPECIFIC = {
     "power_outage": {"utility_name", "utility_outage_line"},
     "winter_storm": {"parking_ban_rules"},
 }
+#: The public body's first and last headings, then the agent notes' headings, in order.
 HEADINGS = {
-    "en": ["## What to tell the caller", "## If the caller…", "## Do not say / do not promise", "## Where to send them"],
-    "es": ["## Qué decirle a la persona que llama", "## Si la persona…", "## No diga / no prometa", "## Adónde dirigir a la persona"],
+    "en": (["## What you need to know", "## More information"], ["## If the caller…", "## Do not say / do not promise"]),
+    "es": (["## Lo que debe saber", "## Más información"], ["## Si la persona…", "## No diga / no prometa"]),
 }  # fmt: skip
 EVENT_VALUES = {
     "event_name": "Winter Storm — Level 2",
@@ -75,18 +77,30 @@ def test_every_hazard_ships_in_english_and_spanish():
 
 @pytest.mark.parametrize("key", sorted(BY_KEY))
 def test_shipped_template_follows_the_house_style(key):
-    """Each script is short, headed the same way, free of raw HTML and points to 911."""
+    """Each script is short, headed the same way, free of raw HTML and points to 911; what the
+    public may read (summary, body) is apart from the agents' notes."""
     template = BY_KEY[key]
     assert template.topic in TOPICS
     assert template.categories and all(re.fullmatch(r"[a-z][a-z0-9_]*", c) for c in template.categories)
     assert "event_name" in placeholders_in(template.title)
     assert all(description.strip() for description in template.placeholders.values())
-    assert 150 <= words(template.body) <= 350, words(template.body)
-    positions = [template.body.find(heading) for heading in HEADINGS[template.language]]
-    assert -1 not in positions and positions == sorted(positions), positions
-    assert not re.search(r"<[A-Za-z/!]", template.body), "no raw HTML in a script body"
-    assert "**911**" in template.body
-    assert "{{" not in PLACEHOLDER_RE.sub("", template.title + template.body)
+    assert 90 <= words(template.body) <= 300, words(template.body)
+    assert 40 <= words(template.agent_notes) <= 250, words(template.agent_notes)
+    public, internal = HEADINGS[template.language]
+    for text, headings in ((template.body, public), (template.agent_notes, internal)):
+        positions = [text.find(heading) for heading in headings]
+        assert -1 not in positions and positions == sorted(positions), positions
+    for heading in internal:
+        assert heading not in template.body, "internal guidance stays out of the public body"
+    for text in (template.body, template.agent_notes):
+        assert not re.search(r"<[A-Za-z/!]", text), "no raw HTML in a script"
+        assert "**911**" in text
+        assert "{{" not in PLACEHOLDER_RE.sub("", text)
+    assert "{{" not in PLACEHOLDER_RE.sub("", template.title + template.summary)
+    assert "911" in template.summary or template.hazard in ("winter_storm", "boil_water")
+    assert "\n" not in template.summary and "**" not in template.summary, "the summary is plain text"
+    filled = fill(template.summary, EVENT_VALUES)
+    assert len(filled) <= MAX_SUMMARY and "{{" not in filled
 
 
 @pytest.mark.parametrize("hazard", HAZARDS)
@@ -95,7 +109,8 @@ def test_translations_share_categories_placeholders_and_topic(hazard):
     english, spanish = BY_KEY[f"{hazard}.en"], BY_KEY[f"{hazard}.es"]
     assert english.categories == spanish.categories
     assert list(english.placeholders) == list(spanish.placeholders)
-    assert placeholders_in(english.body) == placeholders_in(spanish.body)
+    for part in ("summary", "body", "agent_notes"):
+        assert placeholders_in(getattr(english, part)) == placeholders_in(getattr(spanish, part)), part
     assert english.topic == spanish.topic
 
 
@@ -114,27 +129,30 @@ def test_spanish_templates_are_spanish():
     """The Spanish files are written in Spanish, not left in English."""
     for hazard in HAZARDS:
         spanish = BY_KEY[f"{hazard}.es"]
-        assert "What to tell" not in spanish.body and "Do not" not in spanish.body
-        assert re.search(r"[áéíóúñ¿]", spanish.body)
-        assert " llame al **911**" in spanish.body
+        for text in (spanish.summary, spanish.body, spanish.agent_notes):
+            assert "What you" not in text and "Do not" not in text and "If the" not in text
+        assert re.search(r"[áéíóúñ¿]", spanish.body) and re.search(r"[áéíóúñ¿]", spanish.agent_notes)
+        assert " llame al **911**" in spanish.agent_notes and "911" in spanish.summary + spanish.body
 
 
 @pytest.mark.parametrize("key", sorted(BY_KEY))
 def test_rendering_with_every_value_leaves_nothing_unfilled(key):
     """An event that knows every detail produces a finished title and body."""
-    title, body = render_template(BY_KEY[key], EVENT_VALUES)
-    assert unfilled(title) == [] and unfilled(body) == []
-    assert title.startswith("Winter Storm — Level 2")
-    assert "311" in body
+    texts = render_template(BY_KEY[key], EVENT_VALUES)
+    assert all(unfilled(text) == [] for text in texts.values())
+    assert texts["title"].startswith("Winter Storm — Level 2")
+    assert texts["summary"].startswith("Winter Storm — Level 2")
+    assert "311" in texts["body"]
 
 
 def test_rendering_only_the_event_details_leaves_the_rest_for_a_person():
     """Details the event lacks stay visible as placeholders, so that submission is blocked."""
     template = BY_KEY["power_outage.es"]
-    title, body = render_template(template, {"event_name": "Apagón", "areas": "Centro", "hotline": "311"})
-    assert title.startswith("Apagón:")
-    assert unfilled(body) == ["utility_name", "utility_outage_line", "shelter_list"]
-    assert "{{ utility_name }}" in body
+    texts = render_template(template, {"event_name": "Apagón", "areas": "Centro", "hotline": "311"})
+    assert texts["title"].startswith("Apagón:")
+    assert unfilled(texts["body"]) == ["utility_name", "utility_outage_line", "shelter_list"]
+    assert unfilled(texts["summary"]) == ["utility_name", "utility_outage_line"]
+    assert "{{ utility_name }}" in texts["body"]
     assert template.body == BY_KEY["power_outage.es"].body  # the template itself is unchanged
 
 
@@ -257,7 +275,7 @@ def _broken(old: str, new: str) -> str:
         pytest.param(_broken('["street_flooding"]', "[]"), "flood.en.md", "categories", id="no-categories"),
         pytest.param(_broken('["street_flooding"]', '["Street Flooding"]'), "flood.en.md", "categories", id="bad-category"),
         pytest.param(_broken('topic = "Safety"', 'topic = "Weather"'), "flood.en.md", "topic", id="unknown-topic"),
-        pytest.param(_broken('topic = "Safety"', 'topic = "Safety"\nsummary = "x"'), "flood.en.md", "summary", id="unknown-key"),
+        pytest.param(_broken('topic = "Safety"', 'topic = "Safety"\nsumary = "x"'), "flood.en.md", "sumary", id="unknown-key"),
         pytest.param(_broken('title = "{{ event_name }}: flooding"', "title = 3"), "flood.en.md", "title", id="title-not-string"),
         pytest.param(_broken('hotline = "Information line"', 'hotline = ""'), "flood.en.md", "hotline", id="empty-description"),
         pytest.param(_broken("## What to tell the caller\n\nCall {{ hotline }}.\n", "\n"), "flood.en.md", "body", id="empty-body"),

@@ -25,20 +25,31 @@ def scripts() -> Scripts:
 
 
 def detail(script_id: int) -> dict[str, Any]:
-    """Return a script with its versions (newest first) and translations."""
+    """Return a script with its versions (newest first) and translations.
+
+    Agent notes are internal: only agents and managers see them.
+    """
     service = scripts()
     script = service.require(script_id)
-    return {
-        **script.public(),
-        "versions": list(reversed(service.versions(script_id))),
-        "translations": service.translations(script),
-    }
+    versions = list(reversed(service.versions(script_id)))
+    if current_user.role not in (Role.AGENT, Role.MANAGER):
+        versions = [without_notes(version) for version in versions]
+    return {**script.public(), "versions": versions, "translations": service.translations(script)}
+
+
+def without_notes(version: dict[str, Any]) -> dict[str, Any]:
+    """Return a version without its agent notes (nor those of the template it began as)."""
+    stripped = {k: v for k, v in version.items() if k != "agent_notes"}
+    if isinstance(version.get("template"), dict):
+        stripped["template"] = {k: v for k, v in version["template"].items() if k != "agent_notes"}
+    return stripped
 
 
 @bp.route("/scripts", methods=["POST"])
 @roles_required(Role.MANAGER)
 def create_script() -> Any:
-    """Create a draft ``{title, topic, language, body, event_id?, expires_at?, translation_of?}``."""
+    """Create a draft ``{title, topic, language, body, summary?, agent_notes?, event_id?, expires_at?,
+    translation_of?}``."""
     script = scripts().create(json_object(), actor=current_user.username)
     realtime.script_changed(script.public())
     return jsonify(detail(script.id)), 201

@@ -26,7 +26,7 @@ from crisis_console.services.scripts import Scripts
 from scripts_library import languages
 from scripts_library.model import State
 from scripts_library.rendering import render_markdown
-from scripts_library.templates import HAZARDS, TOPICS
+from scripts_library.templates import HAZARDS, MAX_SUMMARY, TOPICS
 
 #: Stood-down events listed on the manager console (for their timing reports).
 PAST_EVENTS = 10
@@ -93,6 +93,7 @@ def manager() -> str:
         severities=SEVERITIES,
         hazards=HAZARDS,
         topics=TOPICS,
+        max_summary=MAX_SUMMARY,
     )
 
 
@@ -141,6 +142,8 @@ def script_page(script_id: int) -> str:
         latest=latest,
         versions=list(reversed(versions)),
         preview=Markup(render_markdown(latest["body"])),  # sanitised by nh3
+        notes=Markup(render_markdown(latest.get("agent_notes", ""))) if latest.get("agent_notes") else "",
+        max_summary=MAX_SUMMARY,
         diff=diff,
         diff_from="template" if from_template else base,
         template=template,

@@ -21,10 +21,26 @@ from crisis_console.store import Store
 from crisis_console.store.scripts import LanguageTaken
 from scripts_library import model
 from scripts_library.rendering import diff_lines, render_markdown
-from scripts_library.templates import HAZARDS, load_templates, render_template
+from scripts_library.templates import HAZARDS, MAX_SUMMARY, load_templates, render_template
 
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 MAX_BODY = 20_000
+#: The text a version holds. ``summary`` and ``body`` are public (information page, SMS,
+#: CAP, phone line); ``agent_notes`` is for agents and managers only, never published.
+TEXT_FIELDS = ("title", "topic", "summary", "body", "agent_notes")
+PUBLIC_TEXT = ("title", "summary", "body")
+
+
+def version_text(version: Mapping[str, Any]) -> str:
+    """Return a version's text as a reviewer compares it: title, summary, body, agent notes."""
+    text = {field: str(version.get(field) or "").strip() for field in TEXT_FIELDS}
+    parts = [f"# {text['title']}"]
+    if text["summary"]:
+        parts.append(f"Summary: {text['summary']}")
+    parts.append(text["body"])
+    if text["agent_notes"]:
+        parts.append(f"--- Agent notes (not public) ---\n\n{text['agent_notes']}")
+    return "\n\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -150,9 +166,7 @@ class Scripts:
     def diff(self, script_id: int | str, old: int | str, new: int | str) -> list[dict[str, str]]:
         """Return the line-by-line difference between two versions' title and body."""
         before, after = self.version(script_id, old), self.version(script_id, new)
-        text_before = f"# {before['title']}\n\n{before['body']}"
-        text_after = f"# {after['title']}\n\n{after['body']}"
-        return [asdict(line) for line in diff_lines(text_before, text_after)]
+        return [asdict(line) for line in diff_lines(version_text(before), version_text(after))]
 
     def template_diff(self, script_id: int | str, new: int | str) -> list[dict[str, str]]:
         """Return the difference between the filled template a script was imported from and a
@@ -162,12 +176,7 @@ class Scripts:
         if not filled:
             return []
         after = self.version(script_id, new)
-        return [
-            asdict(line)
-            for line in diff_lines(
-                f"# {filled['title']}\n\n{filled['body']}", f"# {after['title']}\n\n{after['body']}"
-            )
-        ]
+        return [asdict(line) for line in diff_lines(version_text(filled), version_text(after))]
 
     def from_template(self, event_id: int | str, hazard: str) -> list[Script]:
         """Return the scripts (not retired) imported from a hazard's templates for an event."""
@@ -188,7 +197,9 @@ class Scripts:
             "topic": version["topic"],
             "language": script.language,
             "version": version["version"],
+            "summary": version.get("summary", ""),
             "html": render_markdown(version["body"]),
+            "notes_html": render_markdown(version.get("agent_notes", "")),
             "event_id": script.event_id,
             "expires_at": script.expires_at or None,
             "group_id": script.group_id,
@@ -211,6 +222,14 @@ class Scripts:
             cleaned["topic"] = validation.text(data, "topic", max_length=80)
         if not partial or "body" in data:
             cleaned["body"] = validation.text(data, "body", max_length=MAX_BODY)
+        if "summary" in data:
+            cleaned["summary"] = " ".join(
+                validation.text(data, "summary", max_length=MAX_SUMMARY, required=False).split()
+            )
+        if "agent_notes" in data:
+            cleaned["agent_notes"] = validation.text(
+                data, "agent_notes", max_length=MAX_BODY, required=False
+            )
         if not partial or "language" in data:
             language = str(data.get("language") or "en").strip().lower()
             if not LANGUAGE_RE.match(language):
@@ -234,7 +253,7 @@ class Scripts:
     ) -> Script:
         """Create a draft (version 1), optionally as a translation of another script.
 
-        ``template`` (``{key, title, body}``, the filled template) is kept with version 1 so a
+        ``template`` (``{key, title, summary, body, agent_notes}``, the filled template) is kept with version 1 so a
         reviewer sees what was changed from it.
         """
         cleaned = self._clean(data)
@@ -264,7 +283,7 @@ class Scripts:
         }
         first = self._new_version(1, cleaned, actor)
         if template:
-            first["template"] = {"key": template["key"], "title": template["title"], "body": template["body"]}
+            first["template"] = {"key": template["key"], **{k: template.get(k, "") for k in TEXT_FIELDS}}
         entry = audit.entry(
             actor, "script.created", "script", title=cleaned["title"], language=cleaned["language"]
         )
@@ -285,7 +304,9 @@ class Scripts:
             "version": number,
             "title": content["title"],
             "topic": content["topic"],
+            "summary": content.get("summary", ""),
             "body": content["body"],
+            "agent_notes": content.get("agent_notes", ""),
             "state": model.State.DRAFT,
             "authors": [actor],
             "submitted_by": None,
@@ -297,7 +318,7 @@ class Scripts:
     def edit(self, script_id: int | str, data: Mapping[str, Any], *, actor: str) -> Script:
         """Change a script: text edits make the editor an author; an approved script gets a new draft."""
         cleaned = self._clean(data, partial=True)
-        content = {k: cleaned[k] for k in ("title", "topic", "body") if k in cleaned}
+        content = {k: cleaned[k] for k in TEXT_FIELDS if k in cleaned}
         meta = {k: cleaned[k] for k in ("event_id", "expires_at") if k in cleaned}
         if "language" in cleaned:
             raise ValidationError(
@@ -365,7 +386,7 @@ class Scripts:
                     actor=actor,
                     authors=latest.get("authors", []),
                     title=latest["title"],
-                    body=latest["body"],
+                    body="\n".join(latest.get(k, "") for k in ("summary", "body", "agent_notes")),
                 )
             except model.ScriptRuleError as exc:
                 raise rule_error(exc) from None
@@ -419,17 +440,17 @@ class Scripts:
             if template.language in already:
                 result.existing.append(already[template.language])
                 continue
-            title, body = render_template(template, values)
+            texts = render_template(template, values)
+            texts["summary"] = _clip(texts["summary"], MAX_SUMMARY)
             data = {
-                "title": title,
+                **texts,
                 "topic": template.topic,
-                "body": body,
                 "language": template.language,
                 "event_id": event.id,
                 "hazard": template.hazard,
                 "translation_of": group.id if group else None,
             }
-            filled = {"key": template.key, "title": title, "body": body}
+            filled = {"key": template.key, "topic": template.topic, **texts}
             try:
                 script = self.create(data, actor=actor, template=filled)
             except Conflict:  # the group's slot for this language is a retired script's
@@ -437,6 +458,14 @@ class Scripts:
             group = group or script
             result.created.append(script)
         return result
+
+
+def _clip(text: str, limit: int) -> str:
+    """Shorten a filled-in summary to ``limit`` characters at a word (a long event name can
+    push it over); the reviewer sees and edits it before anyone approves it."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
 _PAST = {

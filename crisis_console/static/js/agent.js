@@ -128,6 +128,13 @@
     var body = container.querySelector(".script-body");
     body.innerHTML = shown.html;
     body.setAttribute("lang", shown.language);
+    // Agent notes are internal guidance (never on a public channel): shown apart, marked so.
+    var notes = container.querySelector(".script-notes");
+    if (notes) {
+      notes.hidden = !shown.notes_html;
+      notes.querySelector(".script-notes__body").innerHTML = shown.notes_html || "";
+      notes.setAttribute("lang", shown.language);
+    }
     container.dataset.shownId = shown.id;
     links.querySelectorAll("[data-show]").forEach(function (button) {
       button.addEventListener("click", function () {
@@ -155,6 +162,7 @@
       '<p class="translation-note muted" hidden></p>' +
       '<div class="translations-slot"></div>' +
       '<div class="script-body"></div>' +
+      '<aside class="script-notes" hidden><h4 class="script-notes__title">Agent notes: internal guidance, not for the public</h4><div class="script-notes__body"></div></aside>' +
       (unread ? '<button class="button button--primary got-it" type="button">Got it</button>' : "") +
       "</article>";
     fill(li, preferred(script), script, "push-title-" + message.push_id);
@@ -171,7 +179,8 @@
     li.dataset.scriptId = script.id;
     li.innerHTML =
       "<details><summary>" + exerciseLabel(script) + '<strong></strong> <span class="muted script-meta"></span></summary>' +
-      '<div class="translations-slot"></div><div class="script-body"></div></details>';
+      '<div class="translations-slot"></div><div class="script-body"></div>' +
+      '<aside class="script-notes" hidden><h4 class="script-notes__title">Agent notes: internal guidance, not for the public</h4><div class="script-notes__body"></div></aside></details>';
     fill(li, script, null, null);
     return li;
   }
