@@ -13,7 +13,7 @@ from typing import Any
 
 from crisis_console import clock
 from crisis_console.services import audit, validation
-from crisis_console.services.errors import Conflict, NotFound
+from crisis_console.services.errors import Conflict, NotFound, ValidationError
 from crisis_console.store import Store
 from scripts_library.templates import HAZARDS
 
@@ -36,6 +36,11 @@ class Event:
     areas: list[str] = field(default_factory=list)
     details: dict[str, str] = field(default_factory=dict)
     exercise: bool = False
+    #: A drill's public messages go on the live public page only when this is set.
+    publish_drill: bool = False
+    #: The script (any language of its translation group) whose key message SMS replies
+    #: carry; None: the newest approved script of the event.
+    sms_script_id: int | None = None
     created_by: str = ""
     created_at: str = ""
     declared_at: str = ""
@@ -60,6 +65,8 @@ def _from_fields(fields: dict[str, str]) -> Event:
         areas=json.loads(fields.get("areas") or "[]"),
         details=json.loads(fields.get("details") or "{}"),
         exercise=fields.get("exercise") == "1",
+        publish_drill=fields.get("publish_drill") == "1",
+        sms_script_id=int(fields["sms_script_id"]) if fields.get("sms_script_id") else None,
         created_by=fields.get("created_by", ""),
         created_at=fields.get("created_at", ""),
         declared_at=fields.get("declared_at", ""),
@@ -81,7 +88,8 @@ class Events:
             "severity": validation.choice(data, "severity", SEVERITIES),
             "areas": json.dumps(validation.text_list(data, "areas")),
             "details": json.dumps(validation.string_map(data, "details")),
-            "exercise": "1" if data.get("exercise") in (True, "1", "true", "on") else "0",
+            "exercise": "1" if _yes(data.get("exercise")) else "0",
+            "publish_drill": "1" if _yes(data.get("publish_drill")) else "0",
             "status": "draft",
             "created_by": actor,
             "created_at": clock.iso(),
@@ -129,6 +137,10 @@ class Events:
             updates["areas"] = json.dumps(validation.text_list(data, "areas"))
         if "details" in data:
             updates["details"] = json.dumps(validation.string_map(data, "details"))
+        if "publish_drill" in data:
+            updates["publish_drill"] = "1" if _yes(data.get("publish_drill")) else "0"
+        if "sms_script_id" in data:
+            updates["sms_script_id"] = self._sms_script(data.get("sms_script_id"), event_id)
 
         def decide(current: dict[str, str]) -> tuple[dict[str, str], audit.AuditEntry]:
             self._exists(current, event_id)
@@ -176,7 +188,23 @@ class Events:
         self.store.events.change(event_id, decide, also)
         return self.require(event_id)
 
+    def _sms_script(self, value: Any, event_id: int | str) -> str:
+        """Check the script chosen for SMS replies: one of this event's scripts ("" clears it)."""
+        if value in (None, ""):
+            return ""
+        if not str(value).isdigit():
+            raise ValidationError("sms_script_id must be a script id.", field="sms_script_id")
+        fields = self.store.scripts.get(value)
+        if not fields or fields.get("event_id") != str(event_id):
+            raise ValidationError(f"No script {value} belongs to this event.", field="sms_script_id")
+        return str(int(value))
+
     @staticmethod
     def _exists(current: dict[str, str], event_id: int | str) -> None:
         if not current:
             raise NotFound(f"No event with id {event_id}.", field="event_id")
+
+
+def _yes(value: Any) -> bool:
+    """Return whether a form or JSON flag is set."""
+    return value in (True, "1", "true", "on")
