@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,32 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     init_alerts(app)
     init_security(app)
     init_views(app)
+    init_subscribers(app)
     init_sockets(app)
     return app
+
+
+def init_subscribers(app: Flask) -> None:
+    """Let every change made through this app's store reach sockets, alerts, the phone line's
+    fail-safe state and the public channels (see :mod:`crisis_console.subscribers`)."""
+    from crisis_console.alert_hooks import hooks_of
+    from crisis_console.sockets import realtime
+    from crisis_console.subscribers import EXTENSION, Subscribers
+    from crisis_console.webhooks.voice import IVR_STATE
+
+    state = app.extensions[IVR_STATE]
+    app.extensions[EXTENSION] = Subscribers(
+        consoles=realtime,
+        hooks=lambda: hooks_of(app),
+        remember=state.save,
+        publishers=public_channels(app.config),
+    ).connect(app.extensions[STORE_EXTENSION])
+
+
+def public_channels(settings: Mapping[str, Any]) -> list[Any]:
+    """Return the publishers of the public channels (re-run after every change), from the
+    settings of the web process or the worker alike."""
+    return []
 
 
 def init_timezone(app: Flask) -> None:

@@ -127,35 +127,21 @@ def start_scheduler(app: Any) -> None:
     from crisis_console import scheduler
     from crisis_console.extensions import STORE_EXTENSION, socketio
     from crisis_console.sockets import realtime
-    from crisis_console.webhooks.voice import IVR_STATE
 
     store = app.extensions[STORE_EXTENSION]
     hooks = hooks_of(app)
     socketio.start_background_task(
-        scheduler.loop,
-        store,
-        socketio.sleep,
-        saved=lambda: app.extensions[IVR_STATE].save(store),
-        **scheduler_callbacks(hooks, realtime.announcement_changed, realtime.spike_detected),
+        scheduler.loop, store, socketio.sleep, **scheduler_callbacks(hooks, realtime.spike_detected)
     )
     deliverer = Deliverer(store, Senders(Settings.from_config(app.config)), sent=realtime.delivery_changed)
     socketio.start_background_task(delivery.loop, deliverer, socketio.sleep)
 
 
-def scheduler_callbacks(
-    hooks: AlertHooks, changed: Callable[[dict[str, Any]], None], spiked: Callable[[dict[str, Any]], None]
-) -> dict[str, Any]:
-    """Return the scheduler's callbacks: tell consoles, and let the alert rules see it too."""
-
-    def announcement(changed_announcement: dict[str, Any]) -> None:
-        changed(changed_announcement)
-        hooks.announcement_changed(changed_announcement)
-
-    return {
-        "changed": announcement,
-        "spiked": lambda spike: spiked(hooks.spike(spike)),
-        "tick": hooks.tick,
-    }
+def scheduler_callbacks(hooks: AlertHooks, spiked: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Return the scheduler's callbacks: spikes reach consoles and the alert rules; each tick
+    lets the rules check unread pushes and escalations. (Announcement and script changes
+    need none: the services announce them to the store's subscribers.)"""
+    return {"spiked": lambda spike: spiked(hooks.spike(spike)), "tick": hooks.tick}
 
 
 @cli.command()
@@ -164,10 +150,17 @@ def worker() -> None:
     import time
 
     from crisis_console import scheduler
-    from crisis_console.app import instance_path, message_queue, queue_manager, resolve_config
+    from crisis_console.app import (
+        instance_path,
+        message_queue,
+        public_channels,
+        queue_manager,
+        resolve_config,
+    )
     from crisis_console.extensions import socketio
     from crisis_console.services.ivr_state import LastKnownState
     from crisis_console.sockets import realtime
+    from crisis_console.subscribers import Subscribers
 
     settings = resolve_config(None)
     zone = zone_or_exit(settings.CRISIS_TIMEZONE)
@@ -176,25 +169,31 @@ def worker() -> None:
     # Emit through the web processes' message queue; this process serves no sockets.
     queue = queue_manager(message_queue(settings, store), store.keys.prefix, write_only=True)
     socketio.init_app(None, client_manager=queue)
-    changed, spiked, alerted, sent = (
-        realtime.announcement_changed,
-        realtime.spike_detected,
-        realtime.alert_sent,
-        realtime.delivery_changed,
-    )
     base = settings.PUBLIC_BASE_URL or ""
     hooks = AlertHooks(
-        store, rules, console_url=f"{base}/manager/alerts" if base else "", emit=alerted, zone=zone
+        store,
+        rules,
+        console_url=f"{base}/manager/alerts" if base else "",
+        emit=realtime.alert_sent,
+        zone=zone,
     )
-    deliverer = Deliverer(store, Senders(Settings.from_config(vars(settings))), sent=sent)
+    deliverer = Deliverer(
+        store, Senders(Settings.from_config(vars(settings))), sent=realtime.delivery_changed
+    )
     threading.Thread(target=delivery.loop, args=(deliverer, time.sleep), daemon=True, name="delivery").start()
     state = LastKnownState(Path(instance_path()) / "ivr-state.json")
+    # Changes the scheduler makes (scheduled starts and ends, expiries) reach every consumer.
+    subscribers = Subscribers(
+        consoles=realtime,
+        hooks=lambda: hooks,
+        remember=state.save,
+        publishers=public_channels(vars(settings)),
+    ).connect(store)
     click.echo(
         f"worker running every {scheduler.INTERVAL} s (prefix {store.keys.prefix!r}, {len(rules.rules)} alert rules)"
     )
-    scheduler.loop(
-        store, time.sleep, saved=lambda: state.save(store), **scheduler_callbacks(hooks, changed, spiked)
-    )
+    scheduler.loop(store, time.sleep, **scheduler_callbacks(hooks, realtime.spike_detected))
+    del subscribers  # kept alive until here: the signals hold receivers weakly
 
 
 def zone_or_exit(name: str | None) -> ZoneInfo:

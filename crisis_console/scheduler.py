@@ -1,12 +1,15 @@
-"""Scheduled work that must happen once, whichever process runs it: announcement times and spikes.
+"""Scheduled work that must happen once, whichever process runs it: announcement times,
+script expiries and spikes.
 
 An announcement plays from ``starts_at`` and stops at ``ends_at`` by itself (the webhook
-compares times); a pass records the start and makes the end *ended*, in the record, the
-audit trail and on every console. Each pass also runs spike detection over the last hour and
-announces each new spike once (``spike.detected``), then lets the alert rules look at
-unread pushes and escalations. Each pass
-takes a Redis lock, so the web process's own loop and any number of ``worker`` processes
-can run together safely.
+compares times); a pass records the start and makes the end *ended*, in the record and the
+audit trail, and an approved script whose ``expires_at`` passed is announced as expired.
+Those services send their own change signals, so consoles, alerts, the phone line's
+fail-safe state and the public channels follow (:mod:`crisis_console.subscribers`). Each
+pass also runs spike detection over the last hour and announces each new spike once
+(``spike.detected``), then lets the alert rules look at unread pushes and escalations.
+Each pass takes a Redis lock, so the web process's own loop and any number of ``worker``
+processes can run together safely.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from crisis_console import clock
 from crisis_console.services import spikes, trends
 from crisis_console.services.announcements import Announcements
 from crisis_console.services.errors import ServiceError
+from crisis_console.services.scripts import Scripts
 from crisis_console.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,8 +38,6 @@ def run_pass(
     store: Store,
     *,
     now: datetime | None = None,
-    changed: Callable[[dict[str, Any]], None] = lambda announcement: None,
-    saved: Callable[[], None] = lambda: None,
     spiked: Callable[[dict[str, Any]], None] = lambda spike: None,
     tick: Callable[[datetime], Any] = lambda now: None,
 ) -> list[int]:
@@ -53,8 +55,6 @@ def run_pass(
             handed_over = service.hand_over(announcement.id, actor="scheduler")
             if handed_over is not None:  # the one it follows stops now, not before
                 ended.append(handed_over.id)
-                changed(handed_over.public())
-            changed(service.require(announcement.id).public())
         if not announcement.ends_at or clock.parse_iso(announcement.ends_at) > now:
             continue
         try:
@@ -63,9 +63,7 @@ def run_pass(
             log.info("announcement %s not ended by the scheduler: %s", announcement.id, exc.message)
             continue
         ended.append(done.id)
-        changed(done.public())
-    if ended:
-        saved()
+    Scripts(store).announce_expiries(now)
     for spike in trends.spikes_at(store, window="60m", at=clock.iso(now))["spikes"]:
         if store.complaints.first_sighting(spikes.subject(spike), spike.get("zip", "")):
             spiked(spike)

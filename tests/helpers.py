@@ -157,3 +157,23 @@ class ApiDesk:
     def get(self, who: str, path: str) -> Any:
         """GET as one of the desk's users."""
         return self.client.get(f"/api/v1{path}", headers=self.headers[who])
+
+
+class Heard(list):
+    """The records one signal carried for one store, in order (``heard.whats`` the changes)."""
+
+    def __init__(self, store: Store, signal: Any, name: str):
+        super().__init__()
+        self.whats: list[str] = []
+        self._name = name
+        signal.connect(self._receive, sender=store)  # held weakly: keep this object alive
+
+    def _receive(self, store: Store, *, what: str, **record: Any) -> None:
+        self.whats.append(what)
+        self.append(record[self._name])
+
+
+def quiet(store: Store) -> Store:
+    """Return the same data through a store nobody subscribes to: for setting a scene
+    without its side effects (the declaration's own alerts, say)."""
+    return Store(store.redis, store.keys.prefix)

@@ -23,6 +23,7 @@ from crisis_console.services.categories import Categories
 from crisis_console.services.events import Events
 from crisis_console.services.pushes import Pushes
 from crisis_console.services.scripts import Scripts
+from tests.helpers import quiet
 from tests.servers import free_port
 
 RULE = """
@@ -234,7 +235,8 @@ def test_unread_push_fires_only_after_the_delay_and_below_the_share(rules_folder
 
 
 def declare(store, *, exercise: bool = False, kind: str = "power_outage"):
-    events = Events(store)
+    """Declare an event as the scene of a test (its own declaration alert is not under test)."""
+    events = Events(quiet(store))
     event = events.create(
         {
             "name": "Grid failure",

@@ -9,7 +9,8 @@ import pytest
 
 from crisis_console import clock
 from crisis_console.roles import Role
-from tests.helpers import ApiDesk
+from crisis_console.services import signals
+from tests.helpers import ApiDesk, Heard
 
 LINE = "+16175550311"
 CALLER = "+16175550123"
@@ -225,9 +226,10 @@ def test_a_scheduled_activation_lets_the_live_one_play_until_its_start(desk, twi
     assert desk.get("writer", f"/announcements/{live['id']}/stats").json["calls"] == 1
     assert desk.get("writer", f"/announcements/{later['id']}/stats").json["calls"] == 1
 
-    changed: list[dict] = []
-    assert scheduler.run_pass(store, changed=changed.append) == [live["id"]]
-    assert [(c["id"], c["state"]) for c in changed] == [(live["id"], "ended"), (later["id"], "active")]
+    changed = Heard(store, signals.announcement_changed, "announcement")
+    assert scheduler.run_pass(store) == [live["id"]]
+    assert [(c["id"], c["state"]) for c in changed] == [(later["id"], "active"), (live["id"], "ended")]
+    assert changed.whats == ["started", "ended"]
     assert desk.get("writer", f"/announcements/{live['id']}").json["ended_by"] == "scheduler"
     trail = [(e["action"], e["subject"], e.get("details", e)) for e in store.audit.read()]
     [activated] = [d for a, s, d in trail if a == "announcement.activated" and s.endswith(f":{later['id']}")]
@@ -396,9 +398,9 @@ def test_scheduler_ends_announcements_past_their_end_once(desk, store, twilio, m
     announcement = desk.live_announcement(line["id"], ends_at="2026-01-27T12:00:00Z")
     later = datetime(2026, 1, 27, 12, 1, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: later)
-    changed: list[dict] = []
-    assert scheduler.run_pass(store, changed=changed.append) == [announcement["id"]]
-    assert changed[0]["state"] == "ended"
+    changed = Heard(store, signals.announcement_changed, "announcement")
+    assert scheduler.run_pass(store) == [announcement["id"]]
+    assert changed[0]["state"] == "ended" and changed.whats == ["ended"]
     assert scheduler.run_pass(store) == []  # lock held for this interval
     assert desk.get("writer", f"/announcements/{announcement['id']}").json["ended_by"] == "scheduler"
     assert [child.tag for child in twiml(call(twilio))] == ["Enqueue"]
@@ -411,15 +413,15 @@ def test_scheduler_records_a_scheduled_start_once(desk, store, monkeypatch):
     line = desk.line()
     announcement = desk.live_announcement(line["id"], starts_at="2026-01-27T06:00:00Z")
     monkeypatch.setattr(clock, "now", lambda: datetime(2026, 1, 27, 5, 59, tzinfo=UTC))
-    changed: list[dict] = []
-    scheduler.run_pass(store, changed=changed.append)
+    changed = Heard(store, signals.announcement_changed, "announcement")
+    scheduler.run_pass(store)
     assert changed == []
     store.redis.delete(store.keys.scheduler_lock())
     monkeypatch.setattr(clock, "now", lambda: datetime(2026, 1, 27, 6, 1, tzinfo=UTC))
-    scheduler.run_pass(store, changed=changed.append)
+    scheduler.run_pass(store)
     assert [c["id"] for c in changed] == [announcement["id"]] and changed[0]["playing"]
     store.redis.delete(store.keys.scheduler_lock())
-    scheduler.run_pass(store, changed=changed.append)
+    scheduler.run_pass(store)
     assert len(changed) == 1
     started = [e for e in store.audit.read() if e["action"] == "announcement.started"]
     assert [e["subject"] for e in started] == [f"announcement:{announcement['id']}"]

@@ -59,7 +59,5 @@ def list_suggestions() -> Any:
 def draft_suggestion() -> Any:
     """Create the filled drafts a suggestion offers: ``{kind: script|announcement, hazard, event_id?}``."""
     result = suggestions.draft(store(), json_object(), actor=current_user.username)
-    if result["kind"] == "announcement":
-        realtime.announcement_changed(result["announcement"])
     made = result["kind"] == "announcement" or result["scripts"]
     return jsonify(result), 201 if made else 200

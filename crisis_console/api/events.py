@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask_login import current_user
 
-from crisis_console.alert_hooks import hooks_of
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
 from crisis_console.auth.roles import dashboard_readers, roles_required, signed_in
@@ -16,7 +15,6 @@ from crisis_console.roles import Role
 from crisis_console.services.errors import ValidationError
 from crisis_console.services.events import STATUSES, Events
 from crisis_console.services.milestones import Milestones
-from crisis_console.sockets import realtime
 
 
 def events() -> Events:
@@ -54,7 +52,6 @@ def get_event(event_id: int) -> Any:
 def update_event(event_id: int) -> Any:
     """Change an open event's name, severity, areas or details."""
     event = events().update(event_id, json_object(), actor=current_user.username)
-    realtime.event_changed(event.public())
     return jsonify(event.public())
 
 
@@ -63,8 +60,6 @@ def update_event(event_id: int) -> Any:
 def declare_event(event_id: int) -> Any:
     """Declare a draft event: it becomes active and shows on every page."""
     event = events().declare(event_id, actor=current_user.username)
-    realtime.event_changed(event.public())
-    hooks_of(current_app).event_changed(event)
     return jsonify(event.public())
 
 
@@ -80,6 +75,4 @@ def event_timing(event_id: int) -> Any:
 def stand_down_event(event_id: int) -> Any:
     """Stand down an active event: it closes."""
     event = events().stand_down(event_id, actor=current_user.username)
-    realtime.event_changed(event.public())
-    hooks_of(current_app).event_changed(event)
     return jsonify(event.public())

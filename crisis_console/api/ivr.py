@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask_login import current_user
 
-from crisis_console.alert_hooks import hooks_of
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
 from crisis_console.auth.roles import roles_required
@@ -17,13 +16,6 @@ from crisis_console.services import callflow
 from crisis_console.services.announcements import Announcements
 from crisis_console.services.errors import ValidationError
 from crisis_console.services.lines import Lines
-from crisis_console.sockets import realtime
-from crisis_console.webhooks.voice import IVR_STATE
-
-
-def remember_state() -> None:
-    """Write the phone lines' last known state, for answering calls when Redis is down."""
-    current_app.extensions[IVR_STATE].save(store())
 
 
 @bp.route("/lines", methods=["POST"])
@@ -31,7 +23,6 @@ def remember_state() -> None:
 def create_line() -> Any:
     """Add a phone line ``{number, name, route, languages?, test?}``."""
     line = Lines(store()).create(json_object(), actor=current_user.username)
-    remember_state()
     return jsonify(line.public()), 201
 
 
@@ -40,7 +31,6 @@ def create_line() -> Any:
 def update_line(line_id: int) -> Any:
     """Change a line's ``name``, ``route``, ``languages`` or ``test`` flag."""
     line = Lines(store()).update(line_id, json_object(), actor=current_user.username)
-    remember_state()
     return jsonify(line.public())
 
 
@@ -49,7 +39,6 @@ def update_line(line_id: int) -> Any:
 def delete_line(line_id: int) -> Any:
     """Delete a phone line; 409 while an announcement is active on it."""
     Lines(store()).delete(line_id, actor=current_user.username)
-    remember_state()
     return "", 204
 
 
@@ -65,7 +54,17 @@ def list_lines() -> Any:
 def create_announcement() -> Any:
     """Write a draft announcement ``{line_id, messages, voice?, audio_url?, starts_at?, ends_at?}``."""
     announcement = Announcements(store()).create(json_object(), actor=current_user.username)
-    realtime.announcement_changed(announcement.public())
+    return jsonify(announcement.public()), 201
+
+
+@bp.route("/scripts/<int:script_id>/announcement", methods=["POST"])
+@roles_required(Role.MANAGER)
+def announcement_from_script(script_id: int) -> Any:
+    """Draft an announcement from an approved script's key message ``{line_id}``, per language."""
+    data = json_object()
+    announcement = Announcements(store()).from_script(
+        script_id, data.get("line_id"), actor=current_user.username
+    )
     return jsonify(announcement.public()), 201
 
 
@@ -91,13 +90,7 @@ def get_announcement(announcement_id: int) -> Any:
 @roles_required(Role.MANAGER)
 def act_on_announcement(announcement_id: int, action: str) -> Any:
     """Submit, approve, return, activate or end an announcement."""
-    announcement, others = Announcements(store()).act(announcement_id, action, actor=current_user.username)
-    if action in ("activate", "end"):
-        remember_state()
-    hooks = hooks_of(current_app)
-    for changed in (*others, announcement):
-        realtime.announcement_changed(changed.public())
-        hooks.announcement_changed(changed.public())
+    announcement, _ = Announcements(store()).act(announcement_id, action, actor=current_user.username)
     return jsonify(announcement.public())
 
 

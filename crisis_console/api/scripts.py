@@ -16,7 +16,7 @@ from crisis_console.services.errors import ValidationError
 from crisis_console.services.pushes import Pushes
 from crisis_console.services.scripts import Scripts
 from crisis_console.sockets import realtime
-from scripts_library.model import Action, State
+from scripts_library.model import State
 
 
 def scripts() -> Scripts:
@@ -51,7 +51,6 @@ def create_script() -> Any:
     """Create a draft ``{title, topic, language, body, summary?, agent_notes?, event_id?, expires_at?,
     translation_of?}``."""
     script = scripts().create(json_object(), actor=current_user.username)
-    realtime.script_changed(script.public())
     return jsonify(detail(script.id)), 201
 
 
@@ -89,8 +88,6 @@ def import_scripts() -> Any:
     imported = scripts().import_templates(
         data["event_id"], hazard=data.get("hazard"), actor=current_user.username
     )
-    for script in imported.created:
-        realtime.script_changed(script.public())
     first = imported.first()
     body = {
         "id": first.id if first else None,
@@ -111,8 +108,7 @@ def get_script(script_id: int) -> Any:
 @roles_required(Role.MANAGER)
 def edit_script(script_id: int) -> Any:
     """Edit a script; an approved one gets a new draft version."""
-    script = scripts().edit(script_id, json_object(), actor=current_user.username)
-    realtime.script_changed(script.public())
+    scripts().edit(script_id, json_object(), actor=current_user.username)
     return jsonify(detail(script_id))
 
 
@@ -120,10 +116,7 @@ def edit_script(script_id: int) -> Any:
 @roles_required(Role.MANAGER)
 def act_on_script(script_id: int, action: str) -> Any:
     """Submit, approve, return to draft or retire a script."""
-    script = scripts().act(script_id, action, actor=current_user.username)
-    if action == Action.RETIRE:
-        realtime.script_retired(script.id)
-    realtime.script_changed(script.public())
+    scripts().act(script_id, action, actor=current_user.username)
     return jsonify(detail(script_id))
 
 
@@ -146,12 +139,6 @@ def push_script(script_id: int) -> Any:
     """Push the approved version to ``{audience: "all" | [team, …]}``."""
     data = json_object() if request.get_data() else {}
     push = Pushes(store()).push(script_id, data.get("audience", "all"), actor=current_user.username)
-    realtime.script_pushed(
-        {"push_id": push["id"], "seq": push["seq"], "script": push["script"]}, push["audience"]
-    )
-    realtime.push_progress(
-        {"push_id": push["id"], "delivered": 0, "acknowledged": 0, "audience_size": push["audience_size"]}
-    )
     return jsonify({k: v for k, v in push.items() if k != "script"}), 201
 
 

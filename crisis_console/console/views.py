@@ -143,6 +143,7 @@ def script_page(script_id: int) -> str:
         versions=list(reversed(versions)),
         preview=Markup(render_markdown(latest["body"])),  # sanitised by nh3
         notes=Markup(render_markdown(latest.get("agent_notes", ""))) if latest.get("agent_notes") else "",
+        lines=Lines(store()).list(),
         max_summary=MAX_SUMMARY,
         diff=diff,
         diff_from="template" if from_template else base,

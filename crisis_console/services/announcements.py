@@ -23,11 +23,12 @@ from datetime import datetime
 from typing import Any
 
 from crisis_console import clock
-from crisis_console.services import audit, validation
+from crisis_console.services import audit, signals, validation
 from crisis_console.services.errors import Conflict, Forbidden, NotFound, ValidationError
 from crisis_console.services.events import Events
 from crisis_console.services.lines import Lines
 from crisis_console.services.milestones import Milestones
+from crisis_console.services.scripts import Scripts
 from crisis_console.store import Store
 
 STATES = ("draft", "in_review", "approved", "active", "ended")
@@ -81,6 +82,9 @@ class Announcement:
     created_at: str = ""
     #: The announcement that keeps playing on the line until this one starts (a handover).
     follows: int | None = None
+    #: language -> ``{"script_id", "version"}``: the approved script versions whose key
+    #: message each language says ({} when written separately).
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def voice_for(self, language: str) -> str:
         """Return the voice that speaks ``language``: the chosen one for the first language."""
@@ -128,6 +132,7 @@ def _from_fields(fields: dict[str, str]) -> Announcement:
         event_id=int(fields["event_id"]) if fields.get("event_id") else None,
         exercise=fields.get("exercise") == "1",
         follows=int(fields["follows"]) if fields.get("follows") else None,
+        sources=json.loads(fields.get("sources") or "{}"),
         **{
             k: fields.get(k, "")
             for k in ("submitted_by", "approved_by", "activated_by", "activated_at", "started_at")
@@ -142,8 +147,18 @@ class Announcements:
     def __init__(self, store: Store):
         self.store = store
 
-    def create(self, data: Mapping[str, Any], *, actor: str) -> Announcement:
-        """Create a draft ``{line_id, messages, voice?, audio_url?, starts_at?, ends_at?, event_id?}``."""
+    def create(
+        self,
+        data: Mapping[str, Any],
+        *,
+        actor: str,
+        sources: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> Announcement:
+        """Create a draft ``{line_id, messages, voice?, audio_url?, starts_at?, ends_at?, event_id?}``.
+
+        ``sources`` (set by :meth:`from_script` only, never from a request) names the script
+        version each language's message was drawn from.
+        """
         line = Lines(self.store).get(data.get("line_id") or "")
         if line is None:
             raise ValidationError("line_id must name an existing phone line.", field="line_id")
@@ -187,6 +202,7 @@ class Announcements:
             "ends_at": clock.iso(ends) if ends else "",
             "event_id": str(event_id) if event_id else "",
             "exercise": "1" if exercise else "0",
+            "sources": json.dumps(sources or {}),
             "state": "draft",
             "authors": json.dumps([actor]),
             "created_by": actor,
@@ -195,7 +211,42 @@ class Announcements:
         record_id = self.store.announcements.new_id()
         entry = audit.entry(actor, "announcement.created", f"announcement:{record_id}", line=line.number)
         self.store.announcements.create(fields, entry, record_id=record_id)
-        return self.require(record_id)
+        created = self.require(record_id)
+        self._announce(created, "created")
+        return created
+
+    def from_script(self, script_id: int | str, line_id: Any, *, actor: str) -> Announcement:
+        """Draft an announcement saying an approved script's key message, in each language the
+        line offers that the script (or one of its translations) has approved.
+
+        The draft is linked to those script versions, so the console can tell when the phone
+        line lags a newer approval; like any announcement it still needs a second manager.
+        """
+        scripts = Scripts(self.store)
+        script = scripts.require(script_id)
+        line = Lines(self.store).get(line_id or "")
+        if line is None:
+            raise ValidationError("line_id must name an existing phone line.", field="line_id")
+        translations = scripts.translations(script)
+        messages: dict[str, str] = {}
+        sources: dict[str, dict[str, int]] = {}
+        for language in line.languages:
+            candidate = scripts.get(translations.get(language, "")) if language in translations else None
+            if candidate is None or not candidate.is_current():
+                continue
+            version = self.store.scripts.version(candidate.id, candidate.live_version)  # type: ignore[arg-type]
+            if version and version.get("summary"):
+                messages[language] = version["summary"]
+                sources[language] = {"script_id": candidate.id, "version": int(version["version"])}
+        if not messages:
+            raise Conflict(
+                f"No approved key message of this script is in a language {line.name or line.number} "
+                f"offers ({', '.join(line.languages)}): approve one with a summary first.",
+                field="script_id",
+                code="no_key_message",
+            )
+        data = {"line_id": line.id, "messages": messages, "event_id": script.event_id}
+        return self.create(data, actor=actor, sources=sources)
 
     def _event_of(self, value: Any) -> tuple[int | None, bool]:
         """Return the announcement's event (validated) and whether it is an exercise."""
@@ -312,7 +363,14 @@ class Announcements:
         if action == "activate" and done.playing():
             self._live(done, clock.parse_iso(now))
         changed = [self.require(a.id) for a in replaced] + ([self.require(restore.id)] if restore else [])
+        for other in changed:
+            self._announce(other, "ended" if other.state == "ended" else "restored")
+        self._announce(done, _PAST[action])
         return done, changed
+
+    def _announce(self, announcement: Announcement, what: str) -> None:
+        """Tell the subscribers of this store (consoles, alerts, phone-line state, CAP, public page)."""
+        signals.send(signals.announcement_changed, self.store, what, announcement=announcement.public())
 
     def _end(self, announcement: Announcement, actor: str, **details: Any) -> None:
         """End an announcement another one takes over from, as its own audited change."""
@@ -332,7 +390,9 @@ class Announcements:
             self._end(previous, actor, handed_over_to=started.id)
         except Conflict:
             return None
-        return self.require(previous.id)
+        ended = self.require(previous.id)
+        self._announce(ended, "ended")
+        return ended
 
     def _check_line(self, announcement: Announcement) -> None:
         """Refuse to put an exercise announcement on a line real callers use."""
@@ -376,6 +436,7 @@ class Announcements:
             return False
         started = self.require(announcement_id)
         self._live(started, clock.parse_iso(started.starts_at) if started.starts_at else clock.now())
+        self._announce(started, "started")
         return True
 
     def stats(self, announcement_id: int | str) -> dict[str, int]:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crisis_console import clock
-from crisis_console.services import audit, validation
+from crisis_console.services import audit, signals, validation
 from crisis_console.services.errors import Conflict, NotFound, ValidationError
 from crisis_console.store import Store
 from scripts_library.templates import HAZARDS
@@ -99,7 +99,7 @@ class Events:
             actor, "event.created", f"event:{event_id}", name=fields["name"], kind=fields["kind"]
         )
         self.store.events.create(fields, entry, record_id=event_id)
-        return self.require(event_id)
+        return self._announce(event_id, "created")
 
     def get(self, event_id: int | str) -> Event | None:
         """Return an event, or None."""
@@ -151,7 +151,7 @@ class Events:
             return updates, audit.entry(actor, "event.updated", f"event:{event_id}", fields=sorted(updates))
 
         self.store.events.change(event_id, decide)
-        return self.require(event_id)
+        return self._announce(event_id, "updated")
 
     def declare(self, event_id: int | str, *, actor: str) -> Event:
         """Declare a draft event: it becomes active (and its ``declared`` milestone is set)."""
@@ -186,7 +186,13 @@ class Events:
             self.store.milestones.record_in(pipe, event_id, milestone, now)
 
         self.store.events.change(event_id, decide, also)
-        return self.require(event_id)
+        return self._announce(event_id, milestone)
+
+    def _announce(self, event_id: int | str, what: str) -> Event:
+        """Return the changed event, after telling this store's subscribers."""
+        event = self.require(event_id)
+        signals.send(signals.event_changed, self.store, what, event=event)
+        return event
 
     def _sms_script(self, value: Any, event_id: int | str) -> str:
         """Check the script chosen for SMS replies: one of this event's scripts ("" clears it)."""

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crisis_console import clock
-from crisis_console.services import audit, validation
+from crisis_console.services import audit, signals, validation
 from crisis_console.services.errors import Conflict, NotFound, ValidationError
 from crisis_console.store import Store
 from crisis_console.store.ivr import LineBusy, NumberTaken
@@ -179,7 +179,7 @@ class Lines:
             raise Conflict(
                 f"Another line already uses {number}.", field="number", code="number_taken"
             ) from None
-        return self.require(line_id)
+        return self._announce(self.require(line_id), "created")
 
     def update(self, line_id: int | str, data: Mapping[str, Any], *, actor: str) -> Line:
         """Change a line's ``name``, ``route``, ``languages`` or ``test`` flag (not its number).
@@ -213,7 +213,12 @@ class Lines:
             return changed, audit.entry(actor, "line.updated", f"line:{line.id}", **changed)
 
         self.store.lines.change(line.id, decide, lambda pipe: pipe.incr(self.store.keys.ivr_version()))
-        return self.require(line.id)
+        return self._announce(self.require(line.id), "updated")
+
+    def _announce(self, line: Line, what: str) -> Line:
+        """Tell this store's subscribers (the phone line's fail-safe state among them)."""
+        signals.send(signals.line_changed, self.store, what, line=line.public())
+        return line
 
     def busy(self, lines: list[Line]) -> set[int]:
         """Return the ids of the lines an announcement is active on (they cannot be deleted)."""
@@ -231,7 +236,7 @@ class Lines:
                 field="line_id",
                 code="announcement_active",
             ) from None
-        return line
+        return self._announce(line, "deleted")
 
     def get(self, line_id: int | str) -> Line | None:
         """Return a line, or None."""

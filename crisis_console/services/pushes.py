@@ -13,7 +13,7 @@ from typing import Any
 
 from crisis_console import clock
 from crisis_console.roles import Role
-from crisis_console.services import audit
+from crisis_console.services import audit, signals
 from crisis_console.services.accounts import Accounts, User
 from crisis_console.services.errors import NotFound, ValidationError
 from crisis_console.services.events import Events
@@ -92,7 +92,7 @@ class Pushes:
         )
         seq = self.store.pushes.create(fields, recipients, entry)
         Milestones(self.store).reached("first_push", event_ids=self._events_of(script.event_id))
-        return {
+        push = {
             "id": seq,
             "seq": seq,
             "script_id": script.id,
@@ -101,6 +101,8 @@ class Pushes:
             "audience_size": len(recipients),
             "script": payload,
         }
+        signals.send(signals.pushed, self.store, "pushed", push=push)
+        return push
 
     @staticmethod
     def message(fields: dict[str, str]) -> dict[str, Any]:

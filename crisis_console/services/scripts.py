@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from crisis_console import clock
-from crisis_console.services import audit, validation
+from crisis_console.services import audit, signals, validation
 from crisis_console.services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 from crisis_console.services.events import Events
 from crisis_console.store import Store
@@ -211,6 +211,20 @@ class Scripts:
         versions = self.store.scripts.many_versions([(s.id, s.live_version) for s in scripts])  # type: ignore[misc]
         return [self.agent_view(s, v) for s, v in zip(scripts, versions, strict=True) if v]
 
+    def announce_expiries(self, now: datetime | None = None) -> list[Script]:
+        """Announce (once, whichever process asks first) each approved script whose expiry passed."""
+        now = now or clock.now()
+        expired = []
+        for script in self.list(state=model.State.APPROVED):
+            if script.live_version is not None and script.expired(now):
+                entry = audit.entry(
+                    "scheduler", "script.expired", f"script:{script.id}", version=script.live_version
+                )
+                if self.store.scripts.claim_expiry(script.id, script.expires_at, entry):
+                    expired.append(script)
+                    signals.send(signals.script_changed, self.store, "expired", script=script)
+        return expired
+
     # --- writing -----------------------------------------------------------------------
 
     def _clean(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
@@ -227,9 +241,7 @@ class Scripts:
                 validation.text(data, "summary", max_length=MAX_SUMMARY, required=False).split()
             )
         if "agent_notes" in data:
-            cleaned["agent_notes"] = validation.text(
-                data, "agent_notes", max_length=MAX_BODY, required=False
-            )
+            cleaned["agent_notes"] = validation.text(data, "agent_notes", max_length=MAX_BODY, required=False)
         if not partial or "language" in data:
             language = str(data.get("language") or "en").strip().lower()
             if not LANGUAGE_RE.match(language):
@@ -295,7 +307,7 @@ class Scripts:
                 field="language",
                 code="language_taken",
             ) from None
-        return self.require(script_id)
+        return self._announce(script_id, "created")
 
     @staticmethod
     def _new_version(number: int, content: Mapping[str, Any], actor: str) -> dict[str, Any]:
@@ -370,7 +382,13 @@ class Scripts:
             return updates, version, entry
 
         self.store.scripts.change_script(script_id, decide)
-        return self.require(script_id)
+        return self._announce(script_id, "edited")
+
+    def _announce(self, script_id: int | str, what: str) -> Script:
+        """Return the changed script, after telling this store's subscribers."""
+        script = self.require(script_id)
+        signals.send(signals.script_changed, self.store, what, script=script)
+        return script
 
     def act(self, script_id: int | str, action: str, *, actor: str) -> Script:
         """Submit, approve, return or retire a script, under the rules of the domain."""
@@ -407,7 +425,7 @@ class Scripts:
             return updates, version, entry
 
         self.store.scripts.change_script(script_id, decide)
-        return self.require(script_id)
+        return self._announce(script_id, _PAST[act])
 
     @staticmethod
     def _exists(current: dict[str, str], script_id: int | str) -> None:

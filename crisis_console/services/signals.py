@@ -49,5 +49,5 @@ def send(signal: Signal, store: Any, what: str, **record: Any) -> None:
     for receiver in signal.receivers_for(store):
         try:
             receiver(store, what=what, **record)
-        except Exception:  # noqa: BLE001 - see the docstring: the change is already made
+        except Exception:
             log.exception("a subscriber of %s failed on %s", signal.name, what)

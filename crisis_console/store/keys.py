@@ -132,6 +132,11 @@ class Keys:
         """HASH language -> script id: the translations of one script. Never expires."""
         return self._k("script_group", group_id)
 
+    def scripts_expired(self) -> str:
+        """SET "script id:expires_at" of the expiries already announced (SADD claims one, so
+        one process announces each expiry once; a new expiry time is a new member). Never expires."""
+        return self._k("scripts", "expired")
+
     # --- pushes --------------------------------------------------------------------
 
     def push_seq(self) -> str:

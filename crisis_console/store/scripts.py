@@ -65,6 +65,15 @@ class ScriptRepo(Records):
             pipe.hget(self._keys.script_versions(script_id), str(number))
         return [json.loads(raw) if raw else None for raw in pipe.execute()]
 
+    def claim_expiry(self, script_id: int | str, expires_at: str, audit: AuditEntry) -> bool:
+        """Record the expiry in the audit trail and return True, for the one caller that first
+        reports it (a Lua script would make the two one step; the set member is claimed first,
+        so the worst case is an expiry announced without its audit line, never twice)."""
+        if not self._r.sadd(self._keys.scripts_expired(), f"{script_id}:{expires_at}"):
+            return False
+        self._audit.append(audit)
+        return True
+
     def translations(self, group_id: int | str) -> dict[str, str]:
         """Return language -> script id for a translation group."""
         return self._r.hgetall(self._keys.script_group(group_id))

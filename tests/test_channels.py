@@ -1,0 +1,154 @@
+"""One approved message on every channel: changes announced once to every consumer, the
+phone announcement drawn from the script, and what each channel says now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from crisis_console import clock, scheduler
+from crisis_console.extensions import socketio
+from crisis_console.services import signals
+from tests.helpers import ApiDesk, Heard
+
+MARKER = "INTERNAL-MARKER do not read this to the public"
+STORM = {"name": "Blizzard of the test", "kind": "winter_storm", "severity": "severe", "areas": ["02124"]}
+
+
+class Desk(ApiDesk):
+    """A writer and a reviewer (managers), an admin, and an agent."""
+
+    STAFF = (*ApiDesk.STAFF, ("agent", "ana"))
+
+    def event(self) -> dict:
+        """Create and declare the storm."""
+        event = self.post("writer", "/events", STORM).json
+        assert self.post("writer", f"/events/{event['id']}/declare").status_code == 200
+        return event
+
+    def approved(self, event_id: int | None, language: str = "en", translation_of: int | None = None) -> dict:
+        """Write a script with a summary and a marked agent note; the reviewer approves it."""
+        body = {
+            "title": f"Storm facts ({language})",
+            "topic": "Safety",
+            "language": language,
+            "summary": f"Snow emergency ({language}): parking ban on snow routes.",
+            "body": "## What you need to know\n\nStay off the roads.",
+            "agent_notes": MARKER,
+            "event_id": event_id,
+            "translation_of": translation_of,
+        }
+        script = self.post("writer", "/scripts", body).json
+        assert self.post("writer", f"/scripts/{script['id']}/submit").status_code == 200
+        assert self.post("reviewer", f"/scripts/{script['id']}/approve").status_code == 200
+        return script
+
+    def line(self) -> dict:
+        """Add a line offering English and Spanish."""
+        body = {"number": "+16175550100", "name": "311", "route": {"type": "enqueue", "queue": "q"}}
+        response = self.post("admin", "/lines", {**body, "languages": ["en", "es"]})
+        assert response.status_code == 201, response.json
+        return response.json
+
+
+@pytest.fixture
+def desk(auth, client) -> Desk:
+    return Desk(auth, client)
+
+
+def test_a_declaration_reaches_each_console_once_and_the_alert_rules(app, desk, store):
+    """The view only calls the service; the one signal reaches the sockets and the alerts."""
+    manager = socketio.test_client(app, namespace="/manager", headers=desk.headers["writer"])
+    heard = Heard(store, signals.event_changed, "event")
+    event = desk.event()
+    assert heard.whats == ["created", "declared"]
+    changes = [m for m in manager.get_received("/manager") if m["name"] == "event.changed"]
+    assert [m["args"][0]["event"]["status"] for m in changes] == ["draft", "active"]
+    alerts = desk.get("writer", "/alerts").json["alerts"]
+    assert [a["message"].split(" (")[0] for a in alerts] == [event["name"]]
+    assert "declared" in alerts[0]["message"]
+
+
+def test_a_failing_subscriber_neither_hides_the_change_nor_fails_the_request(desk, store, caplog):
+    """One consumer's trouble is logged; the manager's request succeeds and the others still hear."""
+
+    def broken(sender, **record):
+        raise RuntimeError("disk full")
+
+    signals.script_changed.connect(broken, sender=store)
+    try:
+        heard = Heard(store, signals.script_changed, "script")
+        script = desk.approved(None)
+    finally:
+        signals.script_changed.disconnect(broken, sender=store)
+    assert heard.whats == ["created", "submitted", "approved"]
+    assert desk.get("writer", f"/scripts/{script['id']}").json["state"] == "approved"
+    assert "disk full" in caplog.text
+
+
+def test_an_expired_script_is_announced_once_and_leaves_agents_pages(desk, store, monkeypatch):
+    """The scheduler notices the expiry; whichever pass (or worker) is first announces it, once."""
+    script = desk.approved(None)
+    expires = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
+    assert (
+        desk.patch("writer", f"/scripts/{script['id']}", {"expires_at": clock.iso(expires)}).status_code
+        == 200
+    )
+    heard = Heard(store, signals.script_changed, "script")
+    monkeypatch.setattr(clock, "now", lambda: expires + timedelta(minutes=1))
+    for _ in range(2):
+        store.redis.delete(store.keys.scheduler_lock())
+        scheduler.run_pass(store)
+    assert heard.whats == ["expired"] and heard[0].id == script["id"]
+    [entry] = [e for e in store.audit.read() if e["action"] == "script.expired"]
+    assert entry["subject"] == f"script:{script['id']}" and entry["actor"] == "scheduler"
+
+
+def test_an_announcement_drafted_from_a_script_says_its_key_message_in_each_language(desk):
+    """Each language the line offers gets that translation's approved summary, linked to its
+    version; it is a draft that a second manager must still approve; agent notes stay out."""
+    event = desk.event()
+    english = desk.approved(event["id"])
+    spanish = desk.approved(event["id"], "es", translation_of=english["id"])
+    line = desk.line()
+    response = desk.post("writer", f"/scripts/{spanish['id']}/announcement", {"line_id": line["id"]})
+    assert response.status_code == 201, response.json
+    drafted = response.json
+    assert drafted["state"] == "draft" and drafted["event_id"] == event["id"]
+    assert drafted["messages"] == {
+        "en": "Snow emergency (en): parking ban on snow routes.",
+        "es": "Snow emergency (es): parking ban on snow routes.",
+    }
+    assert drafted["sources"] == {
+        "en": {"script_id": english["id"], "version": 1},
+        "es": {"script_id": spanish["id"], "version": 1},
+    }
+    assert drafted["spoken_seconds"]["en"] > 0 and drafted["warnings"] == []
+    assert MARKER not in str(drafted)
+    assert desk.post("writer", f"/announcements/{drafted['id']}/submit").status_code == 200
+    refused = desk.post("writer", f"/announcements/{drafted['id']}/approve")
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "two_person_rule"
+    assert desk.post("reviewer", f"/announcements/{drafted['id']}/approve").status_code == 200
+
+
+def test_an_announcement_needs_an_approved_key_message_in_a_language_of_the_line(desk):
+    """A draft script (or one without a summary) cannot become an announcement: 409 naming why."""
+    line = desk.line()
+    draft = desk.post(
+        "writer", "/scripts", {"title": "T", "topic": "Safety", "language": "en", "body": "B", "summary": "S"}
+    ).json
+    refused = desk.post("writer", f"/scripts/{draft['id']}/announcement", {"line_id": line["id"]})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "no_key_message"
+    missing = desk.post("writer", f"/scripts/{draft['id']}/announcement", {"line_id": 999})
+    assert missing.status_code == 422 and missing.json["error"]["field"] == "line_id"
+    forged = desk.post(
+        "writer",
+        "/announcements",
+        {
+            "line_id": line["id"],
+            "messages": {"en": "Hello"},
+            "sources": {"en": {"script_id": 1, "version": 1}},
+        },
+    )
+    assert forged.status_code == 201 and forged.json["sources"] == {}, "only the service links a script"
