@@ -342,3 +342,4 @@ def test_movers_rank_categories_above_their_usual_level(store, catalogue, client
     ).json["movers"]
     assert [m["category"] for m in movers] == ["snow_plowing"]
     assert movers[0]["observed"] == 12 and movers[0]["expected"] < 1
+    assert movers[0]["ratio"] is None, "against a usual of almost nothing it is new, not 'times usual'"

@@ -55,6 +55,11 @@ EVENT_BODY = {
         "areas": {"type": "array", "items": {"type": "string"}},
         "details": {"type": "object", "additionalProperties": {"type": "string"}},
         "exercise": {"type": "boolean"},
+        "publish_drill": {"type": "boolean", "description": "a drill's messages go on the live public page"},
+        "sms_script_id": {
+            "type": ["integer", "null"],
+            "description": "the script whose key message SMS replies carry (null: the newest approved)",
+        },
     },
 }
 SCRIPT_BODY = {
@@ -64,7 +69,16 @@ SCRIPT_BODY = {
         "title": {"type": "string"},
         "topic": {"type": "string"},
         "language": {"type": "string", "default": "en"},
-        "body": {"type": "string", "description": "Markdown; rendered and sanitised for agents"},
+        "summary": {
+            "type": "string",
+            "maxLength": 320,
+            "description": "the public key message, plain text: SMS replies, the public page, CAP",
+        },
+        "body": {"type": "string", "description": "Markdown, public; rendered and sanitised"},
+        "agent_notes": {
+            "type": "string",
+            "description": "Markdown for agents and managers only; never on a public channel",
+        },
         "event_id": {"type": "integer"},
         "expires_at": {"type": "string", "format": "date-time"},
         "translation_of": {"type": "integer"},
@@ -603,6 +617,34 @@ EVENT_PATHS: dict[str, Any] = {
             (400, 401, 403, 404, 409, 422),
             AUDIENCE_BODY,
         ),
+    },
+    "/scripts/{script_id}/announcement": {
+        "parameters": [_path_id("script_id")],
+        "post": _operation(
+            "Draft an announcement saying the approved key message in each language the line offers, "
+            "linked to the script versions (manager; a second manager approves it)",
+            201,
+            (400, 401, 403, 404, 409, 422),
+            {"type": "object", "required": ["line_id"], "properties": {"line_id": {"type": "integer"}}},
+        ),
+    },
+    "/channels": {
+        "get": {
+            **_operation(
+                "What each channel says now for an event: agents, phone, sms, public, cap, each with the "
+                "script versions it carries and whether it lags the approved ones (manager)",
+                200,
+                (401, 403, 404, 422),
+            ),
+            "parameters": [
+                {"name": "event_id", "in": "query", "required": True, "schema": {"type": "integer"}}
+            ],
+        }
+    },
+    "/channels/republish": {
+        "post": _operation(
+            "Publish the public page and CAP again from the approved scripts (manager)", 200, (401, 403)
+        )
     },
     "/pushes": {
         "get": {

@@ -21,6 +21,8 @@ DURATION_RE = re.compile(r"^(\d{1,4})([mhd])$")
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 MAX_WINDOW = timedelta(days=120)
 MAX_BUCKETS = 2000
+#: Below this usual count a mover is "new", not a ratio (see movers).
+RATIO_FLOOR = 0.5
 
 
 def duration(text: str, field: str) -> timedelta:
@@ -243,7 +245,9 @@ def movers_at(
                     "category": category,
                     "observed": observed,
                     "expected": round(expected, 1),
-                    "ratio": round(observed / expected, 1) if expected else None,
+                    # Against a usual level under one contact in two windows, "times usual"
+                    # is a meaningless huge number: the page says "new" instead.
+                    "ratio": round(observed / expected, 1) if expected >= RATIO_FLOOR else None,
                 }
             )
     movers.sort(key=lambda m: (m["observed"] - m["expected"], m["observed"]), reverse=True)

@@ -102,7 +102,7 @@
     body.innerHTML = result.movers.length ? result.movers.map(function (m) {
       return '<tr data-category="' + esc(m.category) + '"><td>' + esc(names[m.category] || m.category) +
         '</td><td class="count">' + m.observed + '</td><td class="count">' + m.expected +
-        '</td><td class="count">' + (m.ratio === null ? "—" : m.ratio) + "</td></tr>";
+        '</td><td class="count">' + (m.ratio === null ? "new" : m.ratio) + "</td></tr>";
     }).join("") : '<tr class="empty"><td colspan="4" class="muted">Nothing above its usual level.</td></tr>';
   }
 
