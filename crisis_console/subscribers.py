@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crisis_console.services import signals
+from crisis_console.services.announcements import Announcements
 from crisis_console.services.events import Event
 from crisis_console.services.scripts import Script
 from crisis_console.store import Store
@@ -83,6 +84,9 @@ class Subscribers:
             self.consoles.script_changed(script.public())
         if what != "created":  # a new draft is in no public channel yet
             self.publish(store)
+        if what == "approved":
+            # The phone line must not keep saying the old words: its replacement waits for review.
+            Announcements(store).redraft_lagging(script.id)
 
     def announcement_changed(self, store: Store, *, what: str, announcement: dict[str, Any]) -> None:
         """An announcement was written, reviewed, went on air or ended."""

@@ -152,3 +152,26 @@ def test_an_announcement_needs_an_approved_key_message_in_a_language_of_the_line
         },
     )
     assert forged.status_code == 201 and forged.json["sources"] == {}, "only the service links a script"
+
+
+def test_approving_a_new_version_drafts_the_phone_line_its_replacement(desk):
+    """The line on air says v1; once v2 is approved a draft saying v2 waits for review on that
+    line (once), written by the console and not approvable by v2's writer."""
+    event = desk.event()
+    script = desk.approved(event["id"])
+    line = desk.line()
+    first = desk.post("writer", f"/scripts/{script['id']}/announcement", {"line_id": line["id"]}).json
+    for who, action in (("writer", "submit"), ("reviewer", "approve"), ("writer", "activate")):
+        assert desk.post(who, f"/announcements/{first['id']}/{action}").status_code == 200
+    edited = {"summary": "Snow emergency: the parking ban now ends at 6 am."}
+    assert desk.patch("writer", f"/scripts/{script['id']}", edited).status_code == 200
+    assert desk.post("writer", f"/scripts/{script['id']}/submit").status_code == 200
+    assert desk.post("reviewer", f"/scripts/{script['id']}/approve").status_code == 200
+    drafts = [a for a in desk.get("writer", "/announcements").json["announcements"] if a["state"] == "draft"]
+    assert [(a["line_id"], a["created_by"], a["sources"]) for a in drafts] == [
+        (line["id"], "console", {"en": {"script_id": script["id"], "version": 2}})
+    ]
+    assert drafts[0]["messages"] == {"en": edited["summary"]}
+    assert desk.post("writer", f"/announcements/{drafts[0]['id']}/submit").status_code == 200
+    refused = desk.post("writer", f"/announcements/{drafts[0]['id']}/approve")
+    assert refused.status_code == 403, "v2's writer may not approve what says v2"

@@ -153,11 +153,13 @@ class Announcements:
         *,
         actor: str,
         sources: Mapping[str, Mapping[str, int]] | None = None,
+        authors: list[str] | None = None,
     ) -> Announcement:
         """Create a draft ``{line_id, messages, voice?, audio_url?, starts_at?, ends_at?, event_id?}``.
 
         ``sources`` (set by :meth:`from_script` only, never from a request) names the script
-        version each language's message was drawn from.
+        version each language's message was drawn from; ``authors`` (default: the actor) are
+        who may not approve it.
         """
         line = Lines(self.store).get(data.get("line_id") or "")
         if line is None:
@@ -204,7 +206,7 @@ class Announcements:
             "exercise": "1" if exercise else "0",
             "sources": json.dumps(sources or {}),
             "state": "draft",
-            "authors": json.dumps([actor]),
+            "authors": json.dumps(authors or [actor]),
             "created_by": actor,
             "created_at": clock.iso(),
         }
@@ -215,7 +217,9 @@ class Announcements:
         self._announce(created, "created")
         return created
 
-    def from_script(self, script_id: int | str, line_id: Any, *, actor: str) -> Announcement:
+    def from_script(
+        self, script_id: int | str, line_id: Any, *, actor: str, authors: list[str] | None = None
+    ) -> Announcement:
         """Draft an announcement saying an approved script's key message, in each language the
         line offers that the script (or one of its translations) has approved.
 
@@ -246,7 +250,50 @@ class Announcements:
                 code="no_key_message",
             )
         data = {"line_id": line.id, "messages": messages, "event_id": script.event_id}
-        return self.create(data, actor=actor, sources=sources)
+        return self.create(data, actor=actor, sources=sources, authors=authors)
+
+    def redraft_lagging(self, script_id: int | str) -> list[Announcement]:
+        """Draft a replacement on each line whose announcement on air says an older version of
+        this script (or of a translation of it), unless one from the new version already waits.
+
+        The drafts are the console's (``created_by`` "console"); their authors are those of
+        the script's new version, so someone else must approve them, as for any announcement.
+        """
+        scripts = Scripts(self.store)
+        script = scripts.require(script_id)
+        if not script.is_current():
+            return []
+        group = {int(sid) for sid in scripts.translations(script).values()}
+        live = {
+            sid: s.live_version for sid in group if (s := scripts.get(sid)) is not None and s.is_current()
+        }
+        version = self.store.scripts.version(script.id, script.live_version)  # type: ignore[arg-type]
+        authors = list((version or {}).get("authors") or [])
+        drafted = []
+        everything = self.list()
+        for line in Lines(self.store).list():
+            on_air = [a for a in self.activated(line.id) if a.sources]
+            lagging = any(
+                src["script_id"] in live and src["version"] < (live[src["script_id"]] or 0)
+                for a in on_air
+                for src in a.sources.values()
+            )
+            waiting = any(
+                a.line_id == line.id
+                and a.state in ("draft", "in_review", "approved")
+                and any(
+                    src == {"script_id": sid, "version": v}
+                    for sid, v in live.items()
+                    for src in a.sources.values()
+                )
+                for a in everything
+            )
+            if lagging and not waiting:
+                try:
+                    drafted.append(self.from_script(script.id, line.id, actor="console", authors=authors))
+                except Conflict:  # no key message in a language of this line
+                    continue
+        return drafted
 
     def _event_of(self, value: Any) -> tuple[int | None, bool]:
         """Return the announcement's event (validated) and whether it is an exercise."""
