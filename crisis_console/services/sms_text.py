@@ -179,27 +179,33 @@ def _shorten(head: str, key: str, tail: str, max_segments: int) -> str | None:
 def fit_reply(head: str, key: str, tail: str, max_segments: int = MAX_SEGMENTS) -> Fitted:
     """Return ``head key tail`` (joined by spaces) within ``max_segments`` SMS segments.
 
-    ``head`` (the reference number) and ``tail`` (the 911 footer) are never cut; when the
-    whole is too long, ``key`` (the key message) is shortened at a word boundary with an
-    ellipsis, after transliterating to GSM-7 if that alone would not make it fit (see the
-    module's docstring), and left out only when not a word of it fits.
+    ``head`` (the reference number) and ``tail`` (the 911 footer) are never cut. When the
+    whole is too long as written, it is transliterated to GSM-7 if that alone makes it fit;
+    otherwise ``key`` (the key message) is shortened at a word boundary with an ellipsis,
+    as written or transliterated, whichever keeps more of it (as written on a tie), and left
+    out only when not a word of it fits. See the module's docstring for why.
 
     Raises:
         DoesNotFit: ``head`` and ``tail`` alone take more than ``max_segments`` segments.
     """
     key = " ".join(key.split())
-    whole = _join(head, key, tail)
-    if fits(whole, max_segments):
-        return Fitted(whole, encoding(whole), segments(whole), shortened=False, transliterated=False)
-    plain_head, plain_key, plain_tail = to_gsm7(head), to_gsm7(key), to_gsm7(tail)
-    plain = _join(plain_head, plain_key, plain_tail)
-    transliterated = plain != whole and is_gsm7(plain)
-    if transliterated:
-        head, key, tail = plain_head, plain_key, plain_tail
-        if fits(plain, max_segments):
-            return Fitted(plain, GSM7, segments(plain), shortened=False, transliterated=True)
-    cut = _shorten(head, key, tail, max_segments) if key else None
-    text = _join(head, cut or "", tail)
-    if not fits(text, max_segments):
-        raise DoesNotFit(f"the fixed parts of the reply take {segments(text)} segments")
-    return Fitted(text, encoding(text), segments(text), shortened=True, transliterated=transliterated)
+    variants = [(head, key, tail, False)]
+    plain = (to_gsm7(head), to_gsm7(key), to_gsm7(tail))
+    if is_gsm7(_join(*plain)) and plain != (head, key, tail):
+        variants.append((*plain, True))
+    for h, k, t, transliterated in variants:
+        whole = _join(h, k, t)
+        if fits(whole, max_segments):
+            return Fitted(whole, encoding(whole), segments(whole), False, transliterated)
+    best: tuple[int, Fitted] | None = None
+    for h, k, t, transliterated in variants:
+        cut = _shorten(h, k, t, max_segments) if k else None
+        text = _join(h, cut or "", t)
+        if not fits(text, max_segments):
+            continue
+        kept = len((cut or "").rstrip(".…"))
+        if best is None or kept > best[0]:
+            best = (kept, Fitted(text, encoding(text), segments(text), True, transliterated))
+    if best is None:
+        raise DoesNotFit(f"the fixed parts of the reply take {segments(_join(head, tail))} segments")
+    return best[1]

@@ -67,8 +67,8 @@ WORDING: dict[str, dict[str, str]] = {
         "empty": "Please text what you want to report, e.g. PLOW 02124 street not plowed.",
         "no_categories": "Thank you. We cannot take reports by text yet; please call 311.",
         "menu": "Which is it? Reply with a number: {listing}.",
-        "help": "311 emergency text line: text a problem and where (ZIP code) to report it, INFO for "
-        "the latest update. For emergencies call 911. Msg&data rates may apply. Reply STOP to opt out.",
+        "help": "311 emergency texts: text a problem and its ZIP code to report it, INFO for updates. "
+        "Emergencies: call 911. Msg&data rates may apply. Reply STOP to opt out.",
     },
     "es": {
         "footer": "Emergencias: llame al 911.",
@@ -82,9 +82,9 @@ WORDING: dict[str, dict[str, str]] = {
         "empty": "Escriba lo que quiere reportar, p. ej. PLOW 02124 calle sin limpiar.",
         "no_categories": "Gracias. Aún no recibimos reportes por texto; llame al 311.",
         "menu": "¿Qué es? Responda con un número: {listing}.",
-        "help": "Línea de texto 311 de emergencias: escriba el problema y dónde (código postal) para "
-        "reportarlo, AYUDA para el último aviso. Emergencias: llame al 911. Pueden aplicar tarifas de "
-        "mensajes y datos. Responda STOP para no recibir más mensajes.",
+        "help": "Textos 311 de emergencia: escriba el problema y su código postal para reportarlo, "
+        "AYUDA para avisos. Emergencias: llame al 911. Pueden aplicar tarifas. Responda STOP para no "
+        "recibir más mensajes.",
     },
 }
 #: The carriers' confirmations (Twilio's default wording), sent as they expect them.
@@ -130,7 +130,7 @@ def fitted(heads: list[str], key: str, tail: str) -> str:
             return fit_reply(head, key, tail).text
         except DoesNotFit:
             continue
-    return fit_reply("", "", tail).text
+    return fit_reply("", "", tail).text if tail else heads[-1]
 
 
 def info(language: str, head: str = "") -> str:
@@ -216,7 +216,7 @@ def answer_keyword(word: Keyword, said_in: str | None, phone: str) -> Response:
         return reply(OPTED_IN)
     language = said_in or sms.language(phone) or "en"
     if word is Keyword.HELP:
-        return reply(words(language)["help"])
+        return reply(fitted([words(language)["help"]], "", ""))
     opted_out = sms.opted_out(phone)
     if word in (Keyword.SPANISH, Keyword.ENGLISH):
         sms.set_language(phone, language)
