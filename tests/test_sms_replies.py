@@ -3,12 +3,16 @@ keywords (INFO, AYUDA, HELP, STOP, START, ES) are answered without logging a com
 
 from __future__ import annotations
 
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crisis_console.app import create_app
+from crisis_console.config import TestConfig
+from crisis_console.extensions import STORE_EXTENSION
 from crisis_console.services.categories import Categories
 from crisis_console.services.events import Events
 from crisis_console.services.key_message import key_message
@@ -26,7 +30,9 @@ from crisis_console.services.sms_text import (
     to_gsm7,
 )
 from crisis_console.webhooks.sms import OPTED_IN, OPTED_OUT
-from tests.helpers import ApiDesk
+from tests.conftest import TWILIO_TOKEN
+from tests.helpers import ApiDesk, TwilioSigner
+from tests.servers import private_redis
 
 NUMBER = "+16175550311"
 TEXTER = "+16175550177"
@@ -418,3 +424,25 @@ def test_agent_notes_never_reach_any_reply(twilio, storm, store):
         )
     ]
     assert all(MARKER not in (answer or "") and segments(answer or "") <= 2 for answer in replies)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server it can stop")
+def test_with_redis_gone_a_text_still_gets_valid_twiml_with_the_last_key_message(tmp_path, monkeypatch):
+    """Nothing can be logged or recorded: the texter is told so, with the last message sent."""
+    monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path))
+    with private_redis() as (url, stop):
+        app = create_app(
+            TestConfig(REDIS_URL=url, CRISIS_KEY_PREFIX="smsout", TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+        )
+        store = app.extensions[STORE_EXTENSION]
+        event = declared(store)
+        english = approved(store, event.id, SUMMARY_EN)
+        approved(store, event.id, SUMMARY_ES, language="es", translation_of=english.id)
+        twilio = TwilioSigner(app.test_client(), TWILIO_TOKEN)
+        assert send(twilio, "INFO").startswith(SUMMARY_EN)
+        stop()
+        for body in ("INFO", "PLOW 02124 street not plowed", "STOP"):
+            answer = send(twilio, body)
+            assert answer.startswith("Sorry, we cannot take texts right now") and SUMMARY_EN in answer
+            assert answer.endswith("For emergencies call 911.") and segments(answer) <= 2
+        assert send(twilio, "AYUDA").startswith("Lo sentimos")  # no Spanish message was sent yet

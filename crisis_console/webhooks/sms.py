@@ -25,15 +25,20 @@ no more texts, and Twilio refuses to send to it anyway, error 21610); one that n
 cannot be shown the menu and is not logged under a guessed category. Where Twilio's own opt-out handling is
 on, Twilio sends its confirmation of STOP and START and drops ours, so nobody gets two.
 
+If Redis cannot be reached the texter still gets valid TwiML: that nothing could be taken
+now, with the key message this process last sent in their language.
+
 Built only with the SDK's MessagingResponse, behind the same signature check as the voice
 webhooks.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import Response, current_app, request
+from redis import RedisError
 from twilio.twiml.messaging_response import MessagingResponse
 
 from crisis_console.extensions import store
@@ -48,7 +53,11 @@ from crisis_console.sockets import realtime
 from crisis_console.webhooks import bp
 from crisis_console.webhooks.signature import twilio_signed
 
+logger = logging.getLogger(__name__)
+
 MENU_SIZE = 8
+#: ``app.extensions`` entry: language -> the key message last sent (for Redis outages).
+LAST_KNOWN = "crisis_sms_last_known"
 #: The most words of a text tried as a category name ("street light out" is three).
 NAME_WORDS = 5
 ZIP_IN_TEXT = re.compile(r"\b(\d{5})\b")
@@ -62,6 +71,7 @@ WORDING: dict[str, dict[str, str]] = {
         "how_to_report": "To report a problem, text what and where, with the ZIP code.",
         "no_message": "There is no emergency update right now.",
         "exercise": "EXERCISE: ",
+        "unavailable": "Sorry, we cannot take texts right now: please try again later or call 311.",
         "language_set": "We will answer you in English.",
         "not_logged": "Sorry, we could not log that: {error}",
         "empty": "Please text what you want to report, e.g. PLOW 02124 street not plowed.",
@@ -77,6 +87,7 @@ WORDING: dict[str, dict[str, str]] = {
         "how_to_report": "Para reportar un problema, escriba qué pasa y dónde, con el código postal.",
         "no_message": "No hay avisos de emergencia en este momento.",
         "exercise": "SIMULACRO: ",
+        "unavailable": "Lo sentimos, ahora no podemos recibir textos: intente más tarde o llame al 311.",
         "language_set": "Le responderemos en español.",
         "not_logged": "Lo sentimos, no pudimos registrarlo: {error}",
         "empty": "Escriba lo que quiere reportar, p. ej. PLOW 02124 calle sin limpiar.",
@@ -116,11 +127,23 @@ def words(language: str) -> dict[str, str]:
 
 
 def current_message(language: str) -> str:
-    """Return the key message a reply in ``language`` carries now ("" when there is none)."""
+    """Return the key message a reply in ``language`` carries now ("" when there is none),
+    and remember it in the process for when Redis cannot be reached."""
     found: KeyMessage | None = key_message(store(), language)
-    if found is None:
-        return ""
-    return (words(language)["exercise"] if found.exercise else "") + found.text
+    text = (words(language)["exercise"] if found.exercise else "") + found.text if found else ""
+    current_app.extensions.setdefault(LAST_KNOWN, {})[language] = text
+    return text
+
+
+def unreachable(body: str) -> Response:
+    """Answer while Redis cannot be reached: nothing can be logged or recorded, so say so and
+    give the last key message this process sent (keywords included: STOP cannot be recorded
+    now, and the texter is asked to send it again rather than told it worked)."""
+    found = keyword(body)
+    language = (found[1] if found else None) or ("es" if is_spanish(body) else "en")
+    wording = words(language)
+    key = current_app.extensions.get(LAST_KNOWN, {}).get(language, "")
+    return reply(fitted([wording["unavailable"]], key, wording["footer"]))
 
 
 def fitted(heads: list[str], key: str, tail: str) -> str:
@@ -228,8 +251,16 @@ def answer_keyword(word: Keyword, said_in: str | None, phone: str) -> Response:
 @twilio_signed
 def sms() -> Response:
     """Answer a keyword, or log a texted report, or ask which category it is."""
-    phone = request.form.get("From", "")
     body = " ".join(request.form.get("Body", "").split())
+    try:
+        return answer_text(request.form.get("From", ""), body)
+    except RedisError as exc:
+        logger.error("Redis unreachable answering a text; nothing was recorded: %s", exc)
+        return unreachable(body)
+
+
+def answer_text(phone: str, body: str) -> Response:
+    """Answer one text from ``phone`` (the webhook without its outage guard)."""
     found = keyword(body)
     if found is not None:
         return answer_keyword(found[0], found[1], phone)
