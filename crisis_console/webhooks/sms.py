@@ -232,10 +232,12 @@ def answer_keyword(word: Keyword, said_in: str | None, phone: str) -> Response:
     sms = store().sms
     subject = f"sms:{phone[-4:]}"
     if word is Keyword.STOP:
-        sms.opt_out(phone, audit.entry(subject, "sms.opted_out", subject))
+        if phone:
+            sms.opt_out(phone, audit.entry(subject, "sms.opted_out", subject))
         return reply(OPTED_OUT)
     if word is Keyword.START:
-        sms.opt_in(phone, audit.entry(subject, "sms.opted_in", subject))
+        if phone:
+            sms.opt_in(phone, audit.entry(subject, "sms.opted_in", subject))
         return reply(OPTED_IN)
     language = said_in or sms.language(phone) or "en"
     if word is Keyword.HELP:
