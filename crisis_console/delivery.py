@@ -26,6 +26,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from alerts.evaluate import backoff_seconds
+from crisis_console.services.alerting import OPTED_OUT, OPTED_OUT_TEXT
 from crisis_console.store import Store
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,11 @@ class Deliverer:
             return
         delivery = repo.delivery(delivery_id) or {}
         alert = repo.fields(delivery.get("alert_id", "")) or {}
+        if delivery.get("channel") == "sms" and self.store.sms.opted_out(delivery.get("to", "")):
+            # Opted out after the alert was raised (or while it waited for a retry): never text it.
+            repo.finish(delivery_id, "skipped", skip_reason=OPTED_OUT, last_error=OPTED_OUT_TEXT)
+            self.sent({**(repo.delivery(delivery_id) or {}), "alert_id": delivery.get("alert_id")})
+            return
         try:
             status, provider_id = self.senders.send(
                 delivery.get("channel", ""), delivery.get("to", ""), alert.get("message", ""), alert

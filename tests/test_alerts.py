@@ -612,3 +612,48 @@ def test_two_spikes_of_one_hazard_offer_its_draft_once_then_link_the_draft(store
         headers=auth.csrf_headers(),
     )
     assert again.status_code == 200 and again.json["scripts"] == [] and again.json["id"] == made.json["id"]
+
+
+def test_numbers_that_texted_stop_are_never_texted_by_alerts(store, hooks, auth, client, twilio):
+    """An opted-out number's delivery is skipped with the reason (neutral, not a failure),
+    whether it opted out before the alert was raised or while its text waited in the queue;
+    START makes it reachable again."""
+    from crisis_console.services.accounts import Accounts
+
+    for name, phone in (("sam", "+1 617 555 0101"), ("kim", "+16175550102"), ("lee", "+16175550103")):
+        Accounts(store).create_user(name, Role.STAKEHOLDER, "correct horse battery", phone=phone)
+
+    def texts(number: str, body: str) -> None:
+        reply = twilio.post("/twilio/sms", {"From": number, "To": "+16175550311", "Body": body})
+        assert reply.status_code == 200
+
+    texts("+16175550101", "STOP")
+    event = declare(store)
+    hooks.event_changed(event)
+    [alert] = hooks.alerting.recent()
+    sms = {d["username"]: d for d in alert["deliveries"] if d["channel"] == "sms"}
+    assert sms["sam"]["status"] == "skipped" and sms["sam"]["skip_reason"] == "opted_out"
+    assert "opted out" in sms["sam"]["last_error"]
+    assert (sms["kim"]["status"], sms["lee"]["status"]) == ("queued", "queued")
+
+    texts("+16175550102", "unsubscribe")  # after the alert was raised, before the worker sends
+    fake = FakeTwilio()
+    Deliverer(store, Senders(settings(fake)), "w1").run_once()
+    assert [m["To"] for m in fake.sent] == ["+16175550103"]
+    after = {d["username"]: d for d in hooks.alerting.get(alert["id"])["deliveries"] if d["channel"] == "sms"}
+    assert (after["kim"]["status"], after["kim"]["skip_reason"]) == ("skipped", "opted_out")
+    assert after["lee"]["status"] == "sent" and after["lee"]["skip_reason"] is None
+    assert hooks.alerting.get(alert["id"])["status_counts"].get("failed", 0) == 0
+
+    auth.login_as(Role.MANAGER)
+    page = client.get("/manager/alerts").get_data(as_text=True)
+    assert "opted out of texts" in page and "by texting START" in page
+    assert "an administrator can add it on Users" not in page
+
+    texts("+16175550101", "START")
+    Events(store).stand_down(event.id, actor="maria")
+    hooks.event_changed(Events(store).require(event.id))  # raised once, by whichever comes first
+    closed = hooks.alerting.recent()[0]
+    assert closed["message"].endswith("stood down")
+    statuses = {d["username"]: d["status"] for d in closed["deliveries"] if d["channel"] == "sms"}
+    assert statuses == {"sam": "queued", "kim": "skipped", "lee": "queued"}

@@ -27,6 +27,11 @@ from crisis_console.store.alerts import as_json
 
 #: How long after its delay a push is still checked for acknowledgements (older: history).
 PUSH_CHECK_SPAN = timedelta(hours=1)
+#: Why a delivery was skipped: no number or address on file (an administrator can add it),
+#: or the number opted out of texts (only its owner can undo that, by texting START).
+NO_ADDRESS = "no_address"
+OPTED_OUT = "opted_out"
+OPTED_OUT_TEXT = "the number opted out of texts (texted STOP)"
 
 
 @dataclass(frozen=True)
@@ -272,9 +277,11 @@ class Alerting:
         step: Step | None = None,
     ) -> list[dict[str, str]]:
         """Return one delivery per channel and recipient. A recipient with no number or address
-        for the channel is a *skipped* delivery naming why: the alerts page shows who was not
-        texted, without calling it a failure (nothing went wrong; failures are real failures)."""
+        for the channel, or whose number opted out of texts (texted STOP), is a *skipped*
+        delivery naming why: the alerts page shows who was not texted, without calling it a
+        failure (nothing went wrong; failures are real failures)."""
         targets = self._targets(self.rules.expand(tuple(recipients)))
+        opted_out = self.store.sms.opted_out_of([t.phone for t in targets]) if "sms" in channels else set()
         label = f"escalation after {step.after_minutes:g} min" if step else ""
         out: list[dict[str, str]] = []
         for channel in channels:
@@ -291,8 +298,11 @@ class Alerting:
                     if not address:
                         delivery.update(
                             status="skipped",
+                            skip_reason=NO_ADDRESS,
                             last_error=f"no {'mobile number' if channel == 'sms' else 'e-mail address'} on file",
                         )
+                    elif channel == "sms" and address in opted_out:
+                        delivery.update(status="skipped", skip_reason=OPTED_OUT, last_error=OPTED_OUT_TEXT)
                     out.append(delivery)
         return out
 
@@ -352,6 +362,8 @@ def public(alert: dict[str, Any]) -> dict[str, Any]:
                 "status": d.get("status", ""),
                 "attempts": int(d.get("attempts") or 0),
                 "last_error": d.get("last_error") or None,
+                # Skips recorded before reasons were kept were all for a missing address.
+                "skip_reason": (d.get("skip_reason") or NO_ADDRESS) if d.get("status") == "skipped" else None,
                 "step": d.get("step") or None,
                 "updated_at": d.get("updated_at", ""),
             }

@@ -26,6 +26,7 @@ from crisis_console.store.milestones import MilestoneRepo
 from crisis_console.store.pushes import PushRepo
 from crisis_console.store.scripts import ScriptRepo
 from crisis_console.store.sessions import SessionRepo
+from crisis_console.store.sms import SmsRepo
 from crisis_console.store.sockets import SocketRepo
 from crisis_console.store.tokens import TokenRepo
 from crisis_console.store.users import UserRepo
@@ -64,6 +65,7 @@ class Store:
         self.alerts = AlertRepo(client, self.keys, self.audit)
         self.cap = CapRepo(client, self.keys, self.audit)
         self.flags = FlagRepo(client, self.keys, self.audit)
+        self.sms = SmsRepo(client, self.keys, self.audit)
 
     def try_lock(self, key: str, seconds: int) -> bool:
         """Take a lock that expires by itself; False if another process holds it."""

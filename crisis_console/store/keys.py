@@ -257,6 +257,17 @@ class Keys:
         after 30 minutes."""
         return self._k("sms", "pending", phone)
 
+    def sms_opt_outs(self) -> str:
+        """HASH E.164 number -> ISO time it texted STOP (or another carrier opt-out word):
+        alerts never text it and replies go out only to HELP and START. The field is removed
+        when the number texts START, UNSTOP or YES. Never expires."""
+        return self._k("sms", "opt_outs")
+
+    def sms_languages(self) -> str:
+        """HASH E.164 number -> language code ("es", "en") the resident asked replies in by
+        texting ES/ESPAÑOL or EN/ENGLISH; absent means "guess from each text". Never expires."""
+        return self._k("sms", "languages")
+
     def spike_seen(self, category: str, zip_code: str) -> str:
         """STRING set (NX) when a spike of a category (and area) is first announced; expires
         after two hours, so an ongoing surge is announced once, a later one again."""

@@ -1,33 +1,112 @@
-"""Inbound SMS to the 311 number: a complaint on the ``sms`` channel, confirmed by reply.
+"""Inbound SMS to the 311 number: reports, keywords, and the approved key message in each reply.
 
-The first words may name the category ("PLOW 02124 street not plowed", "No heat 02115"),
-matched as forgivingly as agents' typing (case, punctuation, small typos); otherwise the
-reply lists numbered categories and the next text picks one. A 5-digit number in the
-text is taken as the ZIP code. The reply gives a reference number. Built only with the
-SDK's MessagingResponse, behind the same signature check as the voice webhooks.
+A report: the first words may name the category ("PLOW 02124 street not plowed", "No heat
+02115"), matched as forgivingly as agents' typing (case, punctuation, small typos);
+otherwise the reply lists numbered categories and the next text picks one. A 5-digit
+number in the text is taken as the ZIP code. The reply gives the reference number, then
+the current key message (:func:`crisis_console.services.key_message.key_message`: the
+public summary of the approved script the event marks for SMS, else the newest approved
+one), then the 911 footer, within two SMS segments (:mod:`crisis_console.services.sms_text`
+counts GSM-7 and UCS-2 and shortens only the key message). Never the script's agent notes.
+
+Language: Spanish when the resident texted ES or ESPAÑOL (remembered for the number until
+EN or ENGLISH), else when the text reads as Spanish
+(:func:`crisis_console.services.sms_keywords.is_spanish`); English otherwise. The key
+message is the chosen script's translation in that language when one is approved.
+
+Keywords, matched only as the whole text and never logged as a complaint nor answered with
+the menu: INFO or AYUDA → the key message and how to report; ES/ESPAÑOL, EN/ENGLISH → set
+the reply language and answer as INFO; HELP → who we are, how to report, 911 and how to
+opt out; STOP (and STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT) → the number is recorded as
+opted out (alerts skip it, see :mod:`crisis_console.services.alerting`) and gets the
+carriers' confirmation; START, UNSTOP, YES → opted back in. An opted-out number's report
+that names a category is still logged, answered with an empty ``<Response/>`` (it asked for
+no more texts, and Twilio refuses to send to it anyway, error 21610); one that names none
+cannot be shown the menu and is not logged under a guessed category. Where Twilio's own opt-out handling is
+on, Twilio sends its confirmation of STOP and START and drops ours, so nobody gets two.
+
+If Redis cannot be reached the texter still gets valid TwiML: that nothing could be taken
+now, with the key message this process last sent in their language.
+
+Built only with the SDK's MessagingResponse, behind the same signature check as the voice
+webhooks.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import Response, current_app, request
+from redis import RedisError
 from twilio.twiml.messaging_response import MessagingResponse
 
 from crisis_console.extensions import store
-from crisis_console.services import trends
-from crisis_console.services.categories import Categories
+from crisis_console.services import audit, trends
+from crisis_console.services.categories import Categories, Category
 from crisis_console.services.errors import ValidationError
 from crisis_console.services.intake import Intake
+from crisis_console.services.key_message import KeyMessage, key_message
+from crisis_console.services.sms_keywords import Keyword, is_spanish, keyword
+from crisis_console.services.sms_text import DoesNotFit, fit_reply
 from crisis_console.sockets import realtime
 from crisis_console.webhooks import bp
 from crisis_console.webhooks.signature import twilio_signed
 
+logger = logging.getLogger(__name__)
+
 MENU_SIZE = 8
+#: ``app.extensions`` entry: language -> the key message last sent (for Redis outages).
+LAST_KNOWN = "crisis_sms_last_known"
 #: The most words of a text tried as a category name ("street light out" is three).
 NAME_WORDS = 5
 ZIP_IN_TEXT = re.compile(r"\b(\d{5})\b")
-FOOTER = " For emergencies call 911."
+
+#: The fixed wording of replies, by language (the key message comes from the script).
+WORDING: dict[str, dict[str, str]] = {
+    "en": {
+        "footer": "For emergencies call 911.",
+        "logged": "Thank you. Your report ({name}) is logged as #{ref}.",
+        "logged_short": "Thank you. Your report is logged as #{ref}.",
+        "how_to_report": "To report a problem, text what and where, with the ZIP code.",
+        "no_message": "There is no emergency update right now.",
+        "exercise": "EXERCISE: ",
+        "unavailable": "Sorry, we cannot take texts right now: please try again later or call 311.",
+        "language_set": "We will answer you in English.",
+        "not_logged": "Sorry, we could not log that: {error}",
+        "empty": "Please text what you want to report, e.g. PLOW 02124 street not plowed.",
+        "no_categories": "Thank you. We cannot take reports by text yet; please call 311.",
+        "menu": "Which is it? Reply with a number: {listing}.",
+        "help": "311 emergency texts: text a problem and its ZIP code to report it, INFO for updates. "
+        "Emergencies: call 911. Msg&data rates may apply. Reply STOP to opt out.",
+    },
+    "es": {
+        "footer": "Emergencias: llame al 911.",
+        "logged": "Gracias. Registramos su reporte ({name}) con la referencia #{ref}.",
+        "logged_short": "Gracias. Registramos su reporte con la referencia #{ref}.",
+        "how_to_report": "Para reportar un problema, escriba qué pasa y dónde, con el código postal.",
+        "no_message": "No hay avisos de emergencia en este momento.",
+        "exercise": "SIMULACRO: ",
+        "unavailable": "Lo sentimos, ahora no podemos recibir textos: intente más tarde o llame al 311.",
+        "language_set": "Le responderemos en español.",
+        "not_logged": "Lo sentimos, no pudimos registrarlo: {error}",
+        "empty": "Escriba lo que quiere reportar, p. ej. PLOW 02124 calle sin limpiar.",
+        "no_categories": "Gracias. Aún no recibimos reportes por texto; llame al 311.",
+        "menu": "¿Qué es? Responda con un número: {listing}.",
+        "help": "Textos 311 de emergencia: escriba el problema y su código postal para reportarlo, "
+        "AYUDA para avisos. Emergencias: llame al 911. Pueden aplicar tarifas. Responda STOP para no "
+        "recibir más mensajes.",
+    },
+}
+#: The carriers' confirmations (Twilio's default wording), sent as they expect them.
+OPTED_OUT = (
+    "You have successfully been unsubscribed. You will not receive any more messages from this "
+    "number. Reply START to resubscribe."
+)
+OPTED_IN = (
+    "You have successfully been re-subscribed to messages from this number. Reply HELP for help. "
+    "Reply STOP to unsubscribe. Msg&Data Rates May Apply."
+)
 
 
 def reply(text: str) -> Response:
@@ -35,6 +114,64 @@ def reply(text: str) -> Response:
     response = MessagingResponse()
     response.message(text)
     return Response(str(response), mimetype="text/xml")
+
+
+def silence() -> Response:
+    """Answer with no SMS at all (an empty ``<Response/>``): for numbers that opted out."""
+    return Response(str(MessagingResponse()), mimetype="text/xml")
+
+
+def words(language: str) -> dict[str, str]:
+    """Return the fixed wording of replies in ``language`` (English when we have none)."""
+    return WORDING.get(language, WORDING["en"])
+
+
+def current_message(language: str) -> str:
+    """Return the key message a reply in ``language`` carries now ("" when there is none),
+    and remember it in the process for when Redis cannot be reached."""
+    found: KeyMessage | None = key_message(store(), language)
+    text = (words(language)["exercise"] if found.exercise else "") + found.text if found else ""
+    current_app.extensions.setdefault(LAST_KNOWN, {})[language] = text
+    return text
+
+
+def unreachable(body: str) -> Response:
+    """Answer while Redis cannot be reached: nothing can be logged or recorded, so say so and
+    give the last key message this process sent (keywords included: STOP cannot be recorded
+    now, and the texter is asked to send it again rather than told it worked)."""
+    found = keyword(body)
+    language = (found[1] if found else None) or ("es" if is_spanish(body) else "en")
+    wording = words(language)
+    key = current_app.extensions.get(LAST_KNOWN, {}).get(language, "")
+    return reply(fitted([wording["unavailable"]], key, wording["footer"]))
+
+
+def fitted(heads: list[str], key: str, tail: str) -> str:
+    """Return the first of ``heads`` with the key message and ``tail`` fitted in two segments."""
+    for head in heads:
+        try:
+            return fit_reply(head, key, tail).text
+        except DoesNotFit:
+            continue
+    return fit_reply("", "", tail).text if tail else heads[-1]
+
+
+def info(language: str, head: str = "") -> str:
+    """Return the INFO answer: the key message (or that there is none) and how to report."""
+    wording = words(language)
+    key = current_message(language)
+    heads = [" ".join(part for part in (head, "" if key else wording["no_message"]) if part), ""]
+    return fitted(heads, key, f"{wording['how_to_report']} {wording['footer']}")
+
+
+def reply_language(phone: str, body: str) -> str:
+    """Return the language to answer ``phone`` in: the one it chose, else the text's."""
+    return store().sms.language(phone) or ("es" if is_spanish(body) else "en")
+
+
+def category_name(category: Category, language: str) -> str:
+    """Return a category's name in ``language`` (its Spanish name when it has one)."""
+    return (category.name_es if language == "es" else "") or category.name
 
 
 def named_category(body: str) -> tuple[str, str] | None:
@@ -60,48 +197,98 @@ def named_category(body: str) -> tuple[str, str] | None:
     return None
 
 
-def menu_options() -> list[tuple[str, str]]:
+def menu_options(language: str = "en") -> list[tuple[str, str]]:
     """Return (code, name) of the categories to offer: the most reported in the last hour first."""
     categories = Categories(store()).list()
     recent = trends.series(store(), window="60m", bucket="60m")["totals"]
     ranked = sorted(categories, key=lambda c: (-recent.get(c.code, 0), c.name.lower()))
-    return [(c.code, c.name) for c in ranked[:MENU_SIZE]]
+    return [(c.code, category_name(c, language)) for c in ranked[:MENU_SIZE]]
 
 
-def log(text: str, category: str, phone: str) -> Response:
-    """Store the complaint and confirm it with its reference."""
+def log(text: str, category: str, phone: str, language: str, *, answer: bool = True) -> Response:
+    """Store the complaint and confirm it with its reference and the current key message."""
+    wording = words(language)
     zip_match = ZIP_IN_TEXT.search(text)
     record = {"category": category, "channel": "sms", "text": text[:4000]}
     if zip_match:
         record["zip"] = zip_match.group(1)
     result = Intake(store()).submit([record], channel="sms", source=f"sms:{phone[-4:]}")
+    if not answer:
+        if not result["rejected"]:
+            realtime.trends_changed(1)
+        return silence()
     if result["rejected"]:
-        return reply("Sorry, we could not log that: " + result["rejected"][0]["error"]["message"] + FOOTER)
+        error = result["rejected"][0]["error"]["message"]
+        return reply(fitted([wording["not_logged"].format(error=error)], "", wording["footer"]))
     realtime.trends_changed(1)
-    name = Categories(store()).require(category).name
-    return reply(f"Thank you. Your report ({name}) is logged as #{result['ids'][0]}.{FOOTER}")
+    name = category_name(Categories(store()).require(category), language)
+    ref = result["ids"][0]
+    heads = [wording["logged"].format(name=name, ref=ref), wording["logged_short"].format(ref=ref)]
+    return reply(fitted(heads, current_message(language), wording["footer"]))
+
+
+def answer_keyword(word: Keyword, said_in: str | None, phone: str) -> Response:
+    """Answer a keyword text; nothing is logged as a complaint and no menu is shown."""
+    sms = store().sms
+    subject = f"sms:{phone[-4:]}"
+    if word is Keyword.STOP:
+        if phone:
+            sms.opt_out(phone, audit.entry(subject, "sms.opted_out", subject))
+        return reply(OPTED_OUT)
+    if word is Keyword.START:
+        if phone:
+            sms.opt_in(phone, audit.entry(subject, "sms.opted_in", subject))
+        return reply(OPTED_IN)
+    language = said_in or sms.language(phone) or "en"
+    if word is Keyword.HELP:
+        return reply(fitted([words(language)["help"]], "", ""))
+    opted_out = sms.opted_out(phone)
+    if word in (Keyword.SPANISH, Keyword.ENGLISH):
+        sms.set_language(phone, language)
+        return silence() if opted_out else reply(info(language, words(language)["language_set"]))
+    return silence() if opted_out else reply(info(language))
 
 
 @bp.route("/sms", methods=["POST"])
 @twilio_signed
 def sms() -> Response:
-    """Log a texted report, or ask which category it is."""
-    phone = request.form.get("From", "")
+    """Answer a keyword, or log a texted report, or ask which category it is."""
     body = " ".join(request.form.get("Body", "").split())
+    try:
+        return answer_text(request.form.get("From", ""), body)
+    except RedisError as exc:
+        logger.error("Redis unreachable answering a text; nothing was recorded: %s", exc)
+        return unreachable(body)
+
+
+def answer_text(phone: str, body: str) -> Response:
+    """Answer one text from ``phone`` (the webhook without its outage guard)."""
+    found = keyword(body)
+    if found is not None:
+        return answer_keyword(found[0], found[1], phone)
+    answer = not store().sms.opted_out(phone)
     pending = store().complaints.take_sms(phone)
     if pending and body.isdigit() and 1 <= int(body) <= len(pending["options"]):
-        return log(pending["text"], pending["options"][int(body) - 1], phone)
+        language = store().sms.language(phone) or pending.get("language") or "en"
+        return log(pending["text"], pending["options"][int(body) - 1], phone, language, answer=answer)
+    language = reply_language(phone, body)
+    wording = words(language)
     if not body:
-        return reply("Please text what you want to report, e.g. PLOW 02124 street not plowed." + FOOTER)
+        return reply(f"{wording['empty']} {wording['footer']}") if answer else silence()
     named = named_category(body)
     if named:
-        return log(named[1], named[0], phone)
-    options = menu_options()
+        return log(named[1], named[0], phone, language, answer=answer)
+    options = menu_options(language)
     if not options:
-        return reply("Thank you. We cannot take reports by text yet; please call 311." + FOOTER)
-    store().complaints.remember_sms(phone, {"text": body, "options": [code for code, _ in options]})
+        return reply(f"{wording['no_categories']} {wording['footer']}") if answer else silence()
+    if not answer:
+        # It cannot be asked which category it is, and a guessed one would mislead the trends.
+        return silence()
+    store().complaints.remember_sms(
+        phone, {"text": body, "options": [code for code, _ in options], "language": language}
+    )
     listing = "; ".join(f"{i} {name}" for i, (_, name) in enumerate(options, start=1))
-    return reply(f"Which is it? Reply with a number: {listing}.")
+    return reply(wording["menu"].format(listing=listing))
 
 
 #: Twilio's message statuses and what they mean for an alert delivery.

@@ -38,7 +38,8 @@
         esc(d.username || d.to) + ": " + badge(esc(d.status)) +
         (d.attempts > 1 ? " after " + d.attempts + " attempts" : "") +
         (d.last_error ? ' <span class="muted">(' + esc(d.last_error) +
-          (d.status === "skipped" ? ": an administrator can add it on Users" : "") + ")</span>" : "") +
+          (d.skip_reason === "no_address" ? ": an administrator can add it on Users" :
+            (d.skip_reason === "opted_out" ? ": only its owner can undo that, by texting START" : "")) + ")</span>" : "") +
         (d.step ? ' <span class="muted">[' + esc(d.step) + "]</span>" : "") + "</li>";
     }).join("");
     var ack = a.acknowledged_by ? esc(a.acknowledged_by) + (a.acknowledged_at ? '<br><span class="muted">' + esc(window.ccTime.format(a.acknowledged_at, "time")) + "</span>" : "") :
