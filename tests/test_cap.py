@@ -170,7 +170,12 @@ def test_an_announcement_going_live_updates_the_event_and_has_its_own_message(cl
 
     entries = feed_entries(client)
     hrefs = sorted(e.find("a:link", ATOM).get("href").rsplit("/", 1)[1] for e in entries)
-    assert hrefs == [f"announcement-{announcement_id}-1.xml", f"event-{event_id}-2.xml"]
+    # Every revision stays listed: the event's Alert and its Update, and the announcement's Alert.
+    assert hrefs == [
+        f"announcement-{announcement_id}-1.xml",
+        f"event-{event_id}-1.xml",
+        f"event-{event_id}-2.xml",
+    ]
 
     update = valid_cap(cap12, document(client, f"event-{event_id}"))
     assert text(update, "c:msgType") == "Update"
@@ -232,10 +237,14 @@ def test_stand_down_is_a_cancel_that_stays_in_the_feed_for_a_day(app, client, st
     Events(store).stand_down(event_id, actor="manager1")
 
     entries = feed_entries(client)
-    assert len(entries) == 1
+    assert len(entries) == 3  # Alert, Update and Cancel, newest first
     cancel = valid_cap(cap12, document(client, f"event-{event_id}"))
     assert text(cancel, "c:msgType") == "Cancel"
-    assert entries[0].findtext("a:id", "", ATOM) == text(cancel, "c:identifier")
+    assert [e.findtext("a:id", "", ATOM) for e in entries] == [
+        text(cancel, "c:identifier"),
+        text(update, "c:identifier"),
+        text(alert, "c:identifier"),
+    ]
     assert references(cancel) == [triplet(alert), triplet(update)]
     assert text(cancel, "c:info/c:urgency") == "Past"
     assert text(cancel, "c:info/c:responseType") == "AllClear"

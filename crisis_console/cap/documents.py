@@ -64,6 +64,8 @@ class Info:
     instruction: str = ""
     web: str = ""
     contact: str = ""
+    #: ``(valueName, value)`` pairs naming the area in a code system, e.g. ``("ZIP", "02128")``.
+    geocodes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,10 @@ def _add_info(root: etree._Element, info: Info) -> None:
     _add(element, "contact", info.contact)
     area = etree.SubElement(element, f"{{{CAP12}}}area")
     _add(area, "areaDesc", info.area_desc)
+    for name, value in info.geocodes:
+        geocode = etree.SubElement(area, f"{{{CAP12}}}geocode")
+        _add(geocode, "valueName", name)
+        _add(geocode, "value", value)
 
 
 def _add(parent: etree._Element, name: str, text: str) -> None:

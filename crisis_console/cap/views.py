@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from flask import Response, current_app, jsonify, request, url_for
 from flask_login import current_user
@@ -15,7 +14,6 @@ from crisis_console import clock
 from crisis_console.auth.loaders import bearer_token
 from crisis_console.auth.roles import roles_required
 from crisis_console.cap import bp
-from crisis_console.cap.documents import safe_id
 from crisis_console.cap.feed import CAP_MIME, Entry, to_atom
 from crisis_console.cap.inbox import MAX_BYTES, CapRejected, parse
 from crisis_console.errors import error_body
@@ -53,16 +51,8 @@ def token_only(*roles: str) -> Callable[[F], F]:
 
 
 def cap_feed() -> CapFeed:
-    """Return the feed service with this deployment's sender."""
-    config = current_app.config
-    host = urlsplit(config.get("PUBLIC_BASE_URL") or "").hostname or "localhost"
-    settings = CapSettings(
-        sender=config.get("CAP_SENDER") or f"crisis-console@{host}",
-        id_stem=f"urn:crisis-console:{safe_id(host)}:{safe_id(config['CRISIS_KEY_PREFIX'])}",
-        sender_name=config.get("CAP_SENDER_NAME") or "311 contact centre",
-        area_desc=config.get("CAP_AREA_DESC") or "311 service area",
-    )
-    return CapFeed(store(), settings)
+    """Return the feed service with this deployment's sender and public page."""
+    return CapFeed(store(), CapSettings.from_config(current_app.config))
 
 
 def absolute(endpoint: str, **values: Any) -> str:
@@ -83,35 +73,46 @@ def cap_document(body: bytes, *, immutable: bool) -> Response:
 @bp.route("/alerts.xml")
 @public
 def alerts_feed() -> Response:
-    """Return the Atom feed of CAP messages in force: active events and live announcements."""
-    published = cap_feed().in_force()
-    entries = [
-        Entry(
-            identifier=header["identifier"],
-            title=header["headline"] or header["event"],
-            updated=_rfc3339(header["sent"]),
-            link=absolute("cap.alert_document", alert_id=f"{subject.slug}-{header['revision']}"),
-            summary=f"{header['msg_type']}: {header['event']}, severity {header['severity']}, {header['area_desc']}",
-            status=header["status"],
-            msg_type=header["msg_type"],
-            event=header["event"],
-            severity=header["severity"],
-            area_desc=header["area_desc"],
-        )
-        for subject, header in published
-    ]
+    """Return the Atom index of CAP messages: every revision of active events and live
+    announcements, and of those ended within a day (their Cancel included), newest first."""
+    entries = [_entry(subject, header) for subject, header in cap_feed().index()]
     feed_url = absolute("cap.alerts_feed")
     body = to_atom(
         feed_id=feed_url,
-        title="Crisis Console: CAP alerts in force",
+        title="Crisis Console: CAP alerts",
         self_link=feed_url,
-        updated=max((e.updated for e in entries), default=clock.iso()),
+        updated=max((e.updated for e in entries), default=_rfc3339(clock.iso())),
         author=current_app.config.get("CAP_SENDER_NAME") or "311 contact centre",
         entries=entries,
     )
     response = Response(body, mimetype=ATOM_MIME)
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+def _entry(subject: Subject, header: dict[str, Any]) -> Entry:
+    """Return the Atom entry of one published message (headers stored before the CAP fields
+    were kept lack some: those are left out)."""
+    sent = _rfc3339(header["sent"])
+    return Entry(
+        identifier=header["identifier"],
+        title=header["headline"] or header["event"],
+        published=sent,
+        updated=sent,
+        link=absolute("cap.alert_document", alert_id=f"{subject.slug}-{header['revision']}"),
+        summary=f"{header['msg_type']}: {header['event']}, severity {header['severity']}, {header['area_desc']}",
+        status=header["status"],
+        msg_type=header["msg_type"],
+        event=header["event"],
+        severity=header["severity"],
+        area_desc=header["area_desc"],
+        urgency=header.get("urgency", ""),
+        certainty=header.get("certainty", ""),
+        categories=tuple(header.get("categories") or ()),
+        effective=header.get("effective", ""),
+        expires=header.get("expires", ""),
+        geocodes=tuple((name, value) for name, value in header.get("geocodes") or ()),
+    )
 
 
 @bp.route("/alerts/<alert_id>.xml")

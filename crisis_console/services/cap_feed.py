@@ -1,12 +1,20 @@
 """What the CAP feed publishes: a message chain per active event and per live announcement.
 
-Messages are published when the feed (or a document) is read: the subject's current
-content is composed and fingerprinted, and a new message is appended only when the
-fingerprint moved since the last one — ``Alert`` first, ``Update`` (naming every earlier
-message in ``references``) when anything a reader sees changed, ``Cancel`` once the event
-is stood down or the announcement ended. A published message is stored as sent and never
-rewritten; the store appends under WATCH, so processes never publish the same revision twice.
-Stood-down events and ended announcements stay in the feed (as their ``Cancel``) for
+Messages are published at the moment of change: whatever process makes a change sends its
+domain signal, and the subscriber :func:`connect` wires calls :meth:`CapFeed.publish_changes`,
+so a message's ``sent`` is the time of the change. Reading the feed or a document syncs too,
+as a safety net for a change whose publication failed (Redis flickered) and for changes made
+by the clock alone (a scheduled announcement starting when no scheduler ran).
+
+Each subject's current content is composed from public text only (the event, the approved
+scripts' title, summary and body, what callers hear; never ``agent_notes``) and
+fingerprinted; a new message is appended only when the fingerprint moved since the last
+one: ``Alert`` first, ``Update`` (naming every earlier message in ``references``) when
+anything a reader sees changed, ``Cancel`` once the event is stood down or the announcement
+ended. A published message is stored as sent and never rewritten; the store appends under
+WATCH and the content is composed inside that transaction, so processes never publish the
+same revision twice nor a stale read over a newer one. Stood-down events and ended
+announcements stay in the feed (with every revision, their ``Cancel`` last) for
 :data:`CANCEL_VISIBLE` so that pollers learn of the end.
 """
 
@@ -14,15 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from crisis_console import clock
 from crisis_console.cap import hazards
-from crisis_console.cap.documents import Info, Message, Reference, cap_time, to_xml
-from crisis_console.services import audit
+from crisis_console.cap.documents import Info, Message, Reference, cap_time, safe_id, to_xml
+from crisis_console.services import audit, signals
 from crisis_console.services.announcements import Announcement, Announcements
 from crisis_console.services.events import DETAIL_HINTS, Event, Events
 from crisis_console.services.lines import Line, Lines
@@ -34,16 +44,42 @@ CANCEL_VISIBLE = timedelta(hours=24)
 ACTOR = "cap-feed"
 KINDS = ("event", "announcement")
 EXERCISE_NOTE = "EXERCISE: this message is part of a drill. Take no action."
+#: ``<geocode>`` valueName of a US ZIP code. NWS and IPAWS name areas with ``SAME`` (FIPS
+#: county) and ``UGC`` (NWS zone) codes; an event's areas are ZIP codes, which are neither,
+#: so they are named for what they are, as CAP lets a sender name its own code system.
+GEOCODE_ZIP = "ZIP"
+ZIP_RE = re.compile(r"^\d{5}(?:-\d{4})?$")
 
 
 @dataclass(frozen=True)
 class CapSettings:
-    """Who the messages come from, read from the app's settings by the web layer."""
+    """Who the messages come from and where the public page is, from the app's settings."""
 
     sender: str  # e.g. "crisis-console@311.example.gov"
     id_stem: str  # identifiers are "<stem>:<kind>:<id>:<revision>"
     sender_name: str
     area_desc: str  # used when an event names no area
+    #: ``PUBLIC_BASE_URL``: ``<web>`` links to ``<base>/public/<event id>``; "" falls back
+    #: to the event's own ``website`` detail.
+    public_base_url: str = ""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> CapSettings:
+        """Read the settings from a Flask config (or any mapping of the same names)."""
+        base = str(config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+        host = urlsplit(base).hostname or "localhost"
+        prefix = str(config.get("CRISIS_KEY_PREFIX") or "cc")
+        return cls(
+            sender=config.get("CAP_SENDER") or f"crisis-console@{host}",
+            id_stem=f"urn:crisis-console:{safe_id(host)}:{safe_id(prefix)}",
+            sender_name=config.get("CAP_SENDER_NAME") or "311 contact centre",
+            area_desc=config.get("CAP_AREA_DESC") or "311 service area",
+            public_base_url=base if base.startswith(("http://", "https://")) else "",
+        )
+
+    def public_page(self, event_id: int) -> str:
+        """Return the address of an event's public information page ("" without a base URL)."""
+        return f"{self.public_base_url}/public/{event_id}" if self.public_base_url else ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +108,9 @@ class Content:
     status: str
     infos: tuple[Info, ...]
     note: str = ""
+    #: ``(script id, version)`` of the approved scripts whose text it carries. Not part of
+    #: the fingerprint: a new version that changes only agent notes publishes nothing.
+    scripts: tuple[tuple[int, int], ...] = ()
 
     def fingerprint(self) -> str:
         """Return a hash of everything a reader sees, to tell whether anything changed."""
@@ -80,13 +119,31 @@ class Content:
 
 
 @dataclass(frozen=True)
-class _World:
-    """One read of everything the messages are composed from."""
+class _Text:
+    """The public text of one approved script version (never its agent notes)."""
 
+    language: str
+    title: str
+    summary: str
+    body: str  # plain text
+    script_id: int
+    version: int
+    expires_at: str
+
+    def instruction(self) -> str:
+        """Return the text as CAP ``instruction``: title, key message, body."""
+        return "\n".join(part for part in (self.title, self.summary, self.body) if part)
+
+
+@dataclass(frozen=True)
+class _World:
+    """One read, at ``now``, of everything the messages are composed from."""
+
+    now: datetime
     events: list[Event]
     announcements: list[Announcement]
     lines: dict[int, Line]
-    scripts: dict[int, list[tuple[str, str, str]]]  # event id -> (language, title, plain body)
+    scripts: dict[int, list[_Text]] = field(default_factory=dict)  # by event id
 
 
 class CapFeed:
@@ -96,26 +153,39 @@ class CapFeed:
         self.store = store
         self.settings = settings
 
+    # --- publishing at the moment of change ---------------------------------------------
+
+    def publish_changes(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Publish the next message of every subject whose content changed; return their headers.
+
+        Call it after each change (the subscriber does): ``sent`` is ``now``, by default the
+        current time. Safe to call from any number of processes at once, and as often as
+        liked: an unchanged subject publishes nothing.
+        """
+        return [header for _subject, header, published in self._sync_all(now) if published]
+
     # --- reading -------------------------------------------------------------------
 
     def in_force(self, now: datetime | None = None) -> list[tuple[Subject, dict[str, Any]]]:
         """Publish what changed and return the latest message header of each subject in the
         feed (active ones, and those ended within :data:`CANCEL_VISIBLE`), newest first."""
-        now = now or clock.now()
-        world = self._world()
-        subjects = [Subject("event", e.id) for e in world.events if _in_feed(e.status, e.closed_at, now)]
-        subjects += [
-            Subject("announcement", a.id)
-            for a in world.announcements
-            if _in_feed("active" if a.state == "active" else "closed", a.ended_at, now)
+        found = [(subject, header) for subject, header, _new in self._sync_all(now) if header]
+        return sorted(found, key=_sent_order, reverse=True)
+
+    def index(self, now: datetime | None = None) -> list[tuple[Subject, dict[str, Any]]]:
+        """Publish what changed and return every message of each subject in the feed, newest
+        first: all revisions of active subjects and of those ended lately, Cancels included."""
+        found = [
+            (subject, header)
+            for subject, latest, _new in self._sync_all(now)
+            if latest
+            for header in self.store.cap.history(subject.key)
         ]
-        found = [(subject, self._sync(subject, world, now)) for subject in subjects]
-        published = [(subject, header) for subject, header in found if header is not None]
-        return sorted(published, key=lambda pair: pair[1]["sent"], reverse=True)
+        return sorted(found, key=_sent_order, reverse=True)
 
     def latest(self, subject: Subject) -> tuple[dict[str, Any], bytes] | None:
         """Publish the subject's change if any; return its newest header and document."""
-        header = self._sync(subject, self._world(), clock.now())
+        header, _new = self._sync(subject, self._world(clock.now()))
         if header is None:
             return None
         document = self.store.cap.document(subject.key, header["revision"])
@@ -125,36 +195,70 @@ class CapFeed:
         """Return one message as it was published, or None."""
         return self.store.cap.document(subject.key, revision)
 
+    def status(self, event_id: int | str, now: datetime | None = None) -> dict[str, Any] | None:
+        """Return what CAP says now about an event, without publishing; None if nothing yet.
+
+        ``{"revision", "identifier", "slug", "sent", "msg_type", "scripts": {script id:
+        version}, "up_to_date"}``; ``up_to_date`` is False when the event's content has
+        changed since (the next publish would send a new message).
+        """
+        subject = Subject("event", int(event_id))
+        last = self.store.cap.last(subject.key)
+        if last is None:
+            return None
+        content = self._content(subject, self._world(now or clock.now()))
+        return {
+            "revision": last["revision"],
+            "identifier": last["identifier"],
+            "slug": f"{subject.slug}-{last['revision']}",
+            "sent": last["sent"],
+            "msg_type": last["msg_type"],
+            "scripts": {int(k): int(v) for k, v in (last.get("scripts") or {}).items()},
+            "up_to_date": _next_type(content, last) is None,
+        }
+
     # --- publishing ------------------------------------------------------------------
 
-    def _sync(self, subject: Subject, world: _World, now: datetime) -> dict[str, Any] | None:
-        """Append the subject's next message if its content changed; return the newest header."""
-        content = self._content(subject, world)
+    def _sync_all(self, now: datetime | None) -> list[tuple[Subject, dict[str, Any] | None, bool]]:
+        """Sync every subject in the feed; return each with its newest header and whether it
+        was published now."""
+        world = self._world(now or clock.now())
+        return [(subject, *self._sync(subject, world)) for subject in _subjects(world)]
+
+    def _sync(self, subject: Subject, world: _World) -> tuple[dict[str, Any] | None, bool]:
+        """Append the subject's next message if its content changed; return the newest header
+        and whether this call published it."""
+        last = self.store.cap.last(subject.key)
+        if _next_type(self._content(subject, world), last) is None:
+            return last, False  # nothing changed: no transaction needed
+        published = False
 
         def decide(history: list[dict[str, Any]]) -> Any:
-            last = history[-1] if history else None
-            if content is None or (last is not None and last["msg_type"] == "Cancel"):
+            nonlocal published
+            # Composed again under WATCH: if another process publishes meanwhile, this runs
+            # again over its message, and a read older than that one is never published.
+            fresh = self._world(world.now)
+            content = self._content(subject, fresh)
+            msg_type = _next_type(content, history[-1] if history else None)
+            if msg_type is None or content is None:
                 return None
-            if not content.open:
-                if last is None:
-                    return None  # ended before anyone was told: there is nothing to cancel
-                msg_type = "Cancel"
-            elif last is not None and last["fingerprint"] == content.fingerprint():
-                return None
-            else:
-                msg_type = "Update" if last else "Alert"
-            return self._message(subject, content, msg_type, history, now)
+            published = True
+            return self._message(subject, content, msg_type, history, fresh.now)
 
-        return self.store.cap.publish(subject.key, decide)
+        header = self.store.cap.publish(subject.key, decide)
+        return header, published
 
     def _message(
         self, subject: Subject, content: Content, msg_type: str, history: list[dict[str, Any]], now: datetime
     ) -> tuple[dict[str, Any], bytes, audit.AuditEntry]:
         revision = len(history) + 1
+        sent = now
+        if history:  # never earlier than a message it references (clocks of processes differ)
+            sent = max(now, clock.parse_iso(history[-1]["sent"]))
         message = Message(
             identifier=f"{self.settings.id_stem}:{subject.kind}:{subject.id}:{revision}",
             sender=self.settings.sender,
-            sent=cap_time(now),
+            sent=cap_time(sent),
             status=content.status,
             msg_type=msg_type,
             infos=content.infos,
@@ -163,6 +267,7 @@ class CapFeed:
         )
         first = content.infos[0]
         header = {
+            "subject": subject.key,
             "revision": revision,
             "identifier": message.identifier,
             "sender": message.sender,
@@ -172,8 +277,16 @@ class CapFeed:
             "fingerprint": content.fingerprint(),
             "headline": first.headline,
             "event": first.event,
+            "categories": list(first.categories),
+            "urgency": first.urgency,
             "severity": first.severity,
+            "certainty": first.certainty,
+            "effective": first.effective,
+            "expires": first.expires,
             "area_desc": first.area_desc,
+            "geocodes": [list(pair) for pair in first.geocodes],
+            "web": first.web,
+            "scripts": {str(script_id): version for script_id, version in content.scripts},
         }
         entry = audit.entry(
             ACTOR,
@@ -187,18 +300,28 @@ class CapFeed:
 
     # --- composing ---------------------------------------------------------------------
 
-    def _world(self) -> _World:
-        scripts = [s for s in Scripts(self.store).list() if s.event_id is not None and s.is_current()]
+    def _world(self, now: datetime) -> _World:
+        scripts = [s for s in Scripts(self.store).list() if s.event_id is not None and s.is_current(now)]
         versions = self.store.scripts.many_versions([(s.id, s.live_version) for s in scripts])  # type: ignore[misc]
-        by_event: dict[int, list[tuple[str, str, str]]] = {}
+        by_event: dict[int, list[_Text]] = {}
         for script, version in zip(scripts, versions, strict=True):
             if version:
+                # Only the public fields are read: agent notes never reach a CAP document.
                 by_event.setdefault(script.event_id, []).append(  # type: ignore[arg-type]
-                    (script.language, version["title"], plain_text(version["body"]))
+                    _Text(
+                        language=script.language,
+                        title=str(version.get("title") or "").strip(),
+                        summary=str(version.get("summary") or "").strip(),
+                        body=plain_text(version.get("body") or ""),
+                        script_id=script.id,
+                        version=int(version["version"]),
+                        expires_at=script.expires_at,
+                    )
                 )
         for texts in by_event.values():
-            texts.sort()
+            texts.sort(key=lambda t: (t.language, t.title, t.script_id))
         return _World(
+            now=now,
             events=Events(self.store).list(),
             announcements=Announcements(self.store).list(),
             lines={line.id: line for line in Lines(self.store).list()},
@@ -212,45 +335,37 @@ class CapFeed:
                 return None
             return self._event_content(event, world)
         announcement = next((a for a in world.announcements if a.id == subject.id), None)
-        if (
-            announcement is None
-            or announcement.state not in ("active", "ended")
-            or not announcement.activated_at
-        ):
+        if announcement is None or not announcement.activated_at:
             return None
+        if not _over(announcement, world.now) and not announcement.playing(world.now):
+            return None  # activated ahead of its start: nothing to tell until callers hear it
         return self._announcement_content(announcement, world)
 
     def _event_content(self, event: Event, world: _World) -> Content:
         """Compose an event's message: one info per language its scripts and messages speak."""
         closing = event.status == "closed"
-        scripts = world.scripts.get(event.id, [])
-        heard = [
-            (a, world.lines[a.line_id])
-            for a in world.announcements
-            if a.state == "active"
-            and a.line_id in world.lines
-            and _is_test(world.lines[a.line_id]) == event.exercise
-        ]
+        texts = [] if closing else world.scripts.get(event.id, [])
+        heard = [] if closing else _heard(event, world)
         languages = _languages(
-            ["en", *(lang for lang, _t, _b in scripts), *(lang for a, _ in heard for lang in a.messages)]
+            ["en", *(t.language for t in texts), *(lang for a, _ in heard for lang in a.messages)]
         )
+        # The information lapses with the first script or phone message it carries.
+        ends = [t.expires_at for t in texts] + [a.ends_at for a, _ in heard]
+        expires = min((clock.parse_iso(e) for e in ends if e), default=None)
         infos = []
         for language in languages:
             description = [
-                f"{hazards.EVENT_TEXT[event.kind]} declared: {event.name}.",
+                f"{hazards.EVENT_TEXT.get(event.kind, 'Emergency')} declared: {event.name}.",
                 *_detail_lines(event.details),
             ]
             if closing:
                 description.append(
                     f"This event was stood down at {cap_time(clock.parse_iso(event.closed_at))}."
                 )
-            else:
-                for announcement, line in heard:
-                    text = announcement.messages.get(language) or next(
-                        iter(announcement.messages.values()), ""
-                    )
-                    description.append(f"Callers to {line.name} ({line.number}) hear: {text}")
-            instruction = "\n\n".join(f"{title}\n{body}" for lang, title, body in scripts if lang == language)
+            for announcement, line in heard:
+                text = announcement.messages.get(language) or next(iter(announcement.messages.values()), "")
+                description.append(f"Callers to {line.name} ({line.number}) hear: {text}")
+            instruction = "\n\n".join(t.instruction() for t in texts if t.language == language)
             infos.append(
                 Info(
                     language=language,
@@ -261,14 +376,16 @@ class CapFeed:
                     severity=hazards.SEVERITY_TO_CAP.get(event.severity, "Unknown"),
                     certainty="Observed",
                     event_codes=(("crisis-console:hazard", event.kind),),
-                    effective=cap_time(clock.parse_iso(event.declared_at)) if event.declared_at else "",
+                    effective=_time(event.declared_at),
+                    expires=cap_time(expires) if expires else "",
                     sender_name=self.settings.sender_name,
                     headline=_headline(event.name, exercise=event.exercise, closing=closing),
                     description="\n".join(description),
-                    instruction="" if closing else instruction,
-                    web=_web(event.details.get("website", "")),
+                    instruction=instruction,
+                    web=self._web(event),
                     contact=event.details.get("hotline", ""),
                     area_desc="; ".join(event.areas) or self.settings.area_desc,
+                    geocodes=_geocodes(event.areas),
                 )
             )
         return Content(
@@ -276,6 +393,7 @@ class CapFeed:
             status="Exercise" if event.exercise else "Actual",
             infos=tuple(infos),
             note=EXERCISE_NOTE if event.exercise else "",
+            scripts=tuple((t.script_id, t.version) for t in texts),
         )
 
     def _announcement_content(self, announcement: Announcement, world: _World) -> Content:
@@ -287,7 +405,7 @@ class CapFeed:
         line = world.lines.get(announcement.line_id)
         test_line = bool(line and _is_test(line))
         context = next((e for e in world.events if e.status == "active" and e.exercise == test_line), None)
-        closing = announcement.state == "ended"
+        closing = _over(announcement, world.now)
         status = "Actual" if not test_line else "Exercise" if context else "Test"
         line_name = f"{line.name} ({line.number})" if line else f"line {announcement.line_id}"
         infos = []
@@ -295,10 +413,12 @@ class CapFeed:
             infos.append(
                 Info(
                     language=language,
-                    categories=hazards.CATEGORIES[context.kind] if context else ("Other",),
-                    event=f"{hazards.EVENT_TEXT[context.kind] if context else 'Public Information'} (311 phone message)",
+                    categories=hazards.CATEGORIES.get(context.kind, ("Other",)) if context else ("Other",),
+                    event=f"{hazards.EVENT_TEXT.get(context.kind, 'Emergency') if context else 'Public Information'} (311 phone message)",
                     urgency="Past" if closing else _urgency(context.severity) if context else "Unknown",
-                    severity=hazards.SEVERITY_TO_CAP[context.severity] if context else "Unknown",
+                    severity=hazards.SEVERITY_TO_CAP.get(context.severity, "Unknown")
+                    if context
+                    else "Unknown",
                     certainty="Observed" if context else "Unknown",
                     effective=_time(announcement.starts_at or announcement.activated_at),
                     expires=_time(announcement.ends_at),
@@ -307,8 +427,10 @@ class CapFeed:
                         f"311 phone message on {line_name}", exercise=status == "Exercise", closing=closing
                     ),
                     description=f"Callers to {line_name} hear: {text}",
+                    web=self._web(context) if context else "",
                     contact=line.number if line else "",
                     area_desc=("; ".join(context.areas) if context else "") or self.settings.area_desc,
+                    geocodes=_geocodes(context.areas) if context else (),
                 )
             )
         return Content(
@@ -317,6 +439,42 @@ class CapFeed:
             infos=tuple(infos),
             note=EXERCISE_NOTE if status == "Exercise" else "",
         )
+
+    def _web(self, event: Event) -> str:
+        """Return the public page about an event: ours when the base URL is known, else its website."""
+        return self.settings.public_page(event.id) or _web(event.details.get("website", ""))
+
+
+def connect(store: Store, settings: CapSettings) -> Callable[[], None]:
+    """Publish CAP messages on every change to ``store`` that can alter them; return a
+    function that disconnects again.
+
+    The receivers call :meth:`CapFeed.publish_changes` in the process that made the change.
+    A failure is logged by :func:`signals.send` and the next change or read publishes.
+    """
+    feed = CapFeed(store, settings)
+    # Changes that cannot alter a published message (drafts and reviews) are skipped.
+    skip = {
+        signals.event_changed: {"created"},
+        signals.script_changed: {"created", "submitted", "returned"},
+        signals.announcement_changed: {"created", "submitted", "returned", "approved"},
+        signals.line_changed: {"created"},
+    }
+    receivers = []
+    for signal, ignored in skip.items():
+
+        def publish(sender: Any, *, what: str = "", _ignored: set[str] = ignored, **_record: Any) -> None:
+            if what not in _ignored:
+                feed.publish_changes()
+
+        signal.connect(publish, sender=store, weak=False)
+        receivers.append((signal, publish))
+
+    def disconnect() -> None:
+        for signal, receiver in receivers:
+            signal.disconnect(receiver, sender=store)
+
+    return disconnect
 
 
 def parse_slug(slug: str) -> tuple[Subject, int | None] | None:
@@ -332,6 +490,35 @@ def parse_slug(slug: str) -> tuple[Subject, int | None] | None:
     return Subject(parts[0], int(parts[1])), revision
 
 
+def _next_type(content: Content | None, last: dict[str, Any] | None) -> str | None:
+    """Return the type of the message to publish after ``last`` (None: publish nothing)."""
+    if content is None or (last is not None and last["msg_type"] == "Cancel"):
+        return None
+    if not content.open:
+        return "Cancel" if last is not None else None  # ended before anyone was told: nothing to cancel
+    if last is not None and last["fingerprint"] == content.fingerprint():
+        return None
+    return "Update" if last is not None else "Alert"
+
+
+def _subjects(world: _World) -> list[Subject]:
+    """Return the subjects in the feed: active, or ended within :data:`CANCEL_VISIBLE`."""
+    now = world.now
+    subjects = [Subject("event", e.id) for e in world.events if _in_feed(e.status, e.closed_at, now)]
+    subjects += [
+        Subject("announcement", a.id)
+        for a in world.announcements
+        if a.activated_at and _in_feed("active" if a.state == "active" else "closed", a.ended_at, now)
+    ]
+    return subjects
+
+
+def _sent_order(pair: tuple[Subject, dict[str, Any]]) -> tuple[datetime, int]:
+    """Order messages by when they were sent, then by revision (several in one second)."""
+    header = pair[1]
+    return clock.parse_iso(header["sent"]), header["revision"]
+
+
 def _in_feed(status: str, ended_at: str, now: datetime) -> bool:
     """Return whether a subject belongs in the feed: active, or ended a short while ago."""
     if status == "active":
@@ -339,6 +526,29 @@ def _in_feed(status: str, ended_at: str, now: datetime) -> bool:
     if status != "closed" or not ended_at:
         return False
     return now - clock.parse_iso(ended_at) <= CANCEL_VISIBLE
+
+
+def _over(announcement: Announcement, now: datetime) -> bool:
+    """Return whether an announcement has finished: ended, or past its end time."""
+    if announcement.state == "ended":
+        return True
+    return bool(announcement.ends_at) and clock.parse_iso(announcement.ends_at) <= now
+
+
+def _heard(event: Event, world: _World) -> list[tuple[Announcement, Line]]:
+    """Return the announcements callers hear now on lines of the event's kind (test for drills)."""
+    return [
+        (a, world.lines[a.line_id])
+        for a in world.announcements
+        if a.playing(world.now)
+        and a.line_id in world.lines
+        and _is_test(world.lines[a.line_id]) == event.exercise
+    ]
+
+
+def _geocodes(areas: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Return a ``ZIP`` geocode for each area that is a ZIP code (named places have none)."""
+    return tuple((GEOCODE_ZIP, area.strip()) for area in areas if ZIP_RE.match(area.strip()))
 
 
 def _is_test(line: Line) -> bool:

@@ -31,6 +31,11 @@ class CapRepo:
         """Return the headers of every message published about ``subject``, oldest first."""
         return [json.loads(item) for item in self._r.lrange(self._keys.cap_messages(subject), 0, -1)]
 
+    def last(self, subject: str) -> dict[str, Any] | None:
+        """Return the header of the newest message published about ``subject``, or None."""
+        item = self._r.lindex(self._keys.cap_messages(subject), -1)
+        return json.loads(item) if item is not None else None
+
     def document(self, subject: str, revision: int) -> bytes | None:
         """Return one published document, or None."""
         text = self._r.hget(self._keys.cap_documents(subject), str(revision))
