@@ -19,7 +19,7 @@ from crisis_console.cap.inbox import MAX_BYTES, CapRejected, parse
 from crisis_console.errors import error_body
 from crisis_console.extensions import limiter, store
 from crisis_console.roles import Role
-from crisis_console.services.cap_feed import CapFeed, CapSettings, Subject, parse_slug
+from crisis_console.services import cap_feed as feeds  # the module: see cap_feed()
 from crisis_console.services.cap_inbox import CapInbox
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,9 +50,12 @@ def token_only(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
-def cap_feed() -> CapFeed:
+def cap_feed() -> feeds.CapFeed:
     """Return the feed service with this deployment's sender and public page."""
-    return CapFeed(store(), CapSettings.from_config(current_app.config))
+    # ``feeds`` is imported as a module, its names read here: cap_feed imports
+    # crisis_console.cap (hazards), whose __init__ imports these views, so a process that
+    # imports cap_feed first (the subscribers) would find it half-loaded at import time.
+    return feeds.CapFeed(store(), feeds.CapSettings.from_config(current_app.config))
 
 
 def absolute(endpoint: str, **values: Any) -> str:
@@ -90,7 +93,7 @@ def alerts_feed() -> Response:
     return response
 
 
-def _entry(subject: Subject, header: dict[str, Any]) -> Entry:
+def _entry(subject: feeds.Subject, header: dict[str, Any]) -> Entry:
     """Return the Atom entry of one published message (headers stored before the CAP fields
     were kept lack some: those are left out)."""
     sent = _rfc3339(header["sent"])
@@ -119,7 +122,7 @@ def _entry(subject: Subject, header: dict[str, Any]) -> Entry:
 @public
 def alert_document(alert_id: str) -> Response:
     """Return one CAP 1.2 document: ``event-12`` is the latest message, ``event-12-3`` revision 3."""
-    parsed = parse_slug(alert_id)
+    parsed = feeds.parse_slug(alert_id)
     if parsed is None:
         raise NotFound("Name a CAP message as event-<id>, announcement-<id> or <that>-<revision>.")
     subject, revision = parsed
@@ -162,5 +165,5 @@ def _rfc3339(cap_sent: str) -> str:
     return clock.iso(clock.parse_iso(cap_sent)).replace(".000Z", "Z")
 
 
-def _describe(subject: Subject) -> str:
+def _describe(subject: feeds.Subject) -> str:
     return f"{subject.kind} {subject.id}"

@@ -235,6 +235,7 @@ class CapFeed:
 
         def decide(history: list[dict[str, Any]]) -> Any:
             nonlocal published
+            published = False  # an attempt that lost the race to another process is retried
             # Composed again under WATCH: if another process publishes meanwhile, this runs
             # again over its message, and a read older than that one is never published.
             fresh = self._world(world.now)
