@@ -159,6 +159,19 @@ def test_processes_publishing_the_same_change_at_once_publish_it_once(app, redis
     assert len(audited) == 2
 
 
+def test_a_stale_read_never_republishes_older_content(store, feed):
+    """A process that read the world before a change, and publishes after another process
+    published that change, composes again under WATCH and publishes nothing."""
+    event_id = declared_event(store)
+    subject = Subject("event", event_id)
+    feed.publish_changes()
+    stale = feed._world(clock.now())  # read before the change
+    Events(store).update(event_id, {"severity": "extreme"}, actor="m")
+    [update] = feed.publish_changes()
+    assert feed._sync(subject, stale) == (update, False)
+    assert [h["severity"] for h in store.cap.history(subject.key)] == ["Severe", "Extreme"]
+
+
 def test_a_scheduled_announcement_is_an_alert_at_its_start_and_a_cancel_at_its_end(feed, store, cap12):
     """Driven by the scheduler's passes (which send the announcement signals), the announcement's
     message appears when callers start hearing it and is cancelled when it stops, with those times."""
@@ -337,6 +350,18 @@ def test_fields_map_the_event_and_validate_for_schema_and_parser(app, feed, stor
     [area] = alert.infos[0].areas
     assert area.geocodes_to_dict().getall(GEOCODE_ZIP) == ["02128", "02129-1234"]
     assert alert.infos[0].web == f"https://311.example.gov/public/{event_id}"
+
+    # A drill is on the public page only when it says so; otherwise <web> is its website.
+    hidden = declared_event(
+        store, name="Drill", exercise=True, details={"website": "https://city.example/drill"}
+    )
+    shown = declared_event(store, name="Open drill", exercise=True, publish_drill=True)
+    feed.publish_changes()
+    webs = {
+        event: text(valid_cap(cap12, store.cap.document(f"event:{event}", 1)), "c:info/c:web")
+        for event in (hidden, shown)
+    }
+    assert webs == {hidden: "https://city.example/drill", shown: f"https://311.example.gov/public/{shown}"}
 
     # Without a public base URL the event's own website is the <web>.
     app.config["PUBLIC_BASE_URL"] = None

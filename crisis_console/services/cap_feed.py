@@ -442,8 +442,12 @@ class CapFeed:
         )
 
     def _web(self, event: Event) -> str:
-        """Return the public page about an event: ours when the base URL is known, else its website."""
-        return self.settings.public_page(event.id) or _web(event.details.get("website", ""))
+        """Return the public page about an event: ours when the base URL is known and the page
+        shows the event (a drill only when it says so), else the event's website."""
+        on_page = not event.exercise or event.publish_drill
+        return (self.settings.public_page(event.id) if on_page else "") or _web(
+            event.details.get("website", "")
+        )
 
 
 def connect(store: Store, settings: CapSettings) -> Callable[[], None]:
