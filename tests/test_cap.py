@@ -285,9 +285,10 @@ def test_drafts_and_unknown_ids_are_not_published(client, store):
 
 def test_processes_publishing_at_once_publish_one_revision(app, redis_url, store, cap12):
     """Several processes reading the feed at the same moment still publish each change once."""
-    event_id = declared_event(store)
-    settings_ = CapSettings("crisis-console@localhost", "urn:crisis-console:localhost:t", "311", "City")
     prefix = app.config["CRISIS_KEY_PREFIX"]
+    # Declared through a store of its own, which no subscriber hears: the readers publish it.
+    event_id = declared_event(Store(store.redis, prefix))
+    settings_ = CapSettings("crisis-console@localhost", "urn:crisis-console:localhost:t", "311", "City")
     clients = [redis.Redis.from_url(redis_url, decode_responses=True) for _ in range(8)]
     barrier = threading.Barrier(len(clients))
     results: list[dict] = []

@@ -1,8 +1,8 @@
 """What the CAP feed publishes: a message chain per active event and per live announcement.
 
 Messages are published at the moment of change: whatever process makes a change sends its
-domain signal, and the subscriber :func:`connect` wires calls :meth:`CapFeed.publish_changes`,
-so a message's ``sent`` is the time of the change. Reading the feed or a document syncs too,
+domain signal, and the :func:`publisher` among the subscribers calls
+:meth:`CapFeed.publish_changes`, so a message's ``sent`` is the time of the change. Reading the feed or a document syncs too,
 as a safety net for a change whose publication failed (Redis flickered) and for changes made
 by the clock alone (a scheduled announcement starting when no scheduler ran).
 
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from crisis_console import clock
 from crisis_console.cap import hazards
 from crisis_console.cap.documents import Info, Message, Reference, cap_time, safe_id, to_xml
-from crisis_console.services import audit, signals
+from crisis_console.services import audit
 from crisis_console.services.announcements import Announcement, Announcements
 from crisis_console.services.events import DETAIL_HINTS, Event, Events
 from crisis_console.services.lines import Line, Lines
@@ -450,36 +450,20 @@ class CapFeed:
         )
 
 
-def connect(store: Store, settings: CapSettings) -> Callable[[], None]:
-    """Publish CAP messages on every change to ``store`` that can alter them; return a
-    function that disconnects again.
+def publisher(config: Mapping[str, Any]) -> Callable[[Store], list[dict[str, Any]]]:
+    """Return the CAP publisher for :class:`crisis_console.subscribers.Subscribers`: called
+    with the store after each change, it publishes what changed (see :meth:`CapFeed.publish_changes`).
 
-    The receivers call :meth:`CapFeed.publish_changes` in the process that made the change.
-    A failure is logged by :func:`signals.send` and the next change or read publishes.
+    ``config`` is the app's config or the worker's settings (``PUBLIC_BASE_URL``,
+    ``CRISIS_KEY_PREFIX``, optional ``CAP_SENDER``, ``CAP_SENDER_NAME``, ``CAP_AREA_DESC``):
+    the web process and the worker must name messages alike. It is read at each change, so
+    the feed's views and the publisher always agree.
     """
-    feed = CapFeed(store, settings)
-    # Changes that cannot alter a published message (drafts and reviews) are skipped.
-    skip = {
-        signals.event_changed: {"created"},
-        signals.script_changed: {"created", "submitted", "returned"},
-        signals.announcement_changed: {"created", "submitted", "returned", "approved"},
-        signals.line_changed: {"created"},
-    }
-    receivers = []
-    for signal, ignored in skip.items():
 
-        def publish(sender: Any, *, what: str = "", _ignored: set[str] = ignored, **_record: Any) -> None:
-            if what not in _ignored:
-                feed.publish_changes()
+    def publish_cap(store: Store) -> list[dict[str, Any]]:
+        return CapFeed(store, CapSettings.from_config(config)).publish_changes()
 
-        signal.connect(publish, sender=store, weak=False)
-        receivers.append((signal, publish))
-
-    def disconnect() -> None:
-        for signal, receiver in receivers:
-            signal.disconnect(receiver, sender=store)
-
-    return disconnect
+    return publish_cap
 
 
 def parse_slug(slug: str) -> tuple[Subject, int | None] | None:
