@@ -302,7 +302,13 @@ def test_agent_notes_never_reach_a_cap_document_or_the_feed(desk, client, store,
     assert desk.post("reviewer", f"/scripts/{ids[0]}/approve").status_code == 200
     feed.publish_changes()
     assert store.cap.last(subject) == latest
-    assert feed.status(event_id)["up_to_date"] is True
+    status = feed.status(event_id)
+    assert status["up_to_date"] is True
+    # The message says word for word what version 2 says in public, and was composed from 1.
+    assert (status["scripts"], status["published_scripts"]) == (
+        {ids[0]: 2, ids[1]: 1},
+        {ids[0]: 1, ids[1]: 1},
+    )
 
     edited = desk.patch("writer", f"/scripts/{ids[0]}", {"summary": "Stay home; centres open."})
     assert edited.status_code == 200

@@ -198,23 +198,31 @@ class CapFeed:
     def status(self, event_id: int | str, now: datetime | None = None) -> dict[str, Any] | None:
         """Return what CAP says now about an event, without publishing; None if nothing yet.
 
-        ``{"revision", "identifier", "slug", "sent", "msg_type", "scripts": {script id:
-        version}, "up_to_date"}``; ``up_to_date`` is False when the event's content has
-        changed since (the next publish would send a new message).
+        ``{"revision", "identifier", "slug", "sent", "msg_type", "scripts", "published_scripts",
+        "up_to_date"}``. ``published_scripts`` ({script id: version}) are the versions the
+        newest message was composed from. ``up_to_date`` is False when the event's public
+        content has changed since (the next publish sends a new message); while it is True,
+        ``scripts`` names the live versions, whose public text the message carries word for
+        word (a version that changed only agent notes publishes nothing), else it is
+        ``published_scripts``.
         """
         subject = Subject("event", int(event_id))
         last = self.store.cap.last(subject.key)
         if last is None:
             return None
         content = self._content(subject, self._world(now or clock.now()))
+        published = {int(k): int(v) for k, v in (last.get("scripts") or {}).items()}
+        up_to_date = _next_type(content, last) is None
+        carried = dict(content.scripts) if up_to_date and content is not None and content.open else published
         return {
             "revision": last["revision"],
             "identifier": last["identifier"],
             "slug": f"{subject.slug}-{last['revision']}",
             "sent": last["sent"],
             "msg_type": last["msg_type"],
-            "scripts": {int(k): int(v) for k, v in (last.get("scripts") or {}).items()},
-            "up_to_date": _next_type(content, last) is None,
+            "scripts": carried,
+            "published_scripts": published,
+            "up_to_date": up_to_date,
         }
 
     # --- publishing ------------------------------------------------------------------
