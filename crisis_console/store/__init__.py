@@ -23,6 +23,7 @@ from crisis_console.store.flags import FlagRepo
 from crisis_console.store.ivr import AnnouncementRepo, LineRepo
 from crisis_console.store.keys import Keys
 from crisis_console.store.milestones import MilestoneRepo
+from crisis_console.store.public import PublicRepo
 from crisis_console.store.pushes import PushRepo
 from crisis_console.store.scripts import ScriptRepo
 from crisis_console.store.sessions import SessionRepo
@@ -64,6 +65,7 @@ class Store:
         self.alerts = AlertRepo(client, self.keys, self.audit)
         self.cap = CapRepo(client, self.keys, self.audit)
         self.flags = FlagRepo(client, self.keys, self.audit)
+        self.public = PublicRepo(client, self.keys)
 
     def try_lock(self, key: str, seconds: int) -> bool:
         """Take a lock that expires by itself; False if another process holds it."""
