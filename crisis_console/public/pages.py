@@ -264,8 +264,13 @@ def _pick(group: Group, language: str) -> dict[str, Any]:
 
 
 def _demote(html: str) -> str:
-    """Shift a script's headings below the page's own (h1 page, h2 event, h3 script)."""
-    return _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + 3)}>", html)
+    """Shift a script's headings below the page's own (h1 page, h2 event, h3 script): its
+    highest becomes h4, so no level is skipped."""
+    levels = [int(level) for _slash, level in _HEADING.findall(html)]
+    if not levels:
+        return html
+    shift = 4 - min(levels)
+    return _HEADING.sub(lambda m: f"<{m.group(1)}h{max(4, min(6, int(m.group(2)) + shift))}>", html)
 
 
 def _event_view(event: Event, groups: list[Group], language: str, settings: PublicSettings) -> dict[str, Any]:
