@@ -115,6 +115,7 @@ class Page:
             *self.not_modified_headers,
             ("Content-Language", self.language),
             ("X-Content-Type-Options", "nosniff"),
+            ("Content-Length", str(len(body))),
         ]
 
 

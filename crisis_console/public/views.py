@@ -82,7 +82,7 @@ def answer(store: Store, settings: PublicSettings, environ: dict[str, Any], path
         page = unavailable_page(lang if lang in BASE_LANGUAGES else BASE_LANGUAGES[0])
     if not_modified(page, environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_IF_MODIFIED_SINCE")):
         return 304, page.not_modified_headers, b""
-    return page.status, [*page.headers, ("Content-Length", str(len(page.body)))], page.body
+    return page.status, page.headers, page.body
 
 
 def reader_language(query: str, accept_language: str, available: tuple[str, ...]) -> str:
