@@ -112,6 +112,7 @@ def test_the_language_is_lang_then_accept_language_with_the_original_as_fallback
     assert '<html lang="en">' in chosen and "Key message en" in chosen
     assert "Key message es" in text(client, f"/public/{event.id}?lang=es")
     assert "Key message en" in text(client, "/public?lang=xx", **{"Accept-Language": "fr"})
+    assert "Key message es" in text(client, "/public?lang=es-MX")
 
 
 def test_agent_notes_never_appear_on_any_variant(store, client, settings):
@@ -231,6 +232,12 @@ def test_redis_unreachable_serves_the_copy_in_memory(store, client, settings, mo
     monkeypatch.setattr(store.public, "field", down)
     assert "Key message en" in text(client, "/public")
     assert public_status(store)["etag"]
+
+    newcomer = pages.PageCache(store, settings)  # a process started while Redis is down
+    monkeypatch.setattr(pages, "_caches", {store: newcomer})
+    response = client.get("/public?lang=es")
+    assert response.status_code == 503 and response.headers["Cache-Control"] == "no-store"
+    assert "no está disponible" in response.get_data(as_text=True)
 
 
 def test_the_json_has_events_and_public_messages_only(store, client, settings):

@@ -16,6 +16,7 @@ Plain Python (Jinja2, no Flask), so the worker can re-render after a scheduled e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -83,11 +84,16 @@ class PublicSettings:
     base_url: str = ""
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PublicSettings:
-        """Return the settings of an app's config (``CRISIS_TIMEZONE``, ``PUBLIC_BASE_URL``)."""
+    def from_config(cls, config: Mapping[str, Any] | Any) -> PublicSettings:
+        """Return the settings of an app's config or a :class:`~crisis_console.config.Config`
+        (the worker's): ``CRISIS_TIMEZONE`` and ``PUBLIC_BASE_URL``."""
+
+        def get(name: str) -> Any:
+            return config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
+
         return cls(
-            zone=localtime.zone(config.get("CRISIS_TIMEZONE")),
-            base_url=(config.get("PUBLIC_BASE_URL") or "").rstrip("/"),
+            zone=localtime.zone(get("CRISIS_TIMEZONE")),
+            base_url=(get("PUBLIC_BASE_URL") or "").rstrip("/"),
         )
 
 
@@ -384,8 +390,10 @@ def _json(events: list[dict[str, Any]], lang: str, languages: list[str], setting
     return json.dumps(document, ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=8)
 def unavailable_page(language: str) -> Page:
-    """Return the calm page served when nothing was ever rendered and Redis cannot be reached."""
+    """Return the calm page served when nothing was ever rendered and Redis cannot be reached
+    (made once per language: a surge must not render it per request)."""
     now = clock.iso()
     text = _html(kind="unavailable", path="/public", events=[], lang=language, languages=[language])
     text = text.replace(_UPDATED_ISO, now).replace(_UPDATED_TEXT, now)
@@ -492,7 +500,8 @@ class PageCache:
         """
         if time.monotonic() - self._checked < RECHECK_SECONDS:
             return self
-        if not self._lock.acquire(blocking=not self.pages):
+        # Wait for the check only with nothing to serve and Redis not known to be down.
+        if not self._lock.acquire(blocking=not self.pages and not self._redis_down):
             return self
         try:
             if time.monotonic() - self._checked < RECHECK_SECONDS:

@@ -89,8 +89,9 @@ def reader_language(query: str, accept_language: str, available: tuple[str, ...]
     """Return ``?lang=`` if the page has it, else the best of Accept-Language, else English."""
     if "lang=" in query:
         asked = dict(parse_qsl(query)).get("lang", "").strip().lower()
-        if asked in available:
-            return asked
+        for code in (asked, asked.split("-")[0]):
+            if code in available:
+                return code
     if not accept_language:
         return available[0]
     return _best_language(accept_language[:200], available)
