@@ -207,6 +207,20 @@ def test_a_newly_approved_version_is_rendered_on_change(store, client, settings,
     del publisher
 
 
+def test_only_changes_the_public_can_see_re_render(store, settings):
+    """A draft event's creation or a never-approved script's review renders nothing; the rest do."""
+    publisher = pages.Publisher(settings)
+    event = Events(store).create({"name": "Flood", "kind": "flood", "severity": "minor"}, actor="writer")
+    draft = Scripts(store).create({"title": "T", "topic": "Safety", "body": "B"}, actor="writer")
+    assert publisher(store, what="created", event=event) is None
+    assert publisher(store, what="submitted", script=draft) is None
+    assert store.public.render_id() is None
+    assert publisher(store, what="declared", event=event) is not None
+    live = approved(store, declare(store))
+    assert publisher(store, what="edited", script=live) is not None
+    assert publisher(store, what="approved", script=draft) is not None
+
+
 def test_an_empty_install_renders_a_calm_page_on_first_request(store, client):
     """Nothing rendered yet: the first request renders; with no event it says so and where to get help."""
     assert store.public.render_id() is None

@@ -440,9 +440,26 @@ class Publisher:
     def __init__(self, settings: PublicSettings):
         self.settings = settings
 
-    def __call__(self, store: Store, **_signal: Any) -> dict[str, Any]:
-        """Render every variant again (``_signal``: a domain signal's ``what`` and record)."""
+    def __call__(self, store: Store, **change: Any) -> dict[str, Any] | None:
+        """Render every variant again; given a domain signal's ``what`` and record, only when
+        the change can alter what the public reads (None when it was skipped)."""
+        if change and not shows_on_page(change):
+            return None
         return render_public_pages(store, self.settings)
+
+
+def shows_on_page(change: Mapping[str, Any]) -> bool:
+    """Return whether a signalled change can alter the page: not a draft event's creation,
+    nor a script's writing or review while no approved version of it is live."""
+    what = change.get("what")
+    if "event" in change:
+        return what != "created"
+    script = change.get("script")
+    if script is not None and what in ("created", "edited", "submitted", "returned"):
+        # An approved script's edit is a new draft (the live text is unchanged) but may move
+        # it to another event or change its expiry.
+        return what == "edited" and script.live_version is not None
+    return True
 
 
 #: The changes after which the page reads differently.
