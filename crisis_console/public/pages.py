@@ -462,6 +462,13 @@ def shows_on_page(change: Mapping[str, Any]) -> bool:
     return True
 
 
+def publisher(config: Mapping[str, Any] | Any) -> Publisher:
+    """Return the public page's publisher for :class:`crisis_console.subscribers.Subscribers`
+    (called with the store after each change), from the app's config or the worker's
+    settings (``CRISIS_TIMEZONE``, ``PUBLIC_BASE_URL``)."""
+    return Publisher(PublicSettings.from_config(config))
+
+
 #: The changes after which the page reads differently.
 SIGNALS = (signals.event_changed, signals.script_changed)
 

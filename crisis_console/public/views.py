@@ -27,7 +27,6 @@ from crisis_console.public.pages import (
     BASE_LANGUAGES,
     Page,
     PublicSettings,
-    Publisher,
     for_request,
     unavailable_page,
     variant,
@@ -54,12 +53,6 @@ def init_app(app: Flask) -> None:
     settings = app.extensions[SETTINGS] = PublicSettings.from_config(app.config)
     app.register_blueprint(bp)
     app.wsgi_app = FastPath(app.wsgi_app, app.extensions[STORE_EXTENSION], settings)  # type: ignore[method-assign]
-
-
-def publisher(app: Flask) -> Publisher:
-    """Return what re-renders the page for ``app``'s store after a change: called as
-    ``publisher(store)`` by the subscribers (``crisis_console.subscribers``)."""
-    return Publisher(app.extensions[SETTINGS])
 
 
 # --- answering -----------------------------------------------------------------------------
