@@ -58,6 +58,7 @@ class Store:
         self.milestones = MilestoneRepo(client, self.keys)
         self.scripts = ScriptRepo(client, self.keys, self.audit)
         self.pushes = PushRepo(client, self.keys, self.audit)
+        self.public = PublicRepo(client, self.keys)
         self.lines = LineRepo(client, self.keys, self.audit)
         self.announcements = AnnouncementRepo(client, self.keys, self.audit)
         self.categories = CategoryRepo(client, self.keys, self.audit)
@@ -65,7 +66,6 @@ class Store:
         self.alerts = AlertRepo(client, self.keys, self.audit)
         self.cap = CapRepo(client, self.keys, self.audit)
         self.flags = FlagRepo(client, self.keys, self.audit)
-        self.public = PublicRepo(client, self.keys)
 
     def try_lock(self, key: str, seconds: int) -> bool:
         """Take a lock that expires by itself; False if another process holds it."""
