@@ -64,6 +64,7 @@ bench: $(VENV)/.dev wrk
 	$(BIN)/python -m bench.voice
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.detector
+	$(BIN)/python -m bench.public
 
 # The HTTP load generator of the benchmarks (a C program: the client must not be the bottleneck).
 .PHONY: wrk

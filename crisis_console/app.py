@@ -213,6 +213,7 @@ def init_views(app: Flask) -> None:
     from crisis_console.cap import bp as cap_bp
     from crisis_console.console import bp as console_bp
     from crisis_console.open311 import bp as open311_bp
+    from crisis_console.public import views as public_pages
     from crisis_console.services.ivr_state import LastKnownState
     from crisis_console.webhooks import bp as twilio_bp
     from crisis_console.webhooks.voice import IVR_STATE
@@ -227,6 +228,7 @@ def init_views(app: Flask) -> None:
     app.register_blueprint(twilio_bp)
     app.register_blueprint(open311_bp)
     app.register_blueprint(cap_bp)
+    public_pages.init_app(app)
 
 
 def init_sockets(app: Flask) -> None:

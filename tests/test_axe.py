@@ -8,11 +8,13 @@ inside are checked too. axe-core is the copy vendored for the tests, never loade
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crisis_console.public.pages import RECHECK_SECONDS, PublicSettings, render_public_pages
 from tests.browsing import (
     Scene,
     discover_pages,
@@ -97,5 +99,21 @@ def test_axe_reports_what_it_must(scene: Scene, browser: Any) -> None:
         found = "\n".join(violations_on(page, "/dashboard"))
         assert re.search(r"\[laptop\] label .*#probe-field", found), found
         assert re.search(r"\[tablet\] image-alt .*#probe-image", found), found
+    finally:
+        context.close()
+
+
+def test_the_public_page_has_no_axe_violation(scene: Scene, served_app: Any, browser: Any) -> None:
+    """The public information page (no sign-in), in English and Spanish, passes axe-core too."""
+    render_public_pages(served_app.store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
+    time.sleep(RECHECK_SECONDS + 0.2)  # the served console checks its copy this often
+    context = browser.new_context(viewport=VIEWPORTS["laptop"], base_url=scene.url)
+    page = context.new_page()
+    try:
+        found: list[str] = []
+        for path in ("/public", "/public?lang=es"):
+            page.goto(path)
+            found += violations_on(page, path)
+        assert not found, "\n".join(found)
     finally:
         context.close()

@@ -48,6 +48,9 @@ def test_anonymous_requests_are_refused_everywhere(app, client):
                 # The CAP feed is public, as county alerting systems poll it; the inbox takes a token.
                 expected = (200, 404) if method == "GET" else (401,)
                 assert response.status_code in expected, (method, path)
+            elif path.startswith("/public"):
+                # The public information page is for everyone; an event it does not show is a 404.
+                assert response.status_code in (200, 404), (method, path)
             elif path.startswith("/open311/"):
                 # GeoReport reading is public (as cities publish it); posting needs an api_key.
                 expected = (200, 404) if method == "GET" else (403,)

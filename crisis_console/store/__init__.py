@@ -23,6 +23,7 @@ from crisis_console.store.flags import FlagRepo
 from crisis_console.store.ivr import AnnouncementRepo, LineRepo
 from crisis_console.store.keys import Keys
 from crisis_console.store.milestones import MilestoneRepo
+from crisis_console.store.public import PublicRepo
 from crisis_console.store.pushes import PushRepo
 from crisis_console.store.scripts import ScriptRepo
 from crisis_console.store.sessions import SessionRepo
@@ -58,6 +59,7 @@ class Store:
         self.milestones = MilestoneRepo(client, self.keys)
         self.scripts = ScriptRepo(client, self.keys, self.audit)
         self.pushes = PushRepo(client, self.keys, self.audit)
+        self.public = PublicRepo(client, self.keys)
         self.lines = LineRepo(client, self.keys, self.audit)
         self.announcements = AnnouncementRepo(client, self.keys, self.audit)
         self.categories = CategoryRepo(client, self.keys, self.audit)

@@ -409,3 +409,19 @@ class Keys:
         """HASH glob: matches every minute and hour counter (:meth:`trend_minute`,
         :meth:`trend_hour`); scanned only when two categories are merged."""
         return self._k("trend", "*")
+
+    # --- the public information page -------------------------------------------------
+
+    def public_pages(self) -> str:
+        """HASH the rendered public information page, replaced whole on each render:
+        ``_render`` (a new id per render, which processes poll to know their copy is stale),
+        ``_status`` (JSON: rendered_at, etag, scripts shown), ``_meta`` (JSON: per variant its
+        etag, content hash, updated_at, media type and status) and one field per variant
+        (``all.en.html``, ``event.3.es.html``, ``all.es.json``, ``gone.en.html``) holding its
+        bytes as text. Never expires; rendered again on the first request when missing."""
+        return self._k("public", "pages")
+
+    def public_render_lock(self) -> str:
+        """STRING held (SET NX EX, a random token) while one process renders the public page,
+        so renders run one after another and the last one reads the latest state."""
+        return self._k("public", "lock")
