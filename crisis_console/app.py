@@ -70,9 +70,10 @@ def init_subscribers(app: Flask) -> None:
 def public_channels(settings: Mapping[str, Any]) -> list[Any]:
     """Return the publishers of the public channels (re-run after every change), from the
     settings of the web process or the worker alike."""
+    from crisis_console.public import pages as public_pages
     from crisis_console.services import cap_feed
 
-    return [cap_feed.publisher(settings)]
+    return [cap_feed.publisher(settings), public_pages.publisher(settings)]
 
 
 def init_timezone(app: Flask) -> None:

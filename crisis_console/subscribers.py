@@ -33,8 +33,9 @@ ON_AIR_CHANGES = frozenset({"activated", "started", "ended", "restored"})
 #: Event changes the alert rules know (``event.declared``, ``event.stood_down``).
 EVENT_ALERTS = {"declared": "declared", "stood_down": "stood down"}
 
-#: A publisher re-publishes a public channel from the store's current state.
-Publisher = Callable[[Store], Any]
+#: A publisher re-publishes a public channel from the store's current state; it is given the
+#: change too (``what`` and the record) and may skip one its channel cannot show.
+Publisher = Callable[..., Any]
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Subscribers:
         hooks = self.hooks()
         if hooks is not None and what in EVENT_ALERTS:
             hooks.event_changed(event)
-        self.publish(store)
+        self.publish(store, what=what, event=event)
 
     def script_changed(self, store: Store, *, what: str, script: Script) -> None:
         """A script was written, reviewed, approved, retired or expired."""
@@ -83,7 +84,7 @@ class Subscribers:
                 self.consoles.script_retired(script.id)
             self.consoles.script_changed(script.public())
         if what != "created":  # a new draft is in no public channel yet
-            self.publish(store)
+            self.publish(store, what=what, script=script)
         if what == "approved":
             # The phone line must not keep saying the old words: its replacement waits for review.
             Announcements(store).redraft_lagging(script.id)
@@ -98,7 +99,7 @@ class Subscribers:
         if hooks is not None and what in ON_AIR_CHANGES:
             hooks.announcement_changed(announcement)
         if what in ON_AIR_CHANGES:
-            self.publish(store)
+            self.publish(store, what=what, announcement=announcement)
 
     def line_changed(self, store: Store, *, what: str, line: dict[str, Any]) -> None:
         """A phone line was added, changed or deleted."""
@@ -116,10 +117,10 @@ class Subscribers:
             {"push_id": push["id"], "delivered": 0, "acknowledged": 0, "audience_size": push["audience_size"]}
         )
 
-    def publish(self, store: Store) -> None:
+    def publish(self, store: Store, **change: Any) -> None:
         """Re-publish every public channel; one that fails is logged and the others still go."""
         for publisher in self.publishers:
             try:
-                publisher(store)
+                publisher(store, **change)
             except Exception:
                 log.exception("publishing %s failed", getattr(publisher, "__name__", publisher))

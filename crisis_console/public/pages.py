@@ -39,7 +39,6 @@ from redis import RedisError
 
 from crisis_console import clock, localtime
 from crisis_console.public.strings import STRINGS, chrome_language, strings
-from crisis_console.services import signals
 from crisis_console.services.events import Event, Events
 from crisis_console.services.scripts import Script, Scripts
 from crisis_console.store import Store
@@ -467,22 +466,6 @@ def publisher(config: Mapping[str, Any] | Any) -> Publisher:
     (called with the store after each change), from the app's config or the worker's
     settings (``CRISIS_TIMEZONE``, ``PUBLIC_BASE_URL``)."""
     return Publisher(PublicSettings.from_config(config))
-
-
-#: The changes after which the page reads differently.
-SIGNALS = (signals.event_changed, signals.script_changed)
-
-
-def connect(store: Store, settings: PublicSettings) -> Publisher:
-    """Re-render whenever an event or a script of ``store`` changes; return the receiver.
-
-    Receivers are held weakly by the signals: keep the returned object as long as the
-    store lives (in ``app.extensions`` or the worker).
-    """
-    publisher = Publisher(settings)
-    for signal in SIGNALS:
-        signal.connect(publisher, sender=store)
-    return publisher
 
 
 # --- the per-process copy --------------------------------------------------------------------

@@ -468,7 +468,7 @@ def publisher(config: Mapping[str, Any]) -> Callable[[Store], list[dict[str, Any
     the feed's views and the publisher always agree.
     """
 
-    def publish_cap(store: Store) -> list[dict[str, Any]]:
+    def publish_cap(store: Store, **change: Any) -> list[dict[str, Any]]:
         return CapFeed(store, CapSettings.from_config(config)).publish_changes()
 
     return publish_cap
