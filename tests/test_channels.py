@@ -175,3 +175,65 @@ def test_approving_a_new_version_drafts_the_phone_line_its_replacement(desk):
     assert desk.post("writer", f"/announcements/{drafts[0]['id']}/submit").status_code == 200
     refused = desk.post("writer", f"/announcements/{drafts[0]['id']}/approve")
     assert refused.status_code == 403, "v2's writer may not approve what says v2"
+
+
+def test_the_channel_report_shows_each_channel_on_the_approved_version_or_lagging(desk, client):
+    """Approved v1 is on SMS, the public page and CAP at once; agents have it once pushed;
+    after v2 is approved, the push is behind (one step: push v2) and the rest follow."""
+    event = desk.event()
+    script = desk.approved(event["id"])
+
+    def report() -> dict:
+        response = desk.get("writer", f"/channels?event_id={event['id']}")
+        assert response.status_code == 200, response.json
+        assert MARKER not in str(response.json)
+        return response.json
+
+    first = report()
+    assert [a["version"] for a in first["approved"]] == [1]
+    assert {name: first[name]["status"] for name in ("agents", "phone", "sms", "public", "cap")} == {
+        "agents": "missing",
+        "phone": "missing",
+        "sms": "current",
+        "public": "current",
+        "cap": "current",
+    }
+    assert first["sms"]["replies"][0]["text"] == "Snow emergency (en): parking ban on snow routes."
+    assert first["cap"]["revision"] >= 1 and first["public"]["rendered_at"]
+    assert desk.post("writer", f"/scripts/{script['id']}/push", {"audience": "all"}).status_code == 201
+    assert report()["agents"]["status"] == "current"
+
+    assert (
+        desk.patch(
+            "writer", f"/scripts/{script['id']}", {"summary": "Parking ban lifted at 6 am."}
+        ).status_code
+        == 200
+    )
+    assert desk.post("writer", f"/scripts/{script['id']}/submit").status_code == 200
+    assert desk.post("reviewer", f"/scripts/{script['id']}/approve").status_code == 200
+    second = report()
+    assert second["agents"]["status"] == "behind"
+    assert second["agents"]["lagging"] == [{"script_id": script["id"], "carries": 1, "live": 2}]
+    assert [second[name]["status"] for name in ("sms", "public", "cap")] == ["current"] * 3
+    assert second["sms"]["replies"][0] == {
+        "language": "en",
+        "script_id": script["id"],
+        "version": 2,
+        "text": "Parking ban lifted at 6 am.",
+        "other_event": None,
+    }
+    page = client.get("/manager/channels", headers=desk.headers["writer"]).get_data(as_text=True)
+    assert "What each channel says now: Blizzard of the test" in page
+    assert f"Push #{script['id']} v2 to all agents" in page and MARKER not in page
+    assert desk.get("writer", "/channels?event_id=x").status_code == 422
+    assert desk.get("writer", "/channels?event_id=999").status_code == 404
+    assert desk.get("ana", f"/channels?event_id={event['id']}").status_code == 403
+
+
+def test_republishing_is_audited_and_answers_the_public_page_state(desk, store):
+    """The one-step fix for a public channel that lags (a publish lost to an outage)."""
+    event = desk.event()
+    desk.approved(event["id"])
+    response = desk.post("writer", "/channels/republish")
+    assert response.status_code == 200 and response.json["public"]["rendered_at"]
+    assert [e["action"] for e in store.audit.read()][-1] == "channels.republished"

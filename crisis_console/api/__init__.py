@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from crisis_console.api import alerts, complaints, events, flags, ivr, openapi, scripts, views  # noqa: E402,F401  (routes register on bp)
+from crisis_console.api import alerts, channels, complaints, events, flags, ivr, openapi, scripts, views  # noqa: E402,F401  (routes register on bp)

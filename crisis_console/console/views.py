@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, redirect, render_template, request, send_from_directory, url_for
 from flask_login import current_user
 from markupsafe import Markup
@@ -9,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from crisis_console import clock
 from crisis_console.alert_hooks import hooks_of
+from crisis_console.api.channels import channels
 from crisis_console.auth.loaders import share_links
 from crisis_console.auth.roles import roles_required
 from crisis_console.console import bp
@@ -94,7 +97,24 @@ def manager() -> str:
         hazards=HAZARDS,
         topics=TOPICS,
         max_summary=MAX_SUMMARY,
+        **channel_panels(),
     )
+
+
+def channel_panels() -> dict[str, Any]:
+    """Return what the channel panels show: a report per active event, and the phone lines."""
+    report = channels()
+    return {
+        "reports": [report.report(event.id) for event in Events(store()).active()],
+        "lines": Lines(store()).list(),
+    }
+
+
+@bp.route("/manager/channels")
+@roles_required(Role.MANAGER)
+def channels_fragment() -> str:
+    """Return the channel panels alone, for the console to refresh them live."""
+    return render_template("console/_channels.html", **channel_panels())
 
 
 def suggested_spikes(names: dict[str, str]) -> list[dict[str, object]]:

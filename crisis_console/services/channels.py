@@ -30,14 +30,15 @@ CURRENT, BEHIND, MISSING, NONE = "current", "behind", "missing", "none"
 class Sources:
     """Where the public channels' own state is read (the web layer supplies them).
 
-    ``public``: () -> ``{"rendered_at", "scripts": {script_id: version}}`` of the public page;
-    ``sms``: (language, event_id) -> the key message SMS replies carry (``script_id``,
-    ``version``, ``text``) or None; ``cap``: (event_id) -> the newest CAP revision of the
-    event (``revision``, ``sent``, ``msg_type``, ``scripts``) or None.
+    ``public``: () -> ``{"rendered_at", "events": {event_id: {"scripts": {script_id:
+    version}}}}`` of the public page; ``sms``: (language, event_id or None) -> the key
+    message SMS replies carry (``script_id``, ``version``, ``text``, ``event_id``) for that
+    event, or across every active event with None; ``cap``: (event_id) -> the newest CAP
+    revision of the event (``revision``, ``sent``, ``msg_type``, ``scripts``) or None.
     """
 
     public: Callable[[], Mapping[str, Any]]
-    sms: Callable[[str, int], Any]
+    sms: Callable[[str, int | None], Any]
     cap: Callable[[int], Mapping[str, Any] | None]
 
 
@@ -94,7 +95,7 @@ class Channels:
             "agents": self._agents(live),
             "phone": self._phone(event.id, live),
             "sms": self._sms(event.id, scripts, live),
-            "public": self._public(live),
+            "public": self._public(event.id, live),
             "cap": self._cap(event.id, live),
         }
 
@@ -153,12 +154,14 @@ class Channels:
         for language in languages:
             key = self.sources.sms(language, event_id)
             if key is not None:
+                winner = self.sources.sms(language, None)  # what a resident's text gets now
                 replies.append(
                     {
                         "language": language,
                         "script_id": key.script_id,
                         "version": key.version,
                         "text": key.text,
+                        "other_event": winner.event_id if winner and winner.event_id != event_id else None,
                     }
                 )
         carried = {r["script_id"]: r["version"] for r in replies}
@@ -170,9 +173,10 @@ class Channels:
         ]
         return {"status": BEHIND if lagging else status, "lagging": lagging, "replies": replies}
 
-    def _public(self, live: Mapping[int, int]) -> dict[str, Any]:
+    def _public(self, event_id: int, live: Mapping[int, int]) -> dict[str, Any]:
         state = self.sources.public() or {}
-        status, lagging = _carried(state.get("scripts", {}), live)
+        shown = (state.get("events") or {}).get(event_id) or {}
+        status, lagging = _carried(shown.get("scripts", {}), live)
         return {"status": status, "lagging": lagging, "rendered_at": state.get("rendered_at", "")}
 
     def _cap(self, event_id: int, live: Mapping[int, int]) -> dict[str, Any]:
