@@ -266,7 +266,11 @@ def sms(twilio, body: str) -> str:
 def test_sms_uses_the_same_forgiving_matching(twilio, store, body, code, zip_code, text):
     """'No heat 02115' is a no-heat report in 02115, confirmed with its reference."""
     answer = sms(twilio, body)
-    assert answer.startswith("Thank you. Your report (") and "is logged as #" in answer, answer
+    confirmed = (
+        ("Thank you. Your report (", "is logged as #"),
+        ("Gracias. Registramos su reporte (", "referencia #"),
+    )
+    assert any(answer.startswith(head) and ref in answer for head, ref in confirmed), answer
     latest = store.complaints.recent(1)[0]
     assert (latest["category"], latest["zip"], latest["channel"], latest["text"]) == (
         code,

@@ -164,6 +164,7 @@ def script_page(script_id: int) -> str:
         preview=Markup(render_markdown(latest["body"])),  # sanitised by nh3
         notes=Markup(render_markdown(latest.get("agent_notes", ""))) if latest.get("agent_notes") else "",
         lines=Lines(store()).list(),
+        announceable=service.has_key_message(script),
         max_summary=MAX_SUMMARY,
         diff=diff,
         diff_from="template" if from_template else base,

@@ -184,6 +184,15 @@ class Scripts:
             s for s in self.list(event_id=event_id) if s.hazard == hazard and s.state != model.State.RETIRED
         ]
 
+    def has_key_message(self, script: Script) -> bool:
+        """Return whether the script, or a translation of it, has an approved, current summary
+        (what a phone announcement drawn from it would say)."""
+        current = [
+            s for s in (self.get(sid) for sid in self.translations(script).values()) if s and s.is_current()
+        ]
+        versions = self.store.scripts.many_versions([(s.id, s.live_version) for s in current])  # type: ignore[misc]
+        return any(v and v.get("summary") for v in versions)
+
     def translations(self, script: Script) -> dict[str, int]:
         """Return language -> script id of the script's translation group."""
         return {lang: int(sid) for lang, sid in self.store.scripts.translations(script.group_id).items()}
