@@ -237,3 +237,18 @@ def test_republishing_is_audited_and_answers_the_public_page_state(desk, store):
     response = desk.post("writer", "/channels/republish")
     assert response.status_code == 200 and response.json["public"]["rendered_at"]
     assert [e["action"] for e in store.audit.read()][-1] == "channels.republished"
+
+
+def test_agents_read_a_translation_group_as_one_script(desk):
+    """Pushing the English script brings its Spanish translation to agents too (they read it in
+    their language), so the group is up to date; a group never pushed is not."""
+    event = desk.event()
+    english = desk.approved(event["id"])
+    desk.approved(event["id"], "es", translation_of=english["id"])
+    other = desk.approved(event["id"])
+    assert desk.post("writer", f"/scripts/{english['id']}/push", {"audience": "all"}).status_code == 201
+    agents = desk.get("writer", f"/channels?event_id={event['id']}").json["agents"]
+    assert agents["status"] == "behind"
+    assert agents["lagging"] == [{"script_id": other["id"], "carries": 0, "live": 1}]
+    assert desk.post("writer", f"/scripts/{other['id']}/push", {"audience": "all"}).status_code == 201
+    assert desk.get("writer", f"/channels?event_id={event['id']}").json["agents"]["status"] == "current"

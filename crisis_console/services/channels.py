@@ -92,34 +92,53 @@ class Channels:
                 "sms_script_id": event.sms_script_id,
             },
             "approved": approved,
-            "agents": self._agents(live),
+            "agents": self._agents(scripts, live),
             "phone": self._phone(event.id, live),
             "sms": self._sms(event.id, scripts, live),
             "public": self._public(event.id, live),
             "cap": self._cap(event.id, live),
         }
 
-    def _agents(self, live: Mapping[int, int]) -> dict[str, Any]:
+    def _agents(self, scripts: list[Any], live: Mapping[int, int]) -> dict[str, Any]:
+        """Agents read a translation group as one script (each in their own language), so a
+        group is up to date when its latest push is of a live version of one of its scripts."""
+        groups: dict[int, list[Any]] = {}
+        for script in scripts:
+            groups.setdefault(script.group_id, []).append(script)
         latest: dict[int, dict[str, str]] = {}
+        members = {s.id: s.group_id for s in scripts}
         for fields in self.store.pushes.recent(RECENT_PUSHES):  # newest first
-            script_id = int(fields["script_id"])
-            if script_id in live and script_id not in latest:
-                latest[script_id] = fields
-        pushes = []
-        for script_id, fields in latest.items():
+            group = members.get(int(fields["script_id"]))
+            if group is not None and group not in latest:
+                latest[group] = fields
+        pushes, lagging = [], []
+        for group, in_group in groups.items():
+            fields = latest.get(group)
+            if fields is None:
+                first = min(in_group, key=lambda s: (s.language != "en", s.id))
+                lagging.append({"script_id": first.id, "carries": 0, "live": live[first.id]})
+                continue
+            script_id, version = int(fields["script_id"]), int(fields["version"])
             audience, _delivered, acked = self.store.pushes.receipts(fields["id"])
             pushes.append(
                 {
                     "push_id": int(fields["id"]),
                     "script_id": script_id,
-                    "version": int(fields["version"]),
+                    "version": version,
                     "title": json.loads(fields["payload"]).get("title", ""),
                     "pushed_at": fields.get("created_at", ""),
                     "acknowledged": len(acked),
                     "audience_size": len(audience),
                 }
             )
-        status, lagging = _carried({p["script_id"]: p["version"] for p in pushes}, live)
+            if version < live[script_id]:
+                lagging.append({"script_id": script_id, "carries": version, "live": live[script_id]})
+        if not live:
+            status = NONE
+        elif not pushes:
+            status = MISSING
+        else:
+            status = BEHIND if lagging else CURRENT
         return {"status": status, "lagging": lagging, "pushes": pushes}
 
     def _phone(self, event_id: int, live: Mapping[int, int]) -> dict[str, Any]:
