@@ -172,6 +172,11 @@ def test_approving_a_new_version_drafts_the_phone_line_its_replacement(desk):
         (line["id"], "console", {"en": {"script_id": script["id"], "version": 2}})
     ]
     assert drafts[0]["messages"] == {"en": edited["summary"]}
+    phone = desk.get("writer", f"/channels?event_id={event['id']}").json["phone"]
+    assert phone["status"] == "behind" and phone["lagging"] == [
+        {"script_id": script["id"], "carries": 1, "live": 2}
+    ]
+    assert phone["waiting"] == [{"id": drafts[0]["id"], "state": "draft", "line": "311"}]
     assert desk.post("writer", f"/announcements/{drafts[0]['id']}/submit").status_code == 200
     refused = desk.post("writer", f"/announcements/{drafts[0]['id']}/approve")
     assert refused.status_code == 403, "v2's writer may not approve what says v2"
