@@ -159,13 +159,22 @@ class Channels:
                         "written_separately": not announcement.sources,
                     }
                 )
+        # Replacements drawn from the live versions that still wait for review or activation.
+        waiting = [
+            {"id": a.id, "state": a.state, "line": lines[a.line_id].name or lines[a.line_id].number}
+            for a in service.list()
+            if a.state in ("draft", "in_review", "approved")
+            and a.line_id in lines
+            and a.sources
+            and all(live.get(src["script_id"]) == src["version"] for src in a.sources.values())
+        ]
         carried = {src["script_id"]: src["version"] for item in on_air for src in item["sources"].values()}
         status, lagging = _carried(carried, live)
         if on_air and not carried and live:
             status = BEHIND  # on air, but not drawn from any approved script
         if not on_air:
             status = MISSING if live else NONE
-        return {"status": status, "lagging": lagging, "announcements": on_air}
+        return {"status": status, "lagging": lagging, "announcements": on_air, "waiting": waiting}
 
     def _sms(self, event_id: int, scripts: list[Any], live: Mapping[int, int]) -> dict[str, Any]:
         languages = sorted({s.language for s in scripts}, key=lambda lang: (lang != "en", lang)) or ["en"]
