@@ -3,7 +3,10 @@ phone announcement drawn from the script, and what each channel says now."""
 
 from __future__ import annotations
 
+import re
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -257,3 +260,47 @@ def test_agents_read_a_translation_group_as_one_script(desk):
     assert agents["lagging"] == [{"script_id": other["id"], "carries": 0, "live": 1}]
     assert desk.post("writer", f"/scripts/{other['id']}/push", {"audience": "all"}).status_code == 201
     assert desk.get("writer", f"/channels?event_id={event['id']}").json["agents"]["status"] == "current"
+
+
+def test_agent_notes_reach_no_public_channel(desk, client, twilio):
+    """A marker sentence in agent notes (en and es) is in no public page (HTML, JSON, per event),
+    no CAP document nor the Atom index, no SMS reply (report, INFO, Spanish) and no
+    announcement drafted from the script — while the key message is in each of them."""
+    event = desk.event()
+    english = desk.approved(event["id"])
+    desk.approved(event["id"], "es", translation_of=english["id"])
+    line = desk.line()
+    drafted = desk.post("writer", f"/scripts/{english['id']}/announcement", {"line_id": line["id"]}).json
+
+    def texted(body: str, sender: str) -> str:
+        reply = twilio.post("/twilio/sms", {"From": sender, "To": line["number"], "Body": body})
+        assert reply.status_code == 200
+        return "".join(m.text or "" for m in ET.fromstring(reply.get_data(as_text=True)).iter("Message"))
+
+    feed = client.get("/cap/v1/alerts.xml").get_data(as_text=True)
+    documents = {
+        url: client.get(urlsplit(url).path).get_data(as_text=True)
+        for url in re.findall(r'href="([^"]+/cap/v1/alerts/[^"]+\.xml)"', feed)
+    }
+    public = {
+        path: client.get(path).get_data(as_text=True)
+        for path in ("/public", "/public?lang=es", f"/public/{event['id']}", "/public.json")
+    }
+    replies = {
+        "report": texted("no heat 02124", "+16175550142"),
+        "info": texted("INFO", "+16175550142"),
+        "spanish": texted("AYUDA", "+16175550143"),
+    }
+    channels = {**public, **documents, "atom": feed, **replies, "announcement": str(drafted)}
+    assert len(documents) >= 1
+    assert [name for name, text in channels.items() if "INTERNAL-MARKER" in text] == []
+    newest = max(documents, key=lambda url: int(url.rsplit("-", 1)[1].removesuffix(".xml")))
+    carrying = {**public, "newest CAP document": documents[newest], "info": replies["info"]}
+    carrying |= {"spanish": replies["spanish"], "announcement": str(drafted)}
+    summary = "Snow emergency (en): parking ban on snow routes."
+    missing = [
+        name
+        for name, text in carrying.items()
+        if summary not in text and summary.replace("(en)", "(es)") not in text
+    ]
+    assert missing == [], "each channel carries the approved key message"
