@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,10 @@ from flask import Flask
 from crisis_console.config import Config, instance_secret_key, instance_twilio_token, load_dotenv_file
 from crisis_console.extensions import STORE_EXTENSION, csrf, limiter, socketio
 from crisis_console.store import Store, connect, connection_url, message_queue_url
+from crisis_console.store.connection import CONNECT_TIMEOUT, SOCKET_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
@@ -177,11 +182,54 @@ def open_store(config: Config | dict[str, Any] | None = None) -> Store:
 
 
 def init_store(app: Flask) -> None:
-    """Connect to Redis (or start the embedded server) and keep the store on the app."""
+    """Connect to Redis (or start the embedded server) and keep the store on the app, with
+    the phone path's own short-deadline client beside it.
+
+    With ``REQUIRE_STORE`` false an unreachable server (given by URL) is not an error: the
+    app starts degraded and its clients connect when Redis comes back.
+    """
+    from crisis_console.webhooks.voice import init_phone
+
     client = connect(
         app.config.get("REDIS_URL"), app.instance_path, check=app.config.get("REQUIRE_STORE", True)
     )
     app.extensions[STORE_EXTENSION] = Store(client, app.config["CRISIS_KEY_PREFIX"])
+    init_phone(app)
+
+
+#: Seconds between tries of a start-up step that waits for Redis (growing to the last).
+READY_RETRY_SECONDS = (0.5, 1.0, 2.0, 3.0)
+
+
+def when_store_ready(what: str, step: Callable[[], Any]) -> bool:
+    """Run a start-up step that needs Redis now, or, while Redis is down, in the background
+    until it succeeds; return True when it ran now.
+
+    ``serve`` starts during a Redis outage this way: seeding the catalogue, creating the
+    first administrator and the delivery queue's group happen when Redis comes back.
+    """
+    from redis import RedisError
+
+    try:
+        step()
+        return True
+    except RedisError as exc:
+        log.warning("%s waits for Redis: %s", what, exc)
+
+    def retry() -> None:
+        tries = 0
+        while True:
+            time.sleep(READY_RETRY_SECONDS[min(tries, len(READY_RETRY_SECONDS) - 1)])
+            tries += 1
+            try:
+                step()
+            except RedisError:
+                continue
+            log.warning("%s done, Redis is back (after %d tries)", what, tries)
+            return
+
+    threading.Thread(target=retry, daemon=True, name=f"when-ready: {what}").start()
+    return False
 
 
 def init_catalogue(app: Flask) -> None:
@@ -189,7 +237,8 @@ def init_catalogue(app: Flask) -> None:
     from crisis_console.services import catalogue
 
     if app.config.get("SEED_CATALOGUE", True):
-        catalogue.seed(app.extensions[STORE_EXTENSION])
+        store = app.extensions[STORE_EXTENSION]
+        when_store_ready("seeding the category catalogue", lambda: catalogue.seed(store))
 
 
 def init_security(app: Flask) -> None:
@@ -198,7 +247,13 @@ def init_security(app: Flask) -> None:
 
     store: Store = app.extensions[STORE_EXTENSION]
     app.config["RATELIMIT_STORAGE_URI"] = connection_url(store.redis)
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"key_prefix": store.keys.rate_limits_prefix()}
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+        "key_prefix": store.keys.rate_limits_prefix(),
+        # The limiter's own client: as short deadlines as the store's, so a hung Redis makes
+        # sign-in a prompt 503 rather than a page that never loads.
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+    }
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     loaders.init_app(app)
     csrf.init_app(app)

@@ -16,6 +16,7 @@ from crisis_console.store.connection import (
     connection_url,
     describe,
     message_queue_url,
+    phone_client,
     stop_embedded,
 )
 from crisis_console.store.events import EventRepo
@@ -40,6 +41,7 @@ __all__ = [
     "connection_url",
     "describe",
     "message_queue_url",
+    "phone_client",
     "stop_embedded",
 ]
 

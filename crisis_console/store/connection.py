@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from crisis_console.store.breaker import Breaker, GuardedRedis
+
 
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached; ``str()`` is one line naming the URL."""
@@ -33,7 +35,20 @@ def describe(url: str | None, instance_path: str | os.PathLike[str]) -> str:
 #: Connections one process may open. Under gevent every concurrent request or socket event
 #: borrows one; past this many they wait (up to POOL_TIMEOUT seconds) instead of failing.
 POOL_SIZE = 64
-POOL_TIMEOUT = 10
+POOL_TIMEOUT = 1.0
+#: Seconds a command may wait for Redis's answer, and for a connection to open. A hung Redis
+#: (paused, failing over) then costs a request about a second and a 503 ``store_unavailable``,
+#: not a blocked page or API call. Nothing on this client blocks on purpose: the delivery
+#: loop reads its stream without BLOCK, and Socket.IO's message queue (pub/sub, which does
+#: wait) has a client of its own built from the URL.
+SOCKET_TIMEOUT = 1.0
+CONNECT_TIMEOUT = 0.5
+
+#: The phone path's deadlines (see :func:`phone_client`): Twilio must hear within a second.
+PHONE_SOCKET_TIMEOUT = 0.25
+PHONE_CONNECT_TIMEOUT = 0.2
+PHONE_POOL_SIZE = 32
+PHONE_POOL_TIMEOUT = 0.1
 
 
 def connect(url: str | None, instance_path: str | os.PathLike[str], *, check: bool = True) -> redis.Redis:
@@ -53,8 +68,8 @@ def connect(url: str | None, instance_path: str | os.PathLike[str], *, check: bo
                 max_connections=POOL_SIZE,
                 timeout=POOL_TIMEOUT,
                 decode_responses=True,
-                socket_connect_timeout=3,
-                socket_timeout=10,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
                 health_check_interval=30,
             )
             client = redis.Redis(connection_pool=pool)
@@ -85,8 +100,32 @@ def _embedded(instance_path: Path) -> redis.Redis:
         max_connections=POOL_SIZE,
         timeout=POOL_TIMEOUT,
         decode_responses=True,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
     )
     return client
+
+
+def phone_client(client: redis.Redis, breaker: Breaker) -> GuardedRedis:
+    """Return a client to the same server as ``client`` for the phone path: short deadlines
+    (``PHONE_*``), a pool of its own (a page's slow commands never hold the phone's
+    connections) and every command through ``breaker``.
+
+    It opens no connection until used, so it can be made while Redis is down.
+    """
+    pool = client.connection_pool
+    kwargs = {
+        **pool.connection_kwargs,
+        "socket_timeout": PHONE_SOCKET_TIMEOUT,
+        "socket_connect_timeout": PHONE_CONNECT_TIMEOUT,
+    }
+    phone_pool = redis.BlockingConnectionPool(
+        connection_class=pool.connection_class,
+        max_connections=PHONE_POOL_SIZE,
+        timeout=PHONE_POOL_TIMEOUT,
+        **kwargs,
+    )
+    return GuardedRedis(connection_pool=phone_pool, breaker=breaker)
 
 
 def embedded_pid(client: redis.Redis) -> int:

@@ -3,29 +3,83 @@
 Every answer is TwiML from the SDK. If Redis cannot be reached, the line answers from the
 last known state (memory, then ``instance/ivr-state.json``), and if nothing is known, with
 a polite message: never an error page.
+
+The phone path never waits on Redis: it has a client of its own with deadlines of a few
+hundred milliseconds behind a circuit breaker (:mod:`crisis_console.store.breaker`), each
+request may spend at most ``REDIS_BUDGET`` seconds on Redis, and counting a call is a
+write that waits in memory while Redis is away and is written when it is back.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
 from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
-from crisis_console.extensions import store
+from crisis_console.extensions import STORE_EXTENSION, store
 from crisis_console.services import callflow
 from crisis_console.services.announcements import Announcement
 from crisis_console.services.ivr_state import LastKnownState
 from crisis_console.services.lines import Line
 from crisis_console.sockets import realtime
+from crisis_console.store import Store, phone_client
+from crisis_console.store.breaker import Backlog, Breaker, CircuitOpen, budget
 from crisis_console.webhooks import bp
 from crisis_console.webhooks.signature import twilio_signed
 
 IVR_STATE = "crisis_console.ivr_state"
+PHONE = "crisis_console.phone"
+#: Seconds one webhook may spend waiting on Redis in all (each command has its own shorter
+#: deadline); past it the answer comes from the last known state. Twilio waits 15 s; the
+#: line's target is an answer within 1 s.
+REDIS_BUDGET = 0.5
+#: Seconds the breaker stays open after a failure before one call tries Redis again.
+BREAKER_SECONDS = 3.0
 #: Call statuses that mean the call is over.
 FINAL_STATUSES = frozenset({"completed", "canceled", "busy", "failed", "no-answer"})
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Phone:
+    """The phone path's own way to Redis: a short-deadline store, its breaker, and the
+    backlog of counts waiting for Redis."""
+
+    store: Store
+    breaker: Breaker
+    counts: Backlog
+
+
+def init_phone(app: Flask) -> None:
+    """Give the app the phone path's store (after the main store: same server and prefix)."""
+    main: Store = app.extensions[STORE_EXTENSION]
+    breaker = Breaker("phone line", open_seconds=app.config.get("PHONE_BREAKER_SECONDS", BREAKER_SECONDS))
+    app.extensions[PHONE] = Phone(
+        store=Store(phone_client(main.redis, breaker), main.keys.prefix),
+        breaker=breaker,
+        counts=Backlog(breaker, "call counting"),
+    )
+
+
+def phone() -> Phone:
+    """Return the current app's phone path."""
+    return current_app.extensions[PHONE]
+
+
+def within_budget(view: Any) -> Any:
+    """Let the view spend at most ``REDIS_BUDGET`` seconds on the phone store."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with budget(current_app.config.get("PHONE_REDIS_BUDGET", REDIS_BUDGET)):
+            return view(*args, **kwargs)
+
+    return wrapped
 
 
 def last_known() -> LastKnownState:
@@ -41,7 +95,9 @@ def twiml(response: VoiceResponse) -> Response:
 def find(number: str) -> tuple[Line | None, Announcement | None]:
     """Return the called line and its current announcement, from Redis or the last known state."""
     try:
-        found = last_known().find(store(), number)
+        found = last_known().find(phone().store, number)
+    except CircuitOpen:  # failed a moment ago (logged then): no need to wait for it again
+        found = last_known().lookup(number)
     except RedisError as exc:
         log.error("Redis unreachable answering a call to %s; using the last known state: %s", number, exc)
         found = last_known().lookup(number)
@@ -49,26 +105,40 @@ def find(number: str) -> tuple[Line | None, Announcement | None]:
 
 
 def record_call(call_sid: str, announcement: Announcement, line: Line, language: str) -> None:
-    """Count a call that hears the announcement; a Redis failure is logged, never heard."""
-    try:
-        if store().announcements.call_started(call_sid, announcement.id, line.id, language):
-            realtime.announcement_stats_soon(store(), announcement.id)
-    except RedisError as exc:
-        log.error("could not count call %s: %s", call_sid, exc)
+    """Count a call that hears the announcement: now, or when Redis is back."""
+    phone_store, main = phone().store, store()
+
+    def write() -> None:
+        if phone_store.announcements.call_started(call_sid, announcement.id, line.id, language):
+            realtime.announcement_stats_soon(main, announcement.id)
+
+    count(write, f"call {call_sid}")
 
 
 def record_outcome(call_sid: str, outcome: str) -> None:
-    """Count how a call that heard the announcement went on (once per call)."""
+    """Count how a call that heard the announcement went on (once per call): now, or when
+    Redis is back (after the call's start, which may be waiting too)."""
+    phone_store, main = phone().store, store()
+
+    def write() -> None:
+        if phone_store.announcements.call_outcome(call_sid, outcome):
+            record = phone_store.announcements.call(call_sid)
+            realtime.announcement_stats_soon(main, int(record["announcement_id"]))
+
+    count(write, f"the outcome of call {call_sid}")
+
+
+def count(write: Any, what: str) -> None:
+    """Hand a counting write to the backlog; an error Redis answers with is logged, never heard."""
     try:
-        if store().announcements.call_outcome(call_sid, outcome):
-            record = store().announcements.call(call_sid)
-            realtime.announcement_stats_soon(store(), int(record["announcement_id"]))
+        phone().counts.submit(write)
     except RedisError as exc:
-        log.error("could not record the outcome of call %s: %s", call_sid, exc)
+        log.error("could not count %s: %s", what, exc)
 
 
 @bp.route("/voice", methods=["POST"])
 @twilio_signed
+@within_budget
 def voice() -> Response:
     """Answer a call: the announcement first when one is playing, else the normal routing."""
     line, announcement = find(request.form.get("To", ""))
@@ -83,6 +153,7 @@ def voice() -> Response:
 
 @bp.route("/voice/menu", methods=["POST"])
 @twilio_signed
+@within_budget
 def menu() -> Response:
     """Take the caller's key: another language, repeat, or go on to an agent."""
     line, announcement = find(request.form.get("To", ""))
@@ -102,6 +173,7 @@ def menu() -> Response:
 
 @bp.route("/voice/status", methods=["POST"])
 @twilio_signed
+@within_budget
 def status() -> Response:
     """Count a call that heard the announcement and ended before going on as deflected."""
     if request.form.get("CallStatus", "") in FINAL_STATUSES:
