@@ -88,13 +88,16 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
         return
     from alerts.rules import RuleError
     from crisis_console import serving
-    from crisis_console.app import create_app
+    from crisis_console.app import create_app, when_store_ready
     from crisis_console.extensions import STORE_EXTENSION
     from crisis_console.localtime import ZoneError
     from crisis_console.store import describe, stop_embedded
 
     try:
-        app = create_app()
+        # An external Redis that is down does not stop the console: it starts degraded (the
+        # phone line answers from instance/ivr-state.json, pages say the store is
+        # unavailable) and recovers by itself. The embedded server must start, though.
+        app = create_app({"REQUIRE_STORE": False})
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_NO_STORE)
     except ZoneError as exc:
@@ -102,6 +105,25 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
     except RuleError as exc:
         fail(f"alert rules: {exc}")
     store = app.extensions[STORE_EXTENSION]
+    where = describe(app.config.get("REDIS_URL"), app.instance_path)
+    if not store.ping():
+        click.echo(
+            f"warning: cannot reach Redis at {where}; starting degraded: the phone line answers "
+            "from its last known state and pages say the store is unavailable until Redis is back.",
+            err=True,
+        )
+    when_store_ready("creating the first administrator", lambda: show_first_admin(store))
+    start_scheduler(app)
+    click.echo(f"Crisis Console on http://{host}:{port}/  (Redis: {where}, prefix {store.keys.prefix!r})")
+    serving.run(app, host, port)
+    if not app.config.get("REDIS_URL") and stop_embedded(store.redis):
+        click.echo(f"Crisis Console stopped; the embedded Redis saved and stopped ({where}).")
+    else:
+        click.echo("Crisis Console stopped.")
+
+
+def show_first_admin(store: Store) -> None:
+    """Create the first administrator if there is none, and print its password once."""
     created = Accounts(store).ensure_first_admin()
     if created:
         username, password = created
@@ -112,19 +134,12 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
         click.echo("Change it after signing in: Password, in the page header (/account/password).")
         click.echo("This is shown only once.")
         click.echo("=" * 64)
-    start_scheduler(app)
-    where = describe(app.config.get("REDIS_URL"), app.instance_path)
-    click.echo(f"Crisis Console on http://{host}:{port}/  (Redis: {where}, prefix {store.keys.prefix!r})")
-    serving.run(app, host, port)
-    if not app.config.get("REDIS_URL") and stop_embedded(store.redis):
-        click.echo(f"Crisis Console stopped; the embedded Redis saved and stopped ({where}).")
-    else:
-        click.echo("Crisis Console stopped.")
 
 
 def start_scheduler(app: Any) -> None:
     """Run the scheduler inside the web process too, so make run needs no worker."""
     from crisis_console import scheduler
+    from crisis_console.app import when_store_ready
     from crisis_console.extensions import STORE_EXTENSION, socketio
     from crisis_console.sockets import realtime
 
@@ -133,8 +148,15 @@ def start_scheduler(app: Any) -> None:
     socketio.start_background_task(
         scheduler.loop, store, socketio.sleep, **scheduler_callbacks(hooks, realtime.spike_detected)
     )
-    deliverer = Deliverer(store, Senders(Settings.from_config(app.config)), sent=realtime.delivery_changed)
-    socketio.start_background_task(delivery.loop, deliverer, socketio.sleep)
+
+    def start_delivery() -> None:
+        # Making the deliverer creates the queue's consumer group: during an outage, later.
+        deliverer = Deliverer(
+            store, Senders(Settings.from_config(app.config)), sent=realtime.delivery_changed
+        )
+        socketio.start_background_task(delivery.loop, deliverer, socketio.sleep)
+
+    when_store_ready("starting alert delivery", start_delivery)
 
 
 def scheduler_callbacks(hooks: AlertHooks, spiked: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

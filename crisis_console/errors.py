@@ -65,6 +65,23 @@ def respond(status: int, code: str, message: str, field: str | None = None):
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
+#: Seconds after which a client should try again while the store is unavailable (the
+#: ``Retry-After`` header, and the page's own reload).
+STORE_RETRY_SECONDS = 5
+
+
+def store_unavailable():
+    """Answer 503 ``store_unavailable``: JSON for machines, a page that retries by itself for people."""
+    message = "The data store is unavailable; try again shortly."
+    if wants_json():
+        response = jsonify(error_body("store_unavailable", message))
+    else:
+        response = render_template(
+            "errors/store_unavailable.html", message=message, retry_seconds=STORE_RETRY_SECONDS
+        )
+    return response, 503, {"Retry-After": str(STORE_RETRY_SECONDS)}
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers."""
 
@@ -99,6 +116,6 @@ def init_app(app: Flask) -> None:
             # Render the page as signed out: loading the user would hit Redis again.
             g._login_user = login_manager.anonymous_user()
             app.logger.error("Redis error on %s %s: %s", request.method, request.path, exc)
-            return respond(503, "store_unavailable", "The data store is unavailable; try again shortly.")
+            return store_unavailable()
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return respond(500, "internal_error", InternalServerError.description)
