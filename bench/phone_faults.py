@@ -267,6 +267,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--label", default="")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="Keep the logs' folder (printed).")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="cc-phone-faults-"))
     (folder / "redis").mkdir()
@@ -378,7 +379,10 @@ def main() -> None:
         print(title, command, header, *rows, notes, sep="\n")
     else:
         record(title, command, header, rows, notes)
-    shutil.rmtree(folder, ignore_errors=True)
+    if args.keep:
+        print(f"logs kept in {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -171,17 +171,19 @@ class GuardedRedis(redis.Redis):
 class Backlog:
     """Idempotent writes kept in order while Redis is away, and written when it is back.
 
-    ``submit`` writes at once when nothing is waiting; if that fails (or writes are already
-    waiting, which keeps their order) the write is queued, and a background thread replays
-    the queue as soon as the breaker lets a trial through. At most ``limit`` writes wait;
-    past that new ones are dropped, counted and logged.
+    ``submit`` writes at once unless a write with the same ``key`` (a call's SID: its start
+    must be counted before its outcome) is already waiting; if the write fails it is queued,
+    and a background thread replays the queue in order as soon as the breaker lets a trial
+    through. Writes without a key wait behind everything queued. At most ``limit`` writes
+    wait; past that new ones are dropped, counted and logged.
     """
 
     def __init__(self, breaker: Breaker, name: str, limit: int = 100_000):
         self.breaker = breaker
         self.name = name
         self.limit = limit
-        self._queue: collections.deque[Callable[[], Any]] = collections.deque()
+        self._queue: collections.deque[tuple[str | None, Callable[[], Any]]] = collections.deque()
+        self._waiting: collections.Counter[str | None] = collections.Counter()
         self._lock = threading.Lock()
         self._draining = False
         #: Writes dropped because the backlog was full.
@@ -192,9 +194,11 @@ class Backlog:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def submit(self, write: Callable[[], Any]) -> bool:
+    def submit(self, write: Callable[[], Any], key: str | None = None) -> bool:
         """Write now if possible, else queue; return True when written now."""
-        if not self._queue:
+        with self._lock:
+            behind = bool(self._queue) if key is None else self._waiting[key] > 0
+        if not behind:
             try:
                 write()
                 return True
@@ -209,7 +213,8 @@ class Backlog:
                         "%s backlog full (%d waiting): %d writes dropped", self.name, self.limit, self.dropped
                     )
                 return False
-            self._queue.append(write)
+            self._queue.append((key, write))
+            self._waiting[key] += 1
             if not self._draining:
                 self._draining = True
                 threading.Thread(target=self._drain, daemon=True, name=f"{self.name}-backlog").start()
@@ -222,10 +227,9 @@ class Backlog:
                 with self._lock:
                     if not self._queue:
                         self._draining = False
-                        if self.replayed:
-                            log.warning("%s backlog written: %d writes replayed", self.name, self.replayed)
+                        log.warning("%s backlog written: %d writes replayed so far", self.name, self.replayed)
                         return
-                    write = self._queue[0]
+                    key, write = self._queue[0]
                 try:
                     write()
                 except (*UNAVAILABLE, BudgetSpent):
@@ -237,6 +241,9 @@ class Backlog:
                     self.replayed += 1
                 with self._lock:
                     self._queue.popleft()
+                    self._waiting[key] -= 1
+                    if not self._waiting[key]:
+                        del self._waiting[key]
         except BaseException:
             with self._lock:
                 self._draining = False

@@ -112,7 +112,7 @@ def record_call(call_sid: str, announcement: Announcement, line: Line, language:
         if phone_store.announcements.call_started(call_sid, announcement.id, line.id, language):
             realtime.announcement_stats_soon(main, announcement.id)
 
-    count(write, f"call {call_sid}")
+    count(write, call_sid, f"call {call_sid}")
 
 
 def record_outcome(call_sid: str, outcome: str) -> None:
@@ -125,13 +125,14 @@ def record_outcome(call_sid: str, outcome: str) -> None:
             record = phone_store.announcements.call(call_sid)
             realtime.announcement_stats_soon(main, int(record["announcement_id"]))
 
-    count(write, f"the outcome of call {call_sid}")
+    count(write, call_sid, f"the outcome of call {call_sid}")
 
 
-def count(write: Any, what: str) -> None:
-    """Hand a counting write to the backlog; an error Redis answers with is logged, never heard."""
+def count(write: Any, call_sid: str, what: str) -> None:
+    """Hand a counting write to the backlog (in order per call); an error Redis answers with is
+    logged, never heard."""
     try:
-        phone().counts.submit(write)
+        phone().counts.submit(write, key=call_sid)
     except RedisError as exc:
         log.error("could not count %s: %s", what, exc)
 
