@@ -27,10 +27,10 @@ from twilio.request_validator import RequestValidator
 from crisis_console.app import create_app
 from crisis_console.config import TestConfig
 from crisis_console.extensions import STORE_EXTENSION
-from crisis_console.services.accounts import TOKEN_PREFIX
+from crisis_console.services.accounts import TOKEN_PREFIX, Accounts
 from crisis_console.services.ivr_state import LastKnownState
 from crisis_console.store import Store
-from crisis_console.store.breaker import CLOSED
+from crisis_console.store.breaker import CLOSED, HALF_OPEN, OPEN, Backlog, Breaker, CircuitOpen
 from crisis_console.webhooks.voice import PHONE
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import TwilioSigner, csrf_from, live_announcement
@@ -344,3 +344,88 @@ def test_serve_starts_while_redis_is_down_and_recovers_by_itself(tmp_path):
             stop_console(console)
     finally:
         server.stop()
+
+
+def test_the_api_fails_fast_with_503_while_redis_is_paused(tmp_path, monkeypatch):
+    """A paused Redis makes an API call a prompt 503 ``store_unavailable`` (design: ~1 s),
+    and the API answers normally once Redis goes on."""
+    monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path / "instance"))
+    with owned_redis(tmp_path / "redis") as server:
+        app = create_app(
+            TestConfig(REDIS_URL=server.url, CRISIS_KEY_PREFIX="api", TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+        )
+        accounts = Accounts(app.extensions[STORE_EXTENSION])
+        user = accounts.create_user("apimanager", "manager", "correct horse battery", actor="test")
+        headers = {"Authorization": f"Bearer {accounts.create_token(user.username, 'test', actor='test')}"}
+        client = app.test_client()
+        assert client.get("/api/v1/events", headers=headers).status_code == 200
+        server.pause()
+        try:
+            started = time.monotonic()
+            answer = client.get("/api/v1/events", headers=headers)
+            waited = time.monotonic() - started
+        finally:
+            server.resume()
+        assert answer.status_code == 503 and answer.json["error"]["code"] == "store_unavailable"
+        assert answer.headers["Retry-After"]
+        # A guard, not a measure: the old client waited for the pause to end (10 s deadline).
+        assert waited < 5.0, f"the API waited {waited:.1f} s on a paused Redis"
+        assert client.get("/api/v1/events", headers=headers).status_code == 200
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_breaker_opens_on_a_failure_then_lets_one_trial_through():
+    """closed → open (fails at once) → half-open (one trial at a time) → closed or open again."""
+    clock = FakeClock()
+    breaker = Breaker("test", open_seconds=3.0, clock=clock)
+    breaker.before()
+    breaker.failed(redis.TimeoutError("slow"))
+    assert breaker.state == OPEN and breaker.openings == 1
+    with pytest.raises(CircuitOpen):
+        breaker.before()
+    clock.now += 3.0
+    assert breaker.state == HALF_OPEN and breaker.retry_in() == 0.0
+    breaker.before()  # the trial
+    with pytest.raises(CircuitOpen):
+        breaker.before()  # a second caller while the trial runs
+    breaker.failed(redis.ConnectionError("still down"))
+    assert breaker.state == OPEN and breaker.retry_in() == 3.0 and breaker.openings == 1
+    clock.now += 3.0
+    breaker.before()
+    breaker.succeeded()
+    assert breaker.state == CLOSED
+    breaker.before()
+
+
+def test_the_backlog_keeps_a_calls_writes_in_order_and_lets_other_calls_through():
+    """While a call's start waits for Redis its outcome waits behind it; another call is
+    written at once; the waiting ones are replayed in order once Redis answers."""
+    breaker = Breaker("test", open_seconds=0.05)
+    backlog = Backlog(breaker, "test")
+    written: list[str] = []
+    down = {"yes": True}
+
+    def write(what: str) -> Callable[[], None]:
+        def run() -> None:
+            if down["yes"]:
+                raise CircuitOpen("down")
+            written.append(what)
+
+        return run
+
+    assert not backlog.submit(write("A started"), key="A")
+    down["yes"] = False
+    assert not backlog.submit(write("A outcome"), key="A")  # behind A's start
+    backlog.submit(write("B started"), key="B")  # nothing of B waits: written at once
+    wait_until(lambda: len(backlog) == 0, "the backlog to empty", 10)
+    assert sorted(written) == ["A outcome", "A started", "B started"]
+    assert written.index("A started") < written.index("A outcome")

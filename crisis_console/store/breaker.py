@@ -62,7 +62,7 @@ class Breaker:
         self._state = CLOSED
         self._opened_at = 0.0
         self._trial = False
-        #: How many times the breaker opened (for tests and benchmarks).
+        #: How many times the breaker opened from closed (for tests and benchmarks).
         self.openings = 0
 
     @property
@@ -110,7 +110,7 @@ class Breaker:
     def failed(self, exc: BaseException) -> None:
         """Record a failure: the breaker opens (again) for ``open_seconds``."""
         with self._lock:
-            if self._state != OPEN:
+            if self._state == CLOSED:
                 self.openings += 1
                 log.error(
                     "Redis (%s) failed: %s; answering without it for %.1f s",
@@ -118,6 +118,8 @@ class Breaker:
                     exc,
                     self.open_seconds,
                 )
+            elif self._state == HALF_OPEN:
+                log.warning("Redis (%s) still failing: %s", self.name, exc)
             self._state = OPEN
             self._opened_at = self._clock()
             self._trial = False
