@@ -412,20 +412,20 @@ def test_the_backlog_keeps_a_calls_writes_in_order_and_lets_other_calls_through(
     breaker = Breaker("test", open_seconds=0.05)
     backlog = Backlog(breaker, "test")
     written: list[str] = []
-    down = {"yes": True}
+    down = {"A": True, "B": False}  # Redis "refuses" call A's writes until the test says
 
     def write(what: str) -> Callable[[], None]:
         def run() -> None:
-            if down["yes"]:
+            if down[what[0]]:
                 raise CircuitOpen("down")
             written.append(what)
 
         return run
 
     assert not backlog.submit(write("A started"), key="A")
-    down["yes"] = False
-    assert not backlog.submit(write("A outcome"), key="A")  # behind A's start
-    backlog.submit(write("B started"), key="B")  # nothing of B waits: written at once
+    assert not backlog.submit(write("A outcome"), key="A")  # behind A's start, not even tried
+    assert backlog.submit(write("B started"), key="B")  # nothing of B waits: written at once
+    assert written == ["B started"] and len(backlog) == 2
+    down["A"] = False
     wait_until(lambda: len(backlog) == 0, "the backlog to empty", 10)
-    assert sorted(written) == ["A outcome", "A started", "B started"]
-    assert written.index("A started") < written.index("A outcome")
+    assert written == ["B started", "A started", "A outcome"] and backlog.replayed == 2
