@@ -188,6 +188,9 @@ def spooled(phone: str, body: str, message_id: str) -> Response:
         return reply(f"{wording['empty']} {wording['footer']}")
     if found is not None and found[0] is Keyword.HELP:
         return reply(fitted([wording["help"]], "", ""))
+    key = current_app.extensions.get(LAST_KNOWN, {}).get(language, "")
+    if found is not None and found[0] is Keyword.INFO:  # asks, records nothing: not spooled
+        return reply(fitted([""], key, f"{wording['how_to_report']} {wording['footer']}"))
     record = {
         "v": 1,
         "id": message_id,
@@ -205,7 +208,10 @@ def spooled(phone: str, body: str, message_id: str) -> Response:
         return reply(OPTED_OUT)
     if found is not None and found[0] is Keyword.START:
         return reply(OPTED_IN)
-    key = current_app.extensions.get(LAST_KNOWN, {}).get(language, "")
+    if found is not None:  # ES / EN: remembered once the spool is replayed
+        return reply(
+            fitted([wording["language_set"], ""], key, f"{wording['how_to_report']} {wording['footer']}")
+        )
     return reply(fitted([wording["received"]], key, wording["footer"]))
 
 
