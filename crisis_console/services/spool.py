@@ -24,6 +24,9 @@ To inspect it, on the host: ``ls -l instance/spool/`` (nothing there means nothi
 ``cat instance/spool/*.progress`` (byte offset reached in the matching claimed file), and
 ``python -c 'import json,sys; [print(json.loads(l)) for l in open(sys.argv[1])]' FILE``.
 Never edit a file in place; to hold records back, move the file out of the folder.
+``sms-unsorted.jsonl`` (same format, never replayed by itself) holds spooled texts that
+could not be logged (no category named and no ``other`` category): an operator logs them
+by hand, or adds an ``other`` category and moves the file's lines into ``sms.jsonl``.
 
 Plain Python and the file system: no Flask, no Redis (the handler brings those).
 """

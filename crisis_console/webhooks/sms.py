@@ -30,9 +30,9 @@ is appended to the spool ``instance/spool/sms.jsonl`` (:mod:`crisis_console.serv
 one JSON line per text, fsynced before we answer) with its idempotency id
 ``sms:<MessageSid>``, and the texter is told we received it and will log it as soon as
 the system is back, with the key message this process last sent in their language and the
-911 footer (two segments at most). STOP and START get the carriers' confirmations (the
-opt-out is on disk and is applied before anything else in that spool); HELP is answered as
-usual. Once Redis answers, the scheduler pass of the web process or of a worker replays the
+911 footer (two segments at most). STOP and START get the carriers' confirmations (they are
+on disk, and applied in the order they came, with the rest of the spool); HELP and INFO are
+answered as usual (INFO with the last key message) and not spooled. Once Redis answers, the scheduler pass of the web process or of a worker replays the
 spool (:func:`replay_spool`) through the same rules as a live text, with the time it was
 received; a report is stored in the same Redis script that records its idempotency id, so it
 is counted once whichever process replays it, however often (a live text whose answer failed
