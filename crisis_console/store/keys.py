@@ -425,3 +425,17 @@ class Keys:
         """STRING held (SET NX EX, a random token) while one process renders the public page,
         so renders run one after another and the last one reads the latest state."""
         return self._k("public", "lock")
+
+    # --- intake spooled during an outage --------------------------------------------
+
+    def intake_once(self, message_id: str) -> str:
+        """STRING the complaint stream id stored for one idempotency id (an SMS's
+        ``sms:<MessageSid>``), set in the same script that appends the complaint, so a text
+        answered live and spooled too, or replayed twice, is counted once. Expires after
+        :data:`crisis_console.store.complaints.ONCE_SECONDS`."""
+        return self._k("intake", "once", message_id)
+
+    def sms_applied(self, message_id: str) -> str:
+        """STRING (ISO time) set after a spooled keyword text (STOP, START, ES…) was applied,
+        so a replay that runs again skips it. Expires with :meth:`intake_once`."""
+        return self._k("sms", "applied", message_id)
