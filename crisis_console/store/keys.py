@@ -425,3 +425,11 @@ class Keys:
         """STRING held (SET NX EX, a random token) while one process renders the public page,
         so renders run one after another and the last one reads the latest state."""
         return self._k("public", "lock")
+
+    # --- alert delivery leases ---------------------------------------------------------
+
+    def delivery_lease(self, delivery_id: int | str) -> str:
+        """STRING held (SET NX PX, a random token per attempt) by the worker sending one
+        delivery; that worker renews it while its request is under way, and another worker
+        takes the delivery over only once it has lapsed. Expires by itself (the lease time)."""
+        return self._k("delivery", delivery_id, "lease")
