@@ -470,12 +470,14 @@ class FakeHttp:
 
     def __init__(self, status: int = 200):
         self.posts: list[tuple[str, dict]] = []
+        self.headers: list[dict] = []
         self.status = status
 
     def post(self, url: str, json: dict, timeout: float, headers: dict | None = None):
         import requests
 
         self.posts.append((url, json))
+        self.headers.append(headers or {})
         response = requests.Response()
         response.status_code = self.status
         return response
@@ -519,7 +521,15 @@ def test_webhook_and_email_channels(store, tmp_path, auth):
     assert body["message"] == "EXERCISE — Grid failure declared"
     assert sorted(m["To"] for m in sent_mail) == ["eoc@city.example", "sam@city.example"]
     assert sent_mail[0]["Subject"].startswith("EXERCISE")
+
+    # Each delivery names itself the same way on every attempt, so a receiver can deduplicate.
     [alert] = hooks.alerting.recent()
+    ids = {d["channel"] + ":" + d["to"]: d["id"] for d in alert["deliveries"]}
+    assert http.headers == [{"Idempotency-Key": store.keys.delivery(ids["webhook:" + url])}]
+    assert sorted(m["Message-ID"] for m in sent_mail) == sorted(
+        "<" + store.keys.delivery(ids[f"email:{to}"]).replace(":", ".") + "@localhost>"
+        for to in ("eoc@city.example", "sam@city.example")
+    )
     assert {d["status"] for d in alert["deliveries"]} == {"delivered", "sent"}
 
     hooks.event_changed(declare(store))
