@@ -238,7 +238,9 @@ class Deliverer:
         many were handled."""
         repo = self.store.alerts
         repo.requeue_due(time.time())
-        entries = repo.claim_stale(self.consumer, self.claim_idle_ms) + repo.read(self.consumer, count, block_ms)
+        entries = repo.claim_stale(self.consumer, self.claim_idle_ms) + repo.read(
+            self.consumer, count, block_ms
+        )
         for entry_id, delivery_id in entries:
             # An entry whose delivery another worker is sending stays pending: that worker
             # acknowledges its own entry, and this one is seen again if it dies.

@@ -30,7 +30,7 @@ from tests.servers import ROOT, free_port, private_redis
 
 #: A lease far shorter than one request to the slow receiver: without renewal every send
 #: would be taken over mid-request.
-LEASE_MS = 1000
+LEASE_MS = 1200
 #: How long the slow receiver takes to answer each request.
 SLOW_S = 1.5
 #: Guards against a hung test, never waited out when all is well.
@@ -239,7 +239,7 @@ def fault_store(fault_redis: str, request: pytest.FixtureRequest) -> Iterator[St
 
 
 def test_two_workers_and_a_slow_receiver_send_each_delivery_once(fault_redis, fault_store):
-    """20 webhook deliveries, two workers, a receiver taking 1.5 s per request and a 1 s lease:
+    """20 webhook deliveries, two workers, a receiver taking 1.5 s per request and a 1.2 s lease:
     the one sending renews it, the other takes over only what waits unsent in a busy worker's
     batch, and the receiver sees exactly one request per delivery."""
     with serving(Receiver(delay=SLOW_S)) as receiver:
