@@ -284,10 +284,6 @@ class AlertRepo:
             )
         )
 
-    def holds(self, delivery_id: int | str, token: str) -> bool:
-        """Return True while the lease of a delivery is held with ``token``."""
-        return self._r.get(self._keys.delivery_lease(delivery_id)) == token
-
     def finish(self, delivery_id: int | str, status: str, token: str = "", **fields: str) -> bool:
         """Record a delivery's final status (and the provider's id, so callbacks find it) and
         release its lease; False when the lease was lost (nothing but a sent message's record
