@@ -384,6 +384,17 @@ class Keys:
         """HASH provider message id (Twilio SID) -> delivery id, for status callbacks."""
         return self._k("deliveries", "by_provider")
 
+    def delivery_lease(self, delivery_id: int | str) -> str:
+        """STRING held (SET NX PX, a random token per attempt) by the worker sending one
+        delivery; that worker renews it while its request is under way, and another worker
+        takes the delivery over only once it has lapsed. Expires by itself (the lease time).
+
+        The delivery's HASH (:meth:`delivery`) records each attempt for the next one to check:
+        attempt_started_ms and first_attempt_ms (epoch ms), attempt_by (the worker),
+        confirmed_by ("lookup" when a text found on Twilio was recorded instead of sent again)
+        and response (a webhook's answer)."""
+        return self._k("delivery", delivery_id, "lease")
+
     # --- background work -----------------------------------------------------------
 
     def scheduler_lock(self) -> str:
