@@ -139,11 +139,13 @@ def test_manager_sees_progress_live(served_app, managers):
     progress: list[dict] = []
     got = threading.Event()
     watcher = socketio.Client(reconnection=False)
+    mine: dict = {}
 
     @watcher.on(names.PUSH_PROGRESS, namespace=names.MANAGER)
     def on_progress(data):
         progress.append(data)
-        if data.get("acknowledged"):
+        # Progress of an earlier test's push may still arrive: wait for this push's own.
+        if data.get("acknowledged") and data.get("push_id") == mine.get("id"):
             got.set()
 
     watcher.connect(
@@ -155,6 +157,7 @@ def test_manager_sees_progress_live(served_app, managers):
     agent = Agent(served_app)
     agent.connect()
     push = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {})
+    mine.update(push)
     assert agent.wait_for(lambda: agent.pushes)
     agent.ack(push["id"])
     assert got.wait(5), progress

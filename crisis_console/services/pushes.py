@@ -123,6 +123,33 @@ class Pushes:
         current = {s.id for s in Scripts(self.store).list() if s.is_current()}
         return [self.message(p) for p in pushes if int(p["script_id"]) in current]
 
+    def catch_up(self, user: User, after_seq: int) -> dict[str, Any]:
+        """Return ``{"pushes": missed after after_seq, "last_seq": newest seq}`` for a client healing a gap.
+
+        ``last_seq`` is read first: every push up to it is stored (seqs are taken in the
+        transaction that writes the push), so the client may move its cursor to it even
+        when the pushes in between were for other teams — and a push newer than it can
+        only be in ``pushes`` or still to come.
+        """
+        last_seq = self.store.pushes.last_seq()
+        messages = [m for m in self.missed(user, after_seq) if m["seq"] <= last_seq]
+        return {"pushes": messages, "last_seq": max(last_seq, after_seq)}
+
+    def published_after(self, after_seq: int) -> list[tuple[dict[str, Any], str | list[str]]]:
+        """Return ``(script.pushed message, audience)`` of every push after ``after_seq``, oldest first.
+
+        A web process whose message-queue listener was cut off re-delivers these to its own
+        agents (see :mod:`crisis_console.sockets.healing`). Retired or expired scripts are
+        left out, as in :meth:`missed`.
+        """
+        pushes = self.store.pushes.after(after_seq)
+        if not pushes:
+            return []
+        current = {s.id for s in Scripts(self.store).list() if s.is_current()}
+        return [
+            (self.message(p), json.loads(p["audience"])) for p in pushes if int(p["script_id"]) in current
+        ]
+
     def feed(self, user: User) -> dict[str, Any]:
         """Return what an agent's page starts with: the latest push of each current script."""
         messages = self.missed(user, 0)

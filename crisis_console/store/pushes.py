@@ -48,17 +48,32 @@ class PushRepo:
         self._receipt = client.register_script(_RECEIPT)
 
     def create(self, fields: dict[str, str], audience: list[int], audit: AuditEntry) -> int:
-        """Store a push with the next sequence number; return it (a push's id is its seq)."""
-        seq = int(self._r.incr(self._keys.push_seq()))
-        entry = AuditEntry(audit.actor, audit.action, f"push:{seq}", audit.details, audit.at)
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._keys.push(seq), mapping={**fields, "id": str(seq), "seq": str(seq)})
-        pipe.zadd(self._keys.pushes_index(), {str(seq): seq})
-        if audience:
-            pipe.sadd(self._keys.push_audience(seq), *audience)
-        self._audit.add_to(pipe, entry)
-        pipe.execute()
-        return seq
+        """Store a push with the next sequence number; return it (a push's id is its seq).
+
+        The number is taken in the same transaction that writes the push (WATCH on the
+        counter, retried if another push took it first), so the sequence has no holes and
+        every seq up to :meth:`last_seq` is readable: a client that saw N and then N+k knows
+        exactly which pushes it may have missed, and a burned number (counter bumped, write
+        failed) can never make it wait for a push that does not exist.
+        """
+        counter = self._keys.push_seq()
+        with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(counter)
+                    seq = int(pipe.get(counter) or 0) + 1
+                    entry = AuditEntry(audit.actor, audit.action, f"push:{seq}", audit.details, audit.at)
+                    pipe.multi()
+                    pipe.set(counter, seq)
+                    pipe.hset(self._keys.push(seq), mapping={**fields, "id": str(seq), "seq": str(seq)})
+                    pipe.zadd(self._keys.pushes_index(), {str(seq): seq})
+                    if audience:
+                        pipe.sadd(self._keys.push_audience(seq), *audience)
+                    self._audit.add_to(pipe, entry)
+                    pipe.execute()
+                    return seq
+                except redis.WatchError:
+                    continue
 
     def get(self, push_id: int | str) -> dict[str, str] | None:
         """Return a push's fields, or None."""
@@ -86,6 +101,14 @@ class PushRepo:
         for push_id in addressed:
             pipe.hgetall(self._keys.push(push_id))
         return [fields for fields in pipe.execute() if fields]
+
+    def after(self, after_seq: int, limit: int = 500) -> list[dict[str, str]]:
+        """Return every push (whatever its audience) with seq above ``after_seq``, oldest first."""
+        ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=0, num=limit)
+        pipe = self._r.pipeline(transaction=False)
+        for push_id in ids:
+            pipe.hgetall(self._keys.push(push_id))
+        return [fields for fields in pipe.execute() if fields] if ids else []
 
     def last_seq(self) -> int:
         """Return the newest push's seq (0 when none)."""
