@@ -172,6 +172,7 @@ def healing_queue_manager(url: str, prefix: str, store: Store) -> python_socketi
         url,
         channel=f"{prefix}-socketio",
         last_seq=store.pushes.last_seq,
+        reachable=Pushes(store).reachable,
         published_after=Pushes(store).published_after,
         rooms=realtime.push_rooms,
     )

@@ -382,10 +382,11 @@ def _run_fault(cluster: Cluster, fault, restore) -> dict:
     fault()
     time.sleep(FAULT_SECONDS)  # the fault's length itself, not a wait for a result
     restore()
-    # Keep pushing a moment after recovery, through both processes, then stop.
+    # Keep pushing through both processes while their listeners come back (python-socketio's
+    # own backoff would leave them deaf for seconds more), until 8 pushes landed after it.
     recovered = cluster.last_seq()
     deadline = time.monotonic() + SETTLE_TIMEOUT
-    while cluster.last_seq() < recovered + 4 and time.monotonic() < deadline:
+    while cluster.last_seq() < recovered + 8 and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()
     thread.join(30)

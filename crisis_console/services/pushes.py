@@ -20,6 +20,7 @@ from crisis_console.services.events import Events
 from crisis_console.services.milestones import Milestones
 from crisis_console.services.scripts import Scripts, rule_error
 from crisis_console.store import Store
+from crisis_console.store.pushes import PAGE
 from scripts_library import model
 
 
@@ -131,9 +132,16 @@ class Pushes:
         when the pushes in between were for other teams — and a push newer than it can
         only be in ``pushes`` or still to come.
         """
-        last_seq = self.store.pushes.last_seq()
+        last_seq = self.reachable(after_seq)
         messages = [m for m in self.missed(user, after_seq) if m["seq"] <= last_seq]
         return {"pushes": messages, "last_seq": max(last_seq, after_seq)}
+
+    def reachable(self, after_seq: int) -> int:
+        """Return the newest seq one catch-up read after ``after_seq`` covers: the store's
+        newest, or where a read of at most ``PAGE`` pushes stops (the reader asks again)."""
+        newest = self.store.pushes.last_seq()
+        stop = self.store.pushes.nth_after(after_seq, PAGE)
+        return newest if stop is None else min(newest, stop)
 
     def published_after(self, after_seq: int) -> list[tuple[dict[str, Any], str | list[str]]]:
         """Return ``(script.pushed message, audience)`` of every push after ``after_seq``, oldest first.

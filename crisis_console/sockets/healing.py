@@ -81,12 +81,14 @@ class HealingRedisManager(python_socketio.RedisManager):
         *,
         channel: str,
         last_seq: LastSeq,
+        reachable: Callable[[int], int],
         published_after: PublishedAfter,
         rooms: Rooms,
         check_interval: float = CHECK_INTERVAL,
     ):
         super().__init__(url, channel=channel, write_only=False)
         self._last_seq = last_seq
+        self._reachable = reachable
         self._published_after = published_after
         self._rooms = rooms
         self._check_interval = check_interval
@@ -243,13 +245,16 @@ class HealingRedisManager(python_socketio.RedisManager):
             self._healing = False
 
     def _heal_once(self, why: str) -> None:
-        newest = self._last_seq()
         if self.through is None:
             # Before this process's first subscription there were no sockets to deliver to.
-            self.through = newest
-            self._mark(newest)
+            self.through = self._last_seq()
+            self._mark(self.through)
             return
         start = self.through
+        # Read at most one page; a longer outage heals page by page (``_heal_again``).
+        newest = self._reachable(start)
+        if newest < self._last_seq():
+            self._heal_again = True
         healed = 0
         for message, audience in self._published_after(start):
             seq = message["seq"]

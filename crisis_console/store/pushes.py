@@ -27,6 +27,10 @@ return {redis.call('SCARD', KEYS[2]), acked, size, completed, push[2] or ''}
 """
 
 
+#: The most pushes one catch-up read returns (the reader comes back for the rest).
+PAGE = 500
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What one receipt left behind: the push's counts and whether it completed the audience."""
@@ -89,7 +93,7 @@ class PushRepo:
             pipe.hgetall(self._keys.push(push_id))
         return [fields for fields in pipe.execute() if fields]
 
-    def for_user_after(self, user_id: int | str, after_seq: int, limit: int = 500) -> list[dict[str, str]]:
+    def for_user_after(self, user_id: int | str, after_seq: int, limit: int = PAGE) -> list[dict[str, str]]:
         """Return the pushes addressed to a user with seq above ``after_seq``, oldest first."""
         ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=0, num=limit)
         if not ids:
@@ -102,13 +106,19 @@ class PushRepo:
             pipe.hgetall(self._keys.push(push_id))
         return [fields for fields in pipe.execute() if fields]
 
-    def after(self, after_seq: int, limit: int = 500) -> list[dict[str, str]]:
+    def after(self, after_seq: int, limit: int = PAGE) -> list[dict[str, str]]:
         """Return every push (whatever its audience) with seq above ``after_seq``, oldest first."""
         ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=0, num=limit)
         pipe = self._r.pipeline(transaction=False)
         for push_id in ids:
             pipe.hgetall(self._keys.push(push_id))
         return [fields for fields in pipe.execute() if fields] if ids else []
+
+    def nth_after(self, after_seq: int, n: int) -> int | None:
+        """Return the ``n``-th stored seq above ``after_seq`` (None if there are fewer):
+        where a reader limited to ``n`` pushes must stop its cursor."""
+        ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=n - 1, num=1)
+        return int(ids[0]) if ids else None
 
     def last_seq(self) -> int:
         """Return the newest push's seq (0 when none)."""
