@@ -166,6 +166,23 @@ def queue_manager(url: str, prefix: str, *, write_only: bool) -> python_socketio
     return python_socketio.RedisManager(url, channel=f"{prefix}-socketio", write_only=write_only)
 
 
+def healing_queue_manager(url: str, prefix: str, store: Store) -> python_socketio.RedisManager:
+    """Return the web process's queue manager: it re-delivers from the push records what its
+    listener missed while cut off from Redis (see :mod:`crisis_console.sockets.healing`)."""
+    from crisis_console.services.pushes import Pushes
+    from crisis_console.sockets import realtime
+    from crisis_console.sockets.healing import HealingRedisManager
+
+    return HealingRedisManager(
+        url,
+        channel=f"{prefix}-socketio",
+        last_seq=store.pushes.last_seq,
+        reachable=Pushes(store).reachable,
+        published_after=Pushes(store).published_after,
+        rooms=realtime.push_rooms,
+    )
+
+
 def instance_path() -> str:
     """Return the instance folder (``CRISIS_INSTANCE_PATH``, default ``./instance``), absolute."""
     return str(Path(os.environ.get("CRISIS_INSTANCE_PATH") or ROOT / "instance").resolve())
@@ -296,8 +313,10 @@ def init_sockets(app: Flask) -> None:
 
     options: dict[str, Any] = {"async_mode": _async_mode()}
     if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
-        options["client_manager"] = queue_manager(
-            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["CRISIS_KEY_PREFIX"], write_only=False
+        options["client_manager"] = healing_queue_manager(
+            app.config["SOCKETIO_MESSAGE_QUEUE"],
+            app.config["CRISIS_KEY_PREFIX"],
+            app.extensions[STORE_EXTENSION],
         )
     socketio.init_app(app, **options)
     events.init_receipts(app)

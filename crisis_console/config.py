@@ -53,6 +53,9 @@ class Config:
         self.SMTP_HOST: str | None = env.get("SMTP_HOST") or None
         self.SMTP_PORT: int = int(env.get("SMTP_PORT") or 25)
         self.SMTP_FROM: str = env.get("SMTP_FROM") or "crisis-console@localhost"
+        # How long a worker holds an alert delivery it is sending (renewed while it sends);
+        # another worker takes the delivery over only once the lease has lapsed.
+        self.DELIVERY_LEASE_MS: int = int(env.get("CRISIS_DELIVERY_LEASE_MS") or 30_000)
         #: Seed the starter category catalogue on the first start of an empty deployment.
         self.SEED_CATALOGUE: bool = env.get("CRISIS_SEED_CATALOGUE", "1").lower() not in NO
         self.SESSION_COOKIE_HTTPONLY = True

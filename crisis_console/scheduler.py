@@ -10,6 +10,11 @@ pass also runs spike detection over the last hour and announces each new spike o
 (``spike.detected``), then lets the alert rules look at unread pushes and escalations.
 Each pass takes a Redis lock, so the web process's own loop and any number of ``worker``
 processes can run together safely.
+
+Before each pass, every loop (in each web process and each worker) replays the texts its
+host spooled under ``instance/spool/`` while Redis was down
+(:func:`crisis_console.webhooks.sms.replay_spool`); that needs no lock: the spool lets one
+replayer at a time have each file, and each text is stored at most once by its id.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from crisis_console.services import spikes, trends
 from crisis_console.services.announcements import Announcements
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.scripts import Scripts
-from crisis_console.store import Store
+from crisis_console.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +76,27 @@ def run_pass(
     return ended
 
 
+def replay_spooled(store: Store, instance: str | None = None) -> int:
+    """Replay what the SMS webhook spooled during an outage (see the module's docstring)."""
+    from crisis_console.app import instance_path
+    from crisis_console.webhooks.sms import replay_spool
+
+    return replay_spool(store, instance or instance_path())
+
+
 def loop(store: Store, sleep: Callable[[float], None], **callbacks: Any) -> None:
     """Run passes forever; a Redis outage is logged and retried, never fatal."""
     while True:
         try:
+            replay_spooled(store)
+        except (RedisError, StoreUnavailable) as exc:
+            log.warning("spooled texts wait, Redis unavailable: %s", exc)
+        except Exception:
+            # A spool the process cannot read, or a record it cannot apply, must not stop the
+            # scheduler: it is logged loudly, kept on disk, and tried again next pass.
+            log.exception("spooled texts not replayed; kept for the next pass")
+        try:
             run_pass(store, **callbacks)
-        except RedisError as exc:
+        except (RedisError, StoreUnavailable) as exc:
             log.warning("scheduler pass skipped, Redis unavailable: %s", exc)
         sleep(INTERVAL)

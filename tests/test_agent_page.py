@@ -225,3 +225,71 @@ def test_agent_reads_scripts_in_their_language_first(served_app, browser):
     expect(page.get_by_label("My language")).to_have_value("es")
     expect(page.locator("#feed .script-card").first.locator("h3")).to_have_text(spanish_title)
     page.context.close()
+
+
+def test_a_seq_jump_makes_the_page_fetch_the_missing_push_and_show_each_once(served_app, browser):
+    """A push that never reached the page (its publish lost) is fetched when the next one
+    arrives numbered two ahead, and every push shows once, newest on top."""
+    from playwright.sync_api import expect
+
+    from crisis_console.services.pushes import Pushes
+
+    first_title = f"Before the gap {served_app.make_user(Role.STAKEHOLDER).id}"
+    lost_title = f"Lost on the queue {served_app.make_user(Role.STAKEHOLDER).id}"
+    next_title = f"After the gap {served_app.make_user(Role.STAKEHOLDER).id}"
+    first_id, lost_id, next_id = (
+        approved_script_via_api(served_app, t) for t in (first_title, lost_title, next_title)
+    )
+    page, _agent = agent_page(browser, served_app)
+    fetches: list[str] = []
+    page.on("request", lambda request: fetches.append(request.url) if "after_seq=" in request.url else None)
+    first = push(served_app, first_id)
+    expect(page.locator("#feed .script-card").first).to_contain_text(first_title, timeout=10_000)
+    expect(page.locator("#feed")).to_have_attribute("data-cursor", str(first["seq"]), timeout=10_000)
+    # Stored but never announced on the queue, as when a publish is lost.
+    lost = Pushes(served_app.store).push(lost_id, "all", actor="test")
+    after = push(served_app, next_id)
+    assert after["seq"] == lost["seq"] + 1
+    cards = page.locator("#feed .script-card")
+    expect(cards.nth(1)).to_contain_text(lost_title, timeout=10_000)
+    expect(cards.first).to_contain_text(next_title)
+    assert any(url.endswith(f"after_seq={first['seq']}") for url in fetches), fetches
+    for push_id in (first["id"], lost["id"], after["id"]):
+        expect(page.locator(f'#feed [data-push-id="{push_id}"]')).to_have_count(1)
+    page.context.close()
+
+
+def test_got_it_is_retried_until_the_server_confirms_and_only_then_says_saved(served_app, browser):
+    """With the socket down and HTTP acknowledgements refused (503), the card says "Not saved
+    yet, retrying…", then "Saved" once a retry is confirmed; the ack is recorded."""
+    from playwright.sync_api import expect
+
+    title = f"Retry the ack {served_app.make_user(Role.STAKEHOLDER).id}"
+    script_id = approved_script_via_api(served_app, title)
+    page, agent = agent_page(browser, served_app)
+    pushed = push(served_app, script_id)
+    card = page.locator(f'#feed [data-push-id="{pushed["id"]}"]')
+    expect(card).to_contain_text(title, timeout=10_000)
+    refused = {"count": 0, "until_seen": True}
+
+    def flaky(route):
+        # Refused until the test has seen the page say so (no race with the retry's timer).
+        if refused["until_seen"]:
+            refused["count"] += 1
+            route.fulfill(
+                status=503, content_type="application/json", body='{"error": {"code": "store_unavailable"}}'
+            )
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/pushes/*/ack", flaky)
+    page.evaluate("window.crisisConsole.socket.disconnect()")
+    card.get_by_role("button", name="Got it").click()
+    expect(card.locator(".got-it")).to_have_text("Not saved yet, retrying…", timeout=10_000)
+    expect(card.locator(".ack-status")).to_have_count(0)
+    refused["until_seen"] = False
+    expect(card.locator(".ack-status")).to_have_text("Saved", timeout=15_000)
+    assert refused["count"] >= 1
+    _audience, _delivered, acked = served_app.store.pushes.receipts(pushed["id"])
+    assert str(agent.id) in acked
+    page.context.close()

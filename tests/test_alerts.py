@@ -15,7 +15,7 @@ from twilio.http.response import Response as TwilioResponse
 
 from alerts.evaluate import Trigger, evaluate, matches, unread_push
 from alerts.rules import RuleError, load_folder, load_text
-from crisis_console import clock, delivery
+from crisis_console import clock
 from crisis_console.alert_hooks import AlertHooks, hooks_of, load_rules
 from crisis_console.delivery import Deliverer, Senders, Settings
 from crisis_console.roles import Role
@@ -65,7 +65,8 @@ message = "Only {acknowledged} of {audience_size} read {title}. Pending: {pendin
 
 
 class FakeTwilio(HttpClient):
-    """The SDK's HTTP client, answering Messages.create without a network; can fail first."""
+    """The SDK's HTTP client, answering Messages.create and the Messages list (by To and From)
+    without a network; can fail first."""
 
     def __init__(self, failures: int = 0):
         super().__init__(logging.getLogger("fake-twilio"), False)
@@ -88,6 +89,14 @@ class FakeTwilio(HttpClient):
             return TwilioResponse(
                 503, json.dumps({"code": 20500, "message": "Service unavailable", "status": 503})
             )
+        if method == "GET":
+            wanted = params or {}
+            found = [
+                {"sid": f"SM{n:032d}", "to": m.get("To"), "from": m.get("From"), "body": m.get("Body")}
+                for n, m in enumerate(self.sent, start=1)
+                if all(m.get(k) == wanted[k] for k in ("To", "From") if k in wanted)
+            ]
+            return TwilioResponse(200, json.dumps({"messages": found[::-1], "next_page_uri": None}))
         body = {k: v if isinstance(v, str) else v[0] for k, v in (data or {}).items()}
         self.sent.append({"uri": uri, **body})
         sid = f"SM{len(self.sent):032d}"
@@ -298,9 +307,7 @@ def test_a_spike_texts_the_duty_officer_once_and_the_status_callback_lands(app, 
     assert statuses == ["delivered", "delivered", "sent"]
 
 
-def test_failed_sends_are_retried_with_backoff_and_never_duplicated_across_a_restart(
-    store, hooks, monkeypatch
-):
+def test_failed_sends_are_retried_with_backoff_and_never_duplicated_across_a_restart(store, hooks):
     """Twilio down → parked for a retry; a worker that read entries and died → another takes
     them over; a delivery recorded as sent is not sent again."""
     declare(store)  # 'declared' rule: stakeholders by SMS
@@ -318,8 +325,7 @@ def test_failed_sends_are_retried_with_backoff_and_never_duplicated_across_a_res
     store.alerts.ensure_group()
     assert len(store.alerts.read("dead-worker", 10, None)) == 2
     fake = FakeTwilio(failures=1)
-    monkeypatch.setattr(delivery, "STALE_MS", 0)
-    survivor = Deliverer(store, Senders(settings(fake)), "w2")
+    survivor = Deliverer(store, Senders(settings(fake)), "w2", claim_idle_ms=0)
     survivor.run_once()
     assert len(fake.sent) == 1  # one send failed (503) and was parked, one went
     parked = [d for d in hooks.alerting.get(alert["id"])["deliveries"] if d["status"] == "queued"]
@@ -464,12 +470,14 @@ class FakeHttp:
 
     def __init__(self, status: int = 200):
         self.posts: list[tuple[str, dict]] = []
+        self.headers: list[dict] = []
         self.status = status
 
-    def post(self, url: str, json: dict, timeout: float):
+    def post(self, url: str, json: dict, timeout: float, headers: dict | None = None):
         import requests
 
         self.posts.append((url, json))
+        self.headers.append(headers or {})
         response = requests.Response()
         response.status_code = self.status
         return response
@@ -513,7 +521,15 @@ def test_webhook_and_email_channels(store, tmp_path, auth):
     assert body["message"] == "EXERCISE — Grid failure declared"
     assert sorted(m["To"] for m in sent_mail) == ["eoc@city.example", "sam@city.example"]
     assert sent_mail[0]["Subject"].startswith("EXERCISE")
+
+    # Each delivery names itself the same way on every attempt, so a receiver can deduplicate.
     [alert] = hooks.alerting.recent()
+    ids = {d["channel"] + ":" + d["to"]: d["id"] for d in alert["deliveries"]}
+    assert http.headers == [{"Idempotency-Key": store.keys.delivery(ids["webhook:" + url])}]
+    assert sorted(m["Message-ID"] for m in sent_mail) == sorted(
+        "<" + store.keys.delivery(ids[f"email:{to}"]).replace(":", ".") + "@localhost>"
+        for to in ("eoc@city.example", "sam@city.example")
+    )
     assert {d["status"] for d in alert["deliveries"]} == {"delivered", "sent"}
 
     hooks.event_changed(declare(store))

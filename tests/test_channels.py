@@ -304,3 +304,33 @@ def test_agent_notes_reach_no_public_channel(desk, client, twilio):
         if summary not in text and summary.replace("(en)", "(es)") not in text
     ]
     assert missing == [], "each channel carries the approved key message"
+
+
+def test_approving_each_translation_in_turn_leaves_one_up_to_date_replacement(desk):
+    """Spanish v2 approved first drafts a replacement (en v1 + es v2); English v2 approved next
+    drafts one saying both new versions and withdraws the outdated one."""
+    event = desk.event()
+    english = desk.approved(event["id"])
+    spanish = desk.approved(event["id"], "es", translation_of=english["id"])
+    line = desk.line()
+    first = desk.post("writer", f"/scripts/{english['id']}/announcement", {"line_id": line["id"]}).json
+    for who, action in (("writer", "submit"), ("reviewer", "approve"), ("writer", "activate")):
+        assert desk.post(who, f"/announcements/{first['id']}/{action}").status_code == 200
+    for script in (spanish, english):
+        assert (
+            desk.patch(
+                "writer", f"/scripts/{script['id']}", {"summary": f"New words {script['id']}."}
+            ).status_code
+            == 200
+        )
+        assert desk.post("writer", f"/scripts/{script['id']}/submit").status_code == 200
+        assert desk.post("reviewer", f"/scripts/{script['id']}/approve").status_code == 200
+    states = {
+        a["id"]: (a["state"], a["sources"])
+        for a in desk.get("writer", "/announcements").json["announcements"]
+    }
+    drafts = [(sources) for state, sources in states.values() if state == "draft"]
+    assert drafts == [
+        {"en": {"script_id": english["id"], "version": 2}, "es": {"script_id": spanish["id"], "version": 2}}
+    ]
+    assert sum(1 for state, _ in states.values() if state == "ended") == 1, "the outdated draft was withdrawn"

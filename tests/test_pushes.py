@@ -139,11 +139,13 @@ def test_manager_sees_progress_live(served_app, managers):
     progress: list[dict] = []
     got = threading.Event()
     watcher = socketio.Client(reconnection=False)
+    mine: dict = {}
 
     @watcher.on(names.PUSH_PROGRESS, namespace=names.MANAGER)
     def on_progress(data):
         progress.append(data)
-        if data.get("acknowledged"):
+        # Progress of an earlier test's push may still arrive: wait for this push's own.
+        if data.get("acknowledged") and data.get("push_id") == mine.get("id"):
             got.set()
 
     watcher.connect(
@@ -155,6 +157,7 @@ def test_manager_sees_progress_live(served_app, managers):
     agent = Agent(served_app)
     agent.connect()
     push = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {})
+    mine.update(push)
     assert agent.wait_for(lambda: agent.pushes)
     agent.ack(push["id"])
     assert got.wait(5), progress
@@ -246,3 +249,25 @@ def test_stakeholders_and_anonymous_cannot_join_agent(served_app):
             client.connect(
                 served_app.url, namespaces=[names.AGENT], transports=["websocket"], auth=auth, wait_timeout=5
             )
+
+
+def test_an_ack_sent_again_counts_once_and_the_catch_up_answer_carries_last_seq(served_app, managers):
+    """Retried acknowledgements (socket and HTTP) count once; GET /pushes?after_seq= says the newest seq."""
+    agent = Agent(served_app)
+    agent.connect()
+    push = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {})
+    assert agent.wait_for(lambda: agent.pushes)
+    assert agent.ack(push["id"]) == {"ok": True}
+    assert agent.ack(push["id"]) == {"ok": True}
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {agent.token}"
+    again = http.post(f"{served_app.url}/api/v1/pushes/{push['id']}/ack")
+    assert again.status_code == 200 and again.json()["acknowledged"] == 1, again.text
+    status = managers[0].get(f"/pushes/{push['id']}").json()
+    assert status["acknowledged"] == 1 and agent.user.display_name not in status["pending"]
+    caught_up = http.get(f"{served_app.url}/api/v1/pushes", params={"after_seq": push["seq"] - 1}).json()
+    assert [m["push_id"] for m in caught_up["pushes"]] == [push["id"]]
+    assert caught_up["last_seq"] >= push["seq"]
+    nothing = http.get(f"{served_app.url}/api/v1/pushes", params={"after_seq": caught_up["last_seq"]}).json()
+    assert nothing == {"pushes": [], "last_seq": caught_up["last_seq"]}
+    agent.client.disconnect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -11,6 +12,8 @@ from crisis_console.services.categories import Categories
 
 NUMBER = "+16175550311"
 TEXTER = "+16175550188"
+#: Twilio names each text; a resent one keeps its MessageSid and is logged once.
+MESSAGE_SIDS = (f"SM{n:032x}" for n in itertools.count(1))
 
 
 @pytest.fixture
@@ -22,7 +25,9 @@ def catalogue(store):
 
 def text(twilio, body: str) -> str:
     """Send an SMS as Twilio would; return the reply's text."""
-    response = twilio.post("/twilio/sms", {"From": TEXTER, "To": NUMBER, "Body": body, "MessageSid": "SM1"})
+    response = twilio.post(
+        "/twilio/sms", {"From": TEXTER, "To": NUMBER, "Body": body, "MessageSid": next(MESSAGE_SIDS)}
+    )
     assert response.status_code == 200 and response.mimetype == "text/xml"
     root = ET.fromstring(response.get_data())
     assert root.tag == "Response" and [child.tag for child in root] == ["Message"]

@@ -152,14 +152,19 @@ def get_push(push_id: int) -> Any:
 @bp.route("/pushes")
 @roles_required(Role.AGENT, Role.MANAGER)
 def list_pushes() -> Any:
-    """Agents: the pushes missed after ``?after_seq=N``, oldest first. Managers: the latest pushes."""
+    """Agents: the pushes missed after ``?after_seq=N``, oldest first, with the newest ``last_seq``.
+    Managers: the latest pushes.
+
+    ``last_seq`` lets a client check cheaply for a gap (``after_seq`` = the last it saw) and
+    move its cursor past pushes addressed to other teams.
+    """
     pushes = Pushes(store())
     if current_user.role == Role.MANAGER and "after_seq" not in request.args:
         return jsonify({"pushes": pushes.recent(20)})
     after = request.args.get("after_seq", "0")
     if not after.isdigit():
         raise ValidationError("after_seq must be a whole number.", field="after_seq")
-    return jsonify({"pushes": pushes.missed(current_user, int(after))})
+    return jsonify(pushes.catch_up(current_user, int(after)))
 
 
 @bp.route("/pushes/<int:push_id>/ack", methods=["POST"])

@@ -4,6 +4,11 @@ Service codes are complaint categories (their Open311 code, else their code); a 
 request goes through the one intake (channel ``open311``) and its id is the complaint's.
 Reading is public, as in the cities that publish Open311; posting needs ``api_key``,
 which is a console API token.
+
+While Redis is down every route answers 503 with ``Retry-After`` and GeoReport's error
+list (``[{"code": 503, "description": …}]``, or ``<errors><error>`` in XML): a posted
+request is not spooled, because GeoReport clients retry, and they need the real
+``service_request_id`` that only the store can give.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
+from redis import RedisError
 from werkzeug.exceptions import HTTPException
 
 from crisis_console.extensions import accounts, limiter, store
@@ -23,8 +29,11 @@ from crisis_console.services.categories import Categories, Category
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.intake import Intake
 from crisis_console.sockets import realtime
+from crisis_console.store import StoreUnavailable
 
 FORMATS = ("json", "xml")
+#: Seconds a client is asked to wait before retrying while the store is unavailable.
+RETRY_AFTER = 30
 
 
 class GeoReportError(Exception):
@@ -82,6 +91,20 @@ def geo_view(audience: str) -> Callable[[Callable[..., Response]], Callable[...,
         return wrapped
 
     return decorate
+
+
+@bp.errorhandler(RedisError)
+@bp.errorhandler(StoreUnavailable)
+def store_unavailable(exc: Exception) -> Response:
+    """Answer 503 with ``Retry-After`` in GeoReport's error format while Redis is down."""
+    current_app.logger.error("Redis error on %s %s: %s", request.method, request.path, exc)
+    fmt = (request.view_args or {}).get("fmt")
+    description = "The service is temporarily unavailable; nothing was stored. Try again shortly."
+    response = respond(
+        fmt if fmt in FORMATS else "json", "errors", "error", [{"code": 503, "description": description}], 503
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 def service(category: Category) -> dict[str, Any]:

@@ -218,13 +218,15 @@ class Announcements:
         return created
 
     def from_script(
-        self, script_id: int | str, line_id: Any, *, actor: str, authors: list[str] | None = None
+        self, script_id: int | str, line_id: Any, *, actor: str, by_console: bool = False
     ) -> Announcement:
         """Draft an announcement saying an approved script's key message, in each language the
         line offers that the script (or one of its translations) has approved.
 
         The draft is linked to those script versions, so the console can tell when the phone
-        line lags a newer approval; like any announcement it still needs a second manager.
+        line lags a newer approval; like any announcement it still needs a second manager. A
+        draft the console makes itself (``by_console``) counts the writers of those versions as
+        its authors, so none of them may approve it.
         """
         scripts = Scripts(self.store)
         script = scripts.require(script_id)
@@ -234,6 +236,7 @@ class Announcements:
         translations = scripts.translations(script)
         messages: dict[str, str] = {}
         sources: dict[str, dict[str, int]] = {}
+        writers: list[str] = []
         for language in line.languages:
             candidate = scripts.get(translations.get(language, "")) if language in translations else None
             if candidate is None or not candidate.is_current():
@@ -242,6 +245,7 @@ class Announcements:
             if version and version.get("summary"):
                 messages[language] = version["summary"]
                 sources[language] = {"script_id": candidate.id, "version": int(version["version"])}
+                writers += [w for w in version.get("authors") or [] if w not in writers]
         if not messages:
             raise Conflict(
                 f"No approved key message of this script is in a language {line.name or line.number} "
@@ -250,14 +254,17 @@ class Announcements:
                 code="no_key_message",
             )
         data = {"line_id": line.id, "messages": messages, "event_id": script.event_id}
-        return self.create(data, actor=actor, sources=sources, authors=authors)
+        return self.create(
+            data, actor=actor, sources=sources, authors=(writers or [actor]) if by_console else None
+        )
 
     def redraft_lagging(self, script_id: int | str) -> list[Announcement]:
         """Draft a replacement on each line whose announcement on air says an older version of
         this script (or of a translation of it), unless one from the new version already waits.
 
-        The drafts are the console's (``created_by`` "console"); their authors are those of
-        the script's new version, so someone else must approve them, as for any announcement.
+        The drafts are the console's (``created_by`` "console"); their authors are the writers
+        of the versions they say, so someone else must approve them, as for any announcement.
+        An earlier console draft for the line, outdated by this approval, is withdrawn (ended).
         """
         scripts = Scripts(self.store)
         script = scripts.require(script_id)
@@ -267,8 +274,6 @@ class Announcements:
         live = {
             sid: s.live_version for sid in group if (s := scripts.get(sid)) is not None and s.is_current()
         }
-        version = self.store.scripts.version(script.id, script.live_version)  # type: ignore[arg-type]
-        authors = list((version or {}).get("authors") or [])
         drafted = []
         everything = self.list()
         for line in Lines(self.store).list():
@@ -278,21 +283,24 @@ class Announcements:
                 for a in on_air
                 for src in a.sources.values()
             )
-            waiting = any(
-                a.line_id == line.id
-                and a.state in ("draft", "in_review", "approved")
-                and any(
-                    src == {"script_id": sid, "version": v}
-                    for sid, v in live.items()
-                    for src in a.sources.values()
-                )
+            pending = [
+                a
                 for a in everything
+                if a.line_id == line.id and a.state in ("draft", "in_review", "approved")
+            ]
+            waiting = any(
+                a.sources and all(live.get(src["script_id"]) == src["version"] for src in a.sources.values())
+                for a in pending
             )
             if lagging and not waiting:
                 try:
-                    drafted.append(self.from_script(script.id, line.id, actor="console", authors=authors))
+                    drafted.append(self.from_script(script.id, line.id, actor="console", by_console=True))
                 except Conflict:  # no key message in a language of this line
                     continue
+                # The console's own earlier replacement, now outdated too, is withdrawn.
+                for stale in pending:
+                    if stale.created_by == "console" and stale.state == "draft":
+                        self.act(stale.id, "end", actor="console")
         return drafted
 
     def _event_of(self, value: Any) -> tuple[int | None, bool]:

@@ -156,13 +156,23 @@ class Intake:
             raise ValidationError(f"text must be at most {MAX_TEXT} characters.", field="text")
         return Complaint(occurred, category, chosen, zip_code, lat, lon, text.strip())
 
-    def submit(self, records: list[Any], *, channel: str, source: str) -> dict[str, Any]:
+    def submit(
+        self, records: list[Any], *, channel: str, source: str, once: list[str] | None = None
+    ) -> dict[str, Any]:
         """Store the valid records; return ``{accepted, rejected: [{index, error}], ids, categories}``
-        (``categories``: the code each accepted record was counted under, in order)."""
+        (``categories``: the code each accepted record was counted under, in order).
+
+        ``once``: an idempotency id per record (an SMS's ``sms:<MessageSid>``). A record whose
+        id was stored before is not counted again; its first stream id is returned in ``ids``
+        and ``repeated`` says how many were such.
+        """
+        if once is not None and len(once) != len(records):
+            raise ValueError("once needs one idempotency id per record")
         if len(records) > MAX_BATCH:
             raise ValidationError(f"At most {MAX_BATCH} complaints per request.", field="complaints")
         now = clock.now()
         good: list[tuple[str, str, str, str, dict[str, str]]] = []
+        good_once: list[str] = []
         rejected: list[dict[str, Any]] = []
         for index, record in enumerate(records):
             try:
@@ -172,8 +182,22 @@ class Intake:
                 rejected.append({"index": index, "error": error})
                 continue
             good.append(self._row(complaint, source, now))
-        ids = self.store.complaints.add_many(good) if good else []
-        return {"accepted": len(ids), "rejected": rejected, "ids": ids, "categories": [g[2] for g in good]}
+            if once is not None:
+                good_once.append(once[index])
+        categories = [g[2] for g in good]
+        if once is None:
+            ids = self.store.complaints.add_many(good) if good else []
+            return {"accepted": len(ids), "rejected": rejected, "ids": ids, "categories": categories}
+        stored = self.store.complaints.add_many_once(good, good_once) if good else []
+        ids = [entry_id for entry_id, _new in stored]
+        repeated = sum(1 for _id, new in stored if not new)
+        return {
+            "accepted": len(ids),
+            "rejected": rejected,
+            "ids": ids,
+            "categories": categories,
+            "repeated": repeated,
+        }
 
     def name_of(self, code: str) -> str:
         """Return a category's name as this intake read the catalogue (no extra round trip)."""

@@ -20,6 +20,7 @@ from crisis_console.services.events import Events
 from crisis_console.services.milestones import Milestones
 from crisis_console.services.scripts import Scripts, rule_error
 from crisis_console.store import Store
+from crisis_console.store.pushes import PAGE
 from scripts_library import model
 
 
@@ -122,6 +123,40 @@ class Pushes:
         pushes = self.store.pushes.for_user_after(user.id, after_seq)
         current = {s.id for s in Scripts(self.store).list() if s.is_current()}
         return [self.message(p) for p in pushes if int(p["script_id"]) in current]
+
+    def catch_up(self, user: User, after_seq: int) -> dict[str, Any]:
+        """Return ``{"pushes": missed after after_seq, "last_seq": newest seq}`` for a client healing a gap.
+
+        ``last_seq`` is read first: every push up to it is stored (seqs are taken in the
+        transaction that writes the push), so the client may move its cursor to it even
+        when the pushes in between were for other teams — and a push newer than it can
+        only be in ``pushes`` or still to come.
+        """
+        last_seq = self.reachable(after_seq)
+        messages = [m for m in self.missed(user, after_seq) if m["seq"] <= last_seq]
+        return {"pushes": messages, "last_seq": max(last_seq, after_seq)}
+
+    def reachable(self, after_seq: int) -> int:
+        """Return the newest seq one catch-up read after ``after_seq`` covers: the store's
+        newest, or where a read of at most ``PAGE`` pushes stops (the reader asks again)."""
+        newest = self.store.pushes.last_seq()
+        stop = self.store.pushes.nth_after(after_seq, PAGE)
+        return newest if stop is None else min(newest, stop)
+
+    def published_after(self, after_seq: int) -> list[tuple[dict[str, Any], str | list[str]]]:
+        """Return ``(script.pushed message, audience)`` of every push after ``after_seq``, oldest first.
+
+        A web process whose message-queue listener was cut off re-delivers these to its own
+        agents (see :mod:`crisis_console.sockets.healing`). Retired or expired scripts are
+        left out, as in :meth:`missed`.
+        """
+        pushes = self.store.pushes.after(after_seq)
+        if not pushes:
+            return []
+        current = {s.id for s in Scripts(self.store).list() if s.is_current()}
+        return [
+            (self.message(p), json.loads(p["audience"])) for p in pushes if int(p["script_id"]) in current
+        ]
 
     def feed(self, user: User) -> dict[str, Any]:
         """Return what an agent's page starts with: the latest push of each current script."""

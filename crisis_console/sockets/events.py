@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room
+from redis import RedisError
 
 from crisis_console.extensions import STORE_EXTENSION, accounts, socketio, store
 from crisis_console.roles import NAMESPACE_ROLES, Role
@@ -88,8 +89,16 @@ class AgentNamespace(RoleNamespace):
         if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
             user = socket_user(self.namespace)
             if user is not None and user.role == Role.AGENT:
-                for message in Pushes(store()).missed(user, last_seq):
+                caught_up = Pushes(store()).catch_up(user, last_seq)
+                for message in caught_up["pushes"]:
                     emit(names.SCRIPT_PUSHED, message)
+                # This process's queue manager heals later gaps from here, not from zero.
+                realtime.socket_caught_up(request.sid, caught_up["last_seq"])  # type: ignore[attr-defined]
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        """Forget the connection (and what it was caught up to)."""
+        realtime.socket_gone(request.sid)  # type: ignore[attr-defined]
+        super().on_disconnect(reason)
 
 
 def init_receipts(app: Flask) -> None:
@@ -115,6 +124,9 @@ def init_receipts(app: Flask) -> None:
                 progress = Pushes(app_store).receipt(push_id, user_id, acknowledged=acknowledged)
             except ServiceError as exc:
                 return {"ok": False, "error": exc.code, "field": exc.field}
+            except RedisError:
+                # Not recorded: the page keeps retrying (receipts are idempotent).
+                return {"ok": False, "error": "store_unavailable", "retry": True}
             if progress is not None:
                 realtime.push_progress_soon(progress)
             return {"ok": True}

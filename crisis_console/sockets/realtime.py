@@ -49,12 +49,32 @@ def user_changed(user: dict[str, Any]) -> None:
     socketio.emit(names.USER_CHANGED, {"user": user}, namespace=names.ADMIN)
 
 
+def push_rooms(audience: str | list[str]) -> str | list[str]:
+    """Return the rooms of a push's audience: every agent, or the listed teams."""
+    return role_room("agent") if audience == "all" else [team_room(team) for team in audience]
+
+
 def script_pushed(message: dict[str, Any], audience: str | list[str]) -> None:
     """Send a push to the agents of its audience (all agents, or the listed teams)."""
-    rooms: str | list[str] = (
-        role_room("agent") if audience == "all" else [team_room(team) for team in audience]
-    )
-    socketio.emit(names.SCRIPT_PUSHED, message, namespace=names.AGENT, to=rooms)
+    socketio.emit(names.SCRIPT_PUSHED, message, namespace=names.AGENT, to=push_rooms(audience))
+
+
+def socket_caught_up(sid: str, seq: int) -> None:
+    """Tell this process's healing queue manager that a socket's handshake replayed up to ``seq``."""
+    from crisis_console.sockets.healing import HealingRedisManager
+
+    manager = getattr(socketio.server, "manager", None)
+    if isinstance(manager, HealingRedisManager):
+        manager.socket_caught_up(sid, seq)
+
+
+def socket_gone(sid: str) -> None:
+    """Tell this process's healing queue manager that a socket closed."""
+    from crisis_console.sockets.healing import HealingRedisManager
+
+    manager = getattr(socketio.server, "manager", None)
+    if isinstance(manager, HealingRedisManager):
+        manager.socket_gone(sid)
 
 
 def push_progress(progress: dict[str, Any]) -> None:

@@ -18,14 +18,51 @@ GROUP = "senders"
 #: Statuses after which a delivery is never attempted again.
 FINAL = ("sent", "delivered", "failed", "skipped")
 
-# Mark an attempt started, unless the delivery is already done (a redelivered stream entry
-# after a crash must not send twice what was recorded as sent).
-_START_ATTEMPT = """
+# Take the lease of a delivery and mark an attempt started, unless the delivery is done (a
+# redelivered stream entry after a crash must not send twice what was recorded as sent) or
+# another worker holds the lease (it is sending it now). Returns {0} when done, {-1} when
+# leased by another, else {attempt number, the status before}: a status of "sending" before
+# means the previous attempt started and was never confirmed (its worker died or lost the lease).
+_TAKE = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'sent' or status == 'delivered' or status == 'failed' or status == 'skipped' then return false end
-redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[1])
-return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if not status or status == 'sent' or status == 'delivered' or status == 'failed' or status == 'skipped' then return {0} end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {-1} end
+redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[3], 'attempt_started_ms', ARGV[4], 'attempt_by', ARGV[5])
+redis.call('HSETNX', KEYS[1], 'first_attempt_ms', ARGV[4])
+return {redis.call('HINCRBY', KEYS[1], 'attempts', 1), status}
 """
+
+# Renew a lease held with this token, and reset the idle time of the stream entry being sent
+# (XCLAIM to the same consumer) so that no other worker's XAUTOCLAIM picks it up meanwhile.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[5] ~= '' then redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID') end
+return 1
+"""
+
+# Record an attempt's outcome and release the lease. A send that went out ("sent") is always
+# recorded, even by a worker that lost its lease meanwhile: it is a fact the next attempt's
+# check relies on (and "delivered", from Twilio's callback, is never moved back). Any other
+# outcome is recorded only by the lease holder: a worker that lost its lease has handed the
+# delivery over (an empty token: written unconditionally). ARGV: token, kind (sent|final|retry),
+# status, retry due, provider id, delivery id, then field/value pairs.
+_SETTLE = """
+local owner = ARGV[1] == '' or redis.call('GET', KEYS[2]) == ARGV[1]
+if ARGV[2] ~= 'sent' and not owner then return 0 end
+local status = ARGV[3]
+if redis.call('HGET', KEYS[1], 'status') == 'delivered' then status = 'delivered' end
+redis.call('HSET', KEYS[1], 'status', status)
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[5], ARGV[6]) end
+if ARGV[2] == 'retry' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6]) end
+if owner and ARGV[1] ~= '' then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+#: ``take`` answers: the delivery needs nothing more, or another worker is sending it now.
+DONE = "done"
+BUSY = "busy"
 
 # Move the retries that are due back into the queue, each exactly once.
 _REQUEUE_DUE = """
@@ -45,7 +82,9 @@ class AlertRepo:
         self._r = client
         self._keys = keys
         self._audit = audit
-        self._start_attempt = client.register_script(_START_ATTEMPT)
+        self._take = client.register_script(_TAKE)
+        self._renew = client.register_script(_RENEW)
+        self._settle = client.register_script(_SETTLE)
         self._requeue_due = client.register_script(_REQUEUE_DUE)
 
     # --- raising -------------------------------------------------------------------
@@ -216,35 +255,74 @@ class AlertRepo:
         """Return a delivery's fields, or None."""
         return self._r.hgetall(self._keys.delivery(delivery_id)) or None
 
-    def start_attempt(self, delivery_id: int | str) -> int | None:
-        """Mark an attempt under way and return its number; None when already done."""
-        attempt = self._start_attempt(keys=[self._keys.delivery(delivery_id)], args=[clock.iso()])
-        return int(attempt) if attempt else None
+    def take(self, delivery_id: int | str, token: str, lease_ms: int, worker: str) -> str | tuple[int, str]:
+        """Lease a delivery for ``lease_ms`` and mark an attempt started.
 
-    def finish(self, delivery_id: int | str, status: str, **fields: str) -> None:
-        """Record a delivery's new status (and the provider's id, so callbacks find it)."""
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(
-            self._keys.delivery(delivery_id), mapping={**fields, "status": status, "updated_at": clock.iso()}
+        Returns:
+            ``DONE`` (already sent, failed or skipped: nothing to do), ``BUSY`` (another worker
+            holds the lease), else (attempt number, the status before this attempt).
+        """
+        reply = self._take(
+            keys=[self._keys.delivery(delivery_id), self._keys.delivery_lease(delivery_id)],
+            args=[token, lease_ms, clock.iso(), int(time.time() * 1000), worker],
         )
-        if fields.get("provider_id"):
-            pipe.hset(self._keys.delivery_by_provider(), fields["provider_id"], delivery_id)
-        pipe.execute()
+        if int(reply[0]) == 0:
+            return DONE
+        if int(reply[0]) < 0:
+            return BUSY
+        return int(reply[0]), str(reply[1])
 
-    def retry_later(self, delivery_id: int | str, due: float, error: str) -> None:
-        """Park a failed attempt until ``due`` (epoch seconds)."""
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(
-            self._keys.delivery(delivery_id),
-            mapping={
-                "status": "queued",
-                "last_error": error[:500],
-                "next_attempt_at": clock.iso(datetime.fromtimestamp(due, clock.UTC)),
-                "updated_at": clock.iso(),
-            },
+    def renew(
+        self, delivery_id: int | str, token: str, lease_ms: int, consumer: str = "", entry_id: str = ""
+    ) -> bool:
+        """Extend a lease held with ``token`` (and keep its queue entry with ``consumer``);
+        False when the lease was lost (it lapsed and another worker may have taken it)."""
+        return bool(
+            self._renew(
+                keys=[self._keys.delivery_lease(delivery_id), self._keys.delivery_queue()],
+                args=[token, lease_ms, GROUP, consumer, entry_id if consumer else ""],
+            )
         )
-        pipe.zadd(self._keys.delivery_retries(), {str(delivery_id): due})
-        pipe.execute()
+
+    def finish(self, delivery_id: int | str, status: str, token: str = "", **fields: str) -> bool:
+        """Record a delivery's final status (and the provider's id, so callbacks find it) and
+        release its lease; False when the lease was lost (nothing but a sent message's record
+        is written then)."""
+        kind = "sent" if status in ("sent", "delivered") else "final"
+        return self._settled(delivery_id, token, kind, status, "", fields)
+
+    def retry_later(self, delivery_id: int | str, due: float, error: str, token: str = "") -> bool:
+        """Park a failed attempt until ``due`` (epoch seconds) and release the lease; False
+        (nothing written) when the lease was lost: the worker that took it over decides."""
+        fields = {
+            "last_error": error[:500],
+            "next_attempt_at": clock.iso(datetime.fromtimestamp(due, clock.UTC)),
+        }
+        return self._settled(delivery_id, token, "retry", "queued", due, fields)
+
+    def _settled(
+        self,
+        delivery_id: int | str,
+        token: str,
+        kind: str,
+        status: str,
+        due: float | str,
+        fields: dict[str, str],
+    ) -> bool:
+        pairs = [
+            item for name, value in {**fields, "updated_at": clock.iso()}.items() for item in (name, value)
+        ]
+        return bool(
+            self._settle(
+                keys=[
+                    self._keys.delivery(delivery_id),
+                    self._keys.delivery_lease(delivery_id),
+                    self._keys.delivery_retries(),
+                    self._keys.delivery_by_provider(),
+                ],
+                args=[token, kind, status, due, fields.get("provider_id", ""), str(delivery_id), *pairs],
+            )
+        )
 
     def by_provider(self, provider_id: str) -> str | None:
         """Return the delivery id a provider message id belongs to."""

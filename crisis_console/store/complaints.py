@@ -27,6 +27,30 @@ return id
 """
 
 
+# The same, at most once per idempotency id: KEYS[4] holds the stream id of the first time.
+# ARGV: category, zip, seconds the id is remembered, fields...
+_INGEST_ONCE = """
+local seen = redis.call('GET', KEYS[4])
+if seen then
+  return {seen, 0}
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+for i = 2, 3 do
+  redis.call('HINCRBY', KEYS[i], 'total', 1)
+  redis.call('HINCRBY', KEYS[i], 'c:' .. ARGV[1], 1)
+  if ARGV[2] ~= '' then
+    redis.call('HINCRBY', KEYS[i], 'z:' .. ARGV[2], 1)
+    redis.call('HINCRBY', KEYS[i], 'cz:' .. ARGV[1] .. ':' .. ARGV[2], 1)
+  end
+end
+redis.call('SET', KEYS[4], id, 'EX', ARGV[3])
+return {id, 1}
+"""
+
+#: Seconds an idempotency id is remembered: far longer than any outage whose spool is replayed.
+ONCE_SECONDS = 30 * 24 * 3600
+
+
 # Move one category's counters to another in the given minute/hour hashes: ARGV old, new.
 _MOVE_COUNTS = """
 local moved = 0
@@ -204,6 +228,7 @@ class ComplaintRepo:
         self._r = client
         self._keys = keys
         self._ingest = client.register_script(_INGEST)
+        self._ingest_once = client.register_script(_INGEST_ONCE)
 
     def add_many(self, records: list[tuple[str, str, str, str, dict[str, str]]]) -> list[str]:
         """Store complaints given as (minute, hour, category, zip, fields); return their stream ids.
@@ -228,6 +253,40 @@ class ComplaintRepo:
             # nothing was stored; load it and send the batch again.
             self._r.script_load(_INGEST)
             return send()
+
+    def add_many_once(
+        self, records: list[tuple[str, str, str, str, dict[str, str]]], once: list[str]
+    ) -> list[tuple[str, bool]]:
+        """Store complaints as :meth:`add_many`, each at most once per idempotency id in ``once``
+        (same order); return (stream id, whether it was new) for each — the id stored the
+        first time for one already seen. The check and the append are one atomic script."""
+
+        def send() -> list[tuple[str, bool]]:
+            pipe = self._r.pipeline(transaction=False)
+            for (minute, hour, category, zip_code, fields), message_id in zip(records, once, strict=True):
+                flat = [value for pair in fields.items() for value in pair]
+                keys = [
+                    self._keys.complaints(),
+                    self._keys.trend_minute(minute),
+                    self._keys.trend_hour(hour),
+                    self._keys.intake_once(message_id),
+                ]
+                pipe.evalsha(self._ingest_once.sha, 4, *keys, category, zip_code, ONCE_SECONDS, *flat)
+            return [(str(entry_id), bool(int(new))) for entry_id, new in pipe.execute()]
+
+        try:
+            return send()
+        except redis.exceptions.NoScriptError:
+            self._r.script_load(_INGEST_ONCE)
+            return send()
+
+    def applied_once(self, message_id: str) -> bool:
+        """Return whether the spooled keyword text ``message_id`` was applied already."""
+        return bool(self._r.exists(self._keys.sms_applied(message_id)))
+
+    def mark_applied(self, message_id: str, at: str) -> None:
+        """Record that the spooled keyword text ``message_id`` was applied (at ISO time ``at``)."""
+        self._r.set(self._keys.sms_applied(message_id), at, ex=ONCE_SECONDS)
 
     def counts(self, buckets: list[str], hourly: bool) -> list[dict[str, str]]:
         """Return the counter hashes of the given minutes (or hours), in order."""

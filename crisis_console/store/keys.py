@@ -384,6 +384,17 @@ class Keys:
         """HASH provider message id (Twilio SID) -> delivery id, for status callbacks."""
         return self._k("deliveries", "by_provider")
 
+    def delivery_lease(self, delivery_id: int | str) -> str:
+        """STRING held (SET NX PX, a random token per attempt) by the worker sending one
+        delivery; that worker renews it while its request is under way, and another worker
+        takes the delivery over only once it has lapsed. Expires by itself (the lease time).
+
+        The delivery's HASH (:meth:`delivery`) records each attempt for the next one to check:
+        attempt_started_ms and first_attempt_ms (epoch ms), attempt_by (the worker),
+        confirmed_by ("lookup" when a text found on Twilio was recorded instead of sent again)
+        and response (a webhook's answer)."""
+        return self._k("delivery", delivery_id, "lease")
+
     # --- background work -----------------------------------------------------------
 
     def scheduler_lock(self) -> str:
@@ -425,3 +436,17 @@ class Keys:
         """STRING held (SET NX EX, a random token) while one process renders the public page,
         so renders run one after another and the last one reads the latest state."""
         return self._k("public", "lock")
+
+    # --- intake spooled during an outage --------------------------------------------
+
+    def intake_once(self, message_id: str) -> str:
+        """STRING the complaint stream id stored for one idempotency id (an SMS's
+        ``sms:<MessageSid>``), set in the same script that appends the complaint, so a text
+        answered live and spooled too, or replayed twice, is counted once. Expires after
+        :data:`crisis_console.store.complaints.ONCE_SECONDS`."""
+        return self._k("intake", "once", message_id)
+
+    def sms_applied(self, message_id: str) -> str:
+        """STRING (ISO time) set after a spooled keyword text (STOP, START, ES…) was applied,
+        so a replay that runs again skips it. Expires with :meth:`intake_once`."""
+        return self._k("sms", "applied", message_id)

@@ -27,6 +27,10 @@ return {redis.call('SCARD', KEYS[2]), acked, size, completed, push[2] or ''}
 """
 
 
+#: The most pushes one catch-up read returns (the reader comes back for the rest).
+PAGE = 500
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What one receipt left behind: the push's counts and whether it completed the audience."""
@@ -48,17 +52,32 @@ class PushRepo:
         self._receipt = client.register_script(_RECEIPT)
 
     def create(self, fields: dict[str, str], audience: list[int], audit: AuditEntry) -> int:
-        """Store a push with the next sequence number; return it (a push's id is its seq)."""
-        seq = int(self._r.incr(self._keys.push_seq()))
-        entry = AuditEntry(audit.actor, audit.action, f"push:{seq}", audit.details, audit.at)
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._keys.push(seq), mapping={**fields, "id": str(seq), "seq": str(seq)})
-        pipe.zadd(self._keys.pushes_index(), {str(seq): seq})
-        if audience:
-            pipe.sadd(self._keys.push_audience(seq), *audience)
-        self._audit.add_to(pipe, entry)
-        pipe.execute()
-        return seq
+        """Store a push with the next sequence number; return it (a push's id is its seq).
+
+        The number is taken in the same transaction that writes the push (WATCH on the
+        counter, retried if another push took it first), so the sequence has no holes and
+        every seq up to :meth:`last_seq` is readable: a client that saw N and then N+k knows
+        exactly which pushes it may have missed, and a burned number (counter bumped, write
+        failed) can never make it wait for a push that does not exist.
+        """
+        counter = self._keys.push_seq()
+        with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(counter)
+                    seq = int(pipe.get(counter) or 0) + 1
+                    entry = AuditEntry(audit.actor, audit.action, f"push:{seq}", audit.details, audit.at)
+                    pipe.multi()
+                    pipe.set(counter, seq)
+                    pipe.hset(self._keys.push(seq), mapping={**fields, "id": str(seq), "seq": str(seq)})
+                    pipe.zadd(self._keys.pushes_index(), {str(seq): seq})
+                    if audience:
+                        pipe.sadd(self._keys.push_audience(seq), *audience)
+                    self._audit.add_to(pipe, entry)
+                    pipe.execute()
+                    return seq
+                except redis.WatchError:
+                    continue
 
     def get(self, push_id: int | str) -> dict[str, str] | None:
         """Return a push's fields, or None."""
@@ -74,7 +93,7 @@ class PushRepo:
             pipe.hgetall(self._keys.push(push_id))
         return [fields for fields in pipe.execute() if fields]
 
-    def for_user_after(self, user_id: int | str, after_seq: int, limit: int = 500) -> list[dict[str, str]]:
+    def for_user_after(self, user_id: int | str, after_seq: int, limit: int = PAGE) -> list[dict[str, str]]:
         """Return the pushes addressed to a user with seq above ``after_seq``, oldest first."""
         ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=0, num=limit)
         if not ids:
@@ -86,6 +105,20 @@ class PushRepo:
         for push_id in addressed:
             pipe.hgetall(self._keys.push(push_id))
         return [fields for fields in pipe.execute() if fields]
+
+    def after(self, after_seq: int, limit: int = PAGE) -> list[dict[str, str]]:
+        """Return every push (whatever its audience) with seq above ``after_seq``, oldest first."""
+        ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=0, num=limit)
+        pipe = self._r.pipeline(transaction=False)
+        for push_id in ids:
+            pipe.hgetall(self._keys.push(push_id))
+        return [fields for fields in pipe.execute() if fields] if ids else []
+
+    def nth_after(self, after_seq: int, n: int) -> int | None:
+        """Return the ``n``-th stored seq above ``after_seq`` (None if there are fewer):
+        where a reader limited to ``n`` pushes must stop its cursor."""
+        ids = self._r.zrangebyscore(self._keys.pushes_index(), f"({after_seq}", "+inf", start=n - 1, num=1)
+        return int(ids[0]) if ids else None
 
     def last_seq(self) -> int:
         """Return the newest push's seq (0 when none)."""

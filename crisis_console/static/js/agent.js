@@ -1,8 +1,20 @@
 /*
  * Agent page: pushed scripts newest first, unread ones highlighted until "Got it", a sound
  * cue that can be muted, search over every current script, and no push lost or shown
- * twice: the socket handshake carries the last sequence seen (on every reconnection), the
- * server replays what came after, and pushes already shown are ignored.
+ * twice. Pushes carry a gap-free, deployment-wide seq, so the page heals by sequence (any
+ * client can do the same):
+ *   - `cursor` is the seq up to which every push addressed to this agent has been shown;
+ *   - a push numbered cursor + 1 is shown at once; one further ahead means pushes may have
+ *     been missed (a message-queue hiccup): the page fetches GET /api/v1/pushes?after_seq=
+ *     cursor, shows what it lacks, then the live one, and moves the cursor to the answer's
+ *     `last_seq` (pushes in between may be for other teams);
+ *   - it asks the same question every 30 s, on regaining the network and on becoming
+ *     visible (an empty answer costs one small request), retrying a failed fetch with backoff;
+ *   - the socket handshake carries `last_seq` = cursor on every reconnection and the server
+ *     replays what came after; a push already shown (by push_id) is ignored.
+ * "Got it" is retried with backoff until the server confirms it (socket acknowledgement,
+ * or HTTP when the socket is down); the card says "Saved" only then, and "Not saved yet,
+ * retrying…" meanwhile. Acknowledging twice counts once on the server.
  * Each script shows in the agent's own language when a translation exists (the others one
  * click away, in place); the library lists the agent's language first, the rest folded away.
  * When the browser holds back the sound, a calm "Turn on sound" says so; when the live
@@ -14,12 +26,16 @@
 
   var data = JSON.parse(document.getElementById("agent-data").textContent);
   var names = window.CC_EVENTS || {};
-  var lastSeq = data.feed.last_seq || 0;
+  var cursor = data.feed.last_seq || 0;
   var seen = {};
   var socket = null;
+  var CHECK_EVERY = 30000;
+  var RETRY_FIRST = 1000;
+  var RETRY_MAX = 30000;
+  var ACK_TIMEOUT = 5000;
 
-  // socket.io calls this on every (re)connection: the server replays pushes after lastSeq.
-  window.ccSocketAuth = function (callback) { callback({ last_seq: lastSeq }); };
+  // socket.io calls this on every (re)connection: the server replays pushes after the cursor.
+  window.ccSocketAuth = function (callback) { callback({ last_seq: cursor }); };
 
   var feed = document.getElementById("feed");
   var library = document.getElementById("library");
@@ -153,6 +169,7 @@
     li.className = "script-card" + (unread ? " script-card--unread" : "") + (script.exercise ? " script-card--exercise" : "");
     li.dataset.scriptId = script.id;
     li.dataset.pushId = message.push_id;
+    li.dataset.seq = message.seq;
     li.innerHTML =
       '<article tabindex="-1" aria-labelledby="push-title-' + message.push_id + '">' +
       '<header class="script-card__head">' +
@@ -234,13 +251,16 @@
   function showPush(message, unread) {
     if (seen[message.push_id]) { return false; }
     seen[message.push_id] = true;
-    lastSeq = Math.max(lastSeq, message.seq);
-    // A newer push of the same script replaces the older card.
+    // A newer push of the same script replaces the older card (and an older one healed
+    // late does not replace a newer one).
     var old = feed.querySelector('[data-script-id="' + message.script.id + '"]');
+    if (old && Number(old.dataset.seq) > message.seq) { return false; }
     if (old) { old.remove(); }
     messages[message.push_id] = message;
     upsertLibrary(message.script);
-    feed.insertBefore(feedCard(message, unread), feed.firstChild);
+    // Cards stay in seq order, newest on top, whatever order they arrived in.
+    var before = Array.prototype.find.call(feed.children, function (card) { return Number(card.dataset.seq) < message.seq; });
+    feed.insertBefore(feedCard(message, unread), before || null);
     refreshCards();
     scheduleExpiry(message.script);
     refresh();
@@ -261,19 +281,151 @@
     target.focus();
   }
 
-  function acknowledge(card, pushId) {
+  // --- acknowledgements, retried until the server confirms ----------------------------
+
+  var PENDING_KEY = "cc-pending-acks";
+  var pendingAcks = {};
+
+  function savePending() {
+    try {
+      window.sessionStorage.setItem(PENDING_KEY, JSON.stringify(Object.keys(pendingAcks).map(Number)));
+    } catch (err) { /* storage full or refused: retries still run while the page is open */ }
+  }
+
+  function setAckState(card, state) {
     var button = card.querySelector(".got-it");
-    if (button) { button.disabled = true; button.textContent = "Sending…"; }
-    socket.emit(names.SCRIPT_ACK || "script.ack", { push_id: pushId }, function () {
-      var hadFocus = card.contains(document.activeElement) || document.activeElement === document.body;
-      card.classList.remove("script-card--unread");
-      var label = card.querySelector(".new-label");
-      if (label) { label.remove(); }
-      if (button) { button.remove(); }
-      refresh();
-      if (hadFocus) { focusAfter(card); }
+    if (!button) { return; }
+    button.disabled = true;
+    button.dataset.ackState = state;
+    button.textContent = state === "retrying" ? "Not saved yet, retrying…" : "Sending…";
+  }
+
+  function ackSaved(card) {
+    var button = card.querySelector(".got-it");
+    var hadFocus = card.contains(document.activeElement) || document.activeElement === document.body;
+    card.classList.remove("script-card--unread");
+    var label = card.querySelector(".new-label");
+    if (label) { label.remove(); }
+    if (button) {
+      var saved = document.createElement("p");
+      saved.className = "ack-status muted";
+      saved.setAttribute("role", "status");
+      saved.textContent = "Saved";
+      button.replaceWith(saved);
+    }
+    refresh();
+    if (hadFocus) { focusAfter(card); }
+  }
+
+  function acknowledge(card, pushId) {
+    if (pendingAcks[pushId]) { return; }
+    pendingAcks[pushId] = { card: card, wait: RETRY_FIRST, timer: null, sending: false };
+    savePending();
+    setAckState(card, "sending");
+    sendAck(pushId);
+  }
+
+  function sendAck(pushId) {
+    var entry = pendingAcks[pushId];
+    if (!entry || entry.sending) { return; }
+    entry.sending = true;
+    window.clearTimeout(entry.timer);
+    function done(ok, hopeless) {
+      entry.sending = false;
+      if (pendingAcks[pushId] !== entry) { return; }
+      if (ok || hopeless) {
+        delete pendingAcks[pushId];
+        savePending();
+        if (ok) { ackSaved(entry.card); }
+        return;
+      }
+      setAckState(entry.card, "retrying");
+      var wait = entry.wait * (0.75 + Math.random() * 0.5);
+      entry.wait = Math.min(entry.wait * 2, RETRY_MAX);
+      entry.timer = window.setTimeout(function () { sendAck(pushId); }, wait);
+    }
+    if (socket && socket.connected) {
+      socket.timeout(ACK_TIMEOUT).emit(names.SCRIPT_ACK || "script.ack", { push_id: pushId }, function (err, answer) {
+        // A refused push id (answer.field) will not get better by retrying.
+        done(!err && !!answer && answer.ok === true, !err && !!answer && !!answer.field);
+      });
+    } else {
+      window.ccApi("POST", "/api/v1/pushes/" + pushId + "/ack").then(function () { done(true, false); }, function (error) {
+        done(false, !!(error && (error.code === "not_addressed" || error.code === "not_found")));
+      });
+    }
+  }
+
+  function retryAcksNow() {
+    Object.keys(pendingAcks).forEach(function (pushId) {
+      pendingAcks[pushId].wait = RETRY_FIRST;
+      sendAck(Number(pushId));
     });
   }
+
+  // --- healing by sequence ---------------------------------------------------------------
+
+  var catching = null;
+  var catchUpWait = RETRY_FIRST;
+  var catchUpTimer = null;
+
+  // A push reached the page (live, replayed or fetched): show it, report receipt, chime.
+  function arrived(message) {
+    if (!showPush(message, true)) { return; }
+    // Report receipt after a random 0.2–1.2 s, so a floor of a thousand agents does not
+    // answer at the same instant the server is still delivering the push to others.
+    var delay = 200 + Math.random() * 1000;
+    window.setTimeout(function () {
+      if (socket) { socket.emit(names.SCRIPT_RECEIVED || "script.received", { push_id: message.push_id }); }
+    }, delay);
+    beep();
+  }
+
+  // Fetch every push after the cursor (one request at a time); retried with backoff on failure.
+  function catchUp() {
+    if (catching) { return catching; }
+    var after = cursor;
+    catching = fetch("/api/v1/pushes?after_seq=" + after, {
+      credentials: "same-origin", headers: { Accept: "application/json" }
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    }).then(function (body) {
+      var pushes = body.pushes || [];
+      pushes.forEach(arrived);
+      var newest = pushes.reduce(function (top, m) { return Math.max(top, m.seq); }, after);
+      cursor = Math.max(cursor, newest, body.last_seq || 0);
+      catchUpWait = RETRY_FIRST;
+      feed.dataset.cursor = cursor;
+      catching = null;
+    }, function (err) {
+      catching = null;
+      if (!catchUpTimer) {
+        catchUpTimer = window.setTimeout(function () { catchUpTimer = null; catchUp().catch(function () {}); }, catchUpWait);
+        catchUpWait = Math.min(catchUpWait * 2, RETRY_MAX);
+      }
+      throw err;
+    });
+    return catching;
+  }
+
+  function received(message) {
+    if (seen[message.push_id]) { return; }
+    if (message.seq > cursor + 1) {
+      // A gap: fetch the missing pushes first so they show in order; this one shows either way.
+      var show = function () { arrived(message); };
+      catchUp().then(show, show);
+      return;
+    }
+    if (message.seq === cursor + 1) { cursor = message.seq; feed.dataset.cursor = cursor; }
+    arrived(message);
+  }
+
+  window.setInterval(function () { catchUp().catch(function () {}); }, CHECK_EVERY);
+  window.addEventListener("online", function () { catchUp().catch(function () {}); retryAcksNow(); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") { catchUp().catch(function () {}); }
+  });
 
   function removeScript(scriptId) {
     document.querySelectorAll('#feed [data-script-id="' + scriptId + '"]').forEach(function (el) { el.remove(); });
@@ -449,20 +601,20 @@
 
   document.addEventListener("cc:ready", function (event) {
     socket = event.detail.socket;
-    socket.on(names.SCRIPT_PUSHED || "script.pushed", function (message) {
-      if (showPush(message, true)) {
-        // Report receipt after a random 0.2–1.2 s, so a floor of a thousand agents does not
-        // answer at the same instant the server is still delivering the push to others.
-        var delay = 200 + Math.random() * 1000;
-        window.setTimeout(function () {
-          socket.emit(names.SCRIPT_RECEIVED || "script.received", { push_id: message.push_id });
-        }, delay);
-        beep();
-      }
-    });
+    socket.on(names.SCRIPT_PUSHED || "script.pushed", received);
+    // Back online: acknowledgements waiting for the store or the network go again at once.
+    socket.on("connect", retryAcksNow);
     socket.on(names.SCRIPT_RETIRED || "script.retired", function (message) { removeScript(message.script_id); });
     data.feed.pushes.forEach(function (message) {
       if (!message.acknowledged) { socket.emit(names.SCRIPT_RECEIVED || "script.received", { push_id: message.push_id }); }
     });
+    // "Got it" pressed before a reload but never confirmed: send it again.
+    var waiting = [];
+    try { waiting = JSON.parse(window.sessionStorage.getItem(PENDING_KEY) || "[]"); } catch (err) { waiting = []; }
+    waiting.forEach(function (pushId) {
+      var card = feed.querySelector('[data-push-id="' + pushId + '"]');
+      if (card && card.querySelector(".got-it")) { acknowledge(card, pushId); }
+    });
+    savePending();
   });
 })();
