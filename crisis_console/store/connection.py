@@ -106,7 +106,9 @@ def _embedded(instance_path: Path) -> redis.Redis:
     return client
 
 
-def phone_client(client: redis.Redis, breaker: Breaker) -> GuardedRedis:
+def phone_client(
+    client: redis.Redis, breaker: Breaker, *, socket_timeout: float = PHONE_SOCKET_TIMEOUT
+) -> GuardedRedis:
     """Return a client to the same server as ``client`` for the phone path: short deadlines
     (``PHONE_*``), a pool of its own (a page's slow commands never hold the phone's
     connections) and every command through ``breaker``.
@@ -116,7 +118,7 @@ def phone_client(client: redis.Redis, breaker: Breaker) -> GuardedRedis:
     pool = client.connection_pool
     kwargs = {
         **pool.connection_kwargs,
-        "socket_timeout": PHONE_SOCKET_TIMEOUT,
+        "socket_timeout": socket_timeout,
         "socket_connect_timeout": PHONE_CONNECT_TIMEOUT,
     }
     phone_pool = redis.BlockingConnectionPool(

@@ -29,6 +29,7 @@ from crisis_console.services.lines import Line
 from crisis_console.sockets import realtime
 from crisis_console.store import Store, phone_client
 from crisis_console.store.breaker import Backlog, Breaker, CircuitOpen, budget
+from crisis_console.store.connection import PHONE_SOCKET_TIMEOUT
 from crisis_console.webhooks import bp
 from crisis_console.webhooks.signature import twilio_signed
 
@@ -60,7 +61,14 @@ def init_phone(app: Flask) -> None:
     main: Store = app.extensions[STORE_EXTENSION]
     breaker = Breaker("phone line", open_seconds=app.config.get("PHONE_BREAKER_SECONDS", BREAKER_SECONDS))
     app.extensions[PHONE] = Phone(
-        store=Store(phone_client(main.redis, breaker), main.keys.prefix),
+        store=Store(
+            phone_client(
+                main.redis,
+                breaker,
+                socket_timeout=app.config.get("PHONE_SOCKET_TIMEOUT", PHONE_SOCKET_TIMEOUT),
+            ),
+            main.keys.prefix,
+        ),
         breaker=breaker,
         counts=Backlog(breaker, "call counting"),
     )
