@@ -125,6 +125,7 @@ class HealingAgent:
         self.by_socket = 0  # pushes first seen on the socket (not by a fetch)
         self.fetched = 0  # pushes first seen through a gap fetch
         self.duplicates = 0  # pushes received again and ignored
+        self.connects = 0  # connections to /agent (more than one: it reconnected)
         self.ack_attempts = 0
         self.acked: set[int] = set()
         self.pending_acks: dict[int, float] = {}  # push id -> when to (re)try
@@ -136,6 +137,7 @@ class HealingAgent:
         self.stopped = threading.Event()
         self.client = socketio.Client(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
         self.client.on(names.SCRIPT_PUSHED, self._on_pushed, namespace=names.AGENT)
+        self.client.on("connect", self._on_connect, namespace=names.AGENT)
         self.worker = threading.Thread(target=self._work, daemon=True)
 
     def connect(self) -> None:
@@ -155,6 +157,10 @@ class HealingAgent:
         self.client.disconnect()
 
     # --- receiving ---------------------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        with self.lock:
+            self.connects += 1
 
     def _show(self, message: dict, *, fetched: bool) -> None:
         push_id = message["push_id"]
@@ -475,7 +481,10 @@ def test_servers_heal_a_push_whose_publish_was_lost_when_the_next_one_arrives(se
     assert after == lost + 1
     lacking = _wait_all_have(cluster, [lost, after])
     assert not lacking, f"{len(lacking)} agents lack push {lost}"
-    assert all(a.shown.count(lost) == 1 and a.duplicates == 0 for a in cluster.agents)
+    assert all(a.shown.count(lost) == 1 for a in cluster.agents)
+    # The servers send each push once; only an agent that reconnected meanwhile (its socket
+    # timed out on a busy machine) is sent again what came after its cursor, and ignores it.
+    assert all(a.duplicates == 0 for a in cluster.agents if a.connects == 1)
 
 
 def test_servers_heal_what_was_published_while_their_listener_was_cut_off(servers_alone: Cluster):
