@@ -261,6 +261,22 @@ class Cluster:
     managers: list[requests.Session]
     script_id: int
     agents: list[HealingAgent] = field(default_factory=list)
+    #: The ``serve`` processes, by index into ``urls`` (a restarted one replaces its entry).
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    folder: Path | None = None
+
+    def kill(self, index: int) -> None:
+        """Kill web process ``index`` at once (kill -9): no shutdown, its sockets just drop."""
+        self.processes[index].kill()
+        self.processes[index].wait(10)
+
+    def restart(self, index: int) -> None:
+        """Start web process ``index`` again on its port, and wait until it answers."""
+        assert self.folder is not None
+        port = int(self.urls[index].rsplit(":", 1)[1])
+        log = self.folder / f"serve-{index}-restarted.log"
+        self.processes[index] = start_console(self.env, log, port)
 
     def push(self, index: int) -> int | None:
         """Push the script through process ``index % 2``; return the seq, or None if refused."""
@@ -307,6 +323,7 @@ def running_cluster(folder: Path) -> Iterator[Cluster]:
     client = redis.Redis.from_url(server.url, decode_responses=True)
     store = Store(client, prefix)
     processes: list[subprocess.Popen[bytes]] = []
+    started: dict[int, subprocess.Popen[bytes]] = {}
     agents: list[HealingAgent] = []
     try:
         ports = [free_port(), free_port()]
@@ -322,7 +339,9 @@ def running_cluster(folder: Path) -> Iterator[Cluster]:
         }
         starters = [
             threading.Thread(
-                target=lambda i=i: processes.append(start_console(env, folder / f"serve-{i}.log", ports[i]))
+                target=lambda i=i: started.update(
+                    {i: start_console(env, folder / f"serve-{i}.log", ports[i])}
+                )
             )
             for i in range(2)
         ]
@@ -337,6 +356,7 @@ def running_cluster(folder: Path) -> Iterator[Cluster]:
         ]
         for starter in starters:
             starter.join()
+        processes.extend(started[i] for i in sorted(started))  # in the order of ports
         assert len(processes) == 2, "a console did not start (see the logs)"
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         managers = [_session(urls[0], accounts.create_token(writer.username, actor="test"))]
@@ -356,11 +376,11 @@ def running_cluster(folder: Path) -> Iterator[Cluster]:
             agent = HealingAgent(urls[n % 2], accounts.create_token(user.username, actor="test"), user.id, 0)
             agent.connect()
             agents.append(agent)
-        yield Cluster(server, store, urls, managers, script["id"], agents)
+        yield Cluster(server, store, urls, managers, script["id"], agents, processes, env, folder)
     finally:
         for agent in agents:
             agent.close()
-        for process in processes:
+        for process in processes or started.values():
             stop_console(process)
         client.close()
         server.stop()
