@@ -142,3 +142,23 @@ def test_served_app_signs_in_through_the_api(served_app):
     http = served_app.session_for(user)
     assert http.get(f"{served_app.url}/api/v1/me").json()["user"]["username"] == user.username
     assert PASSWORD  # the shared test password signs in
+
+
+def test_a_connection_that_cannot_reach_the_store_is_refused_cleanly(app, auth, monkeypatch):
+    """Redis unavailable while an agent connects (restarting, pool used up): the connection is
+    refused with store_unavailable, which the client retries, not failed half-way."""
+    import redis
+
+    from crisis_console.sockets import events as socket_events
+
+    agent = auth.make_user(Role.AGENT)
+    token = auth.accounts.create_token(agent.username)
+
+    def unavailable(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("No connection available.")
+
+    monkeypatch.setattr(socket_events, "authenticate", unavailable)
+    before = dict(socket_events._connections)
+    client = server_socketio.test_client(app, namespace="/agent", auth={"token": token})
+    assert not client.is_connected("/agent")
+    assert socket_events._connections == before, "nothing is left of the refused connection"

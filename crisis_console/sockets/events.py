@@ -6,7 +6,9 @@ the session cookie (Flask-Login's ``current_user``) or ``auth={"token": ...}``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, request
@@ -20,6 +22,8 @@ from crisis_console.services.accounts import User
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.pushes import Pushes
 from crisis_console.sockets import names, realtime
+
+log = logging.getLogger(__name__)
 
 #: (namespace, sid) -> user id, for this process's connections.
 _connections: dict[tuple[str, str], int | str] = {}
@@ -55,8 +59,23 @@ class RoleNamespace(Namespace):
         """Route ``noun.verb`` events (API.md's names) to ``on_noun_verb`` methods."""
         return super().trigger_event((event or "").replace(".", "_"), *args)
 
+    @contextmanager
+    def store_or_refuse(self) -> Iterator[None]:
+        """Refuse a connection that cannot reach the store (Redis restarting, the pool used
+        up) with ``store_unavailable``, which clients retry, instead of failing half-way."""
+        try:
+            yield
+        except RedisError as exc:
+            _connections.pop((self.namespace, request.sid), None)  # type: ignore[attr-defined]
+            log.warning("refused a %s connection, store unavailable: %s", self.namespace, exc)
+            raise ConnectionRefusedError("store_unavailable") from None
+
     def on_connect(self, auth: Any = None) -> None:
         """Refuse unauthenticated or wrong-role connections; join the user's rooms."""
+        with self.store_or_refuse():
+            self._join(auth)
+
+    def _join(self, auth: Any) -> None:
         user = authenticate(auth)
         if user is None:
             raise ConnectionRefusedError("unauthorized")
@@ -85,6 +104,10 @@ class AgentNamespace(RoleNamespace):
     def on_connect(self, auth: Any = None) -> None:
         """Authenticate, then replay every push missed since ``auth["last_seq"]``, in order."""
         super().on_connect(auth)
+        with self.store_or_refuse():
+            self._catch_up(auth)
+
+    def _catch_up(self, auth: Any) -> None:
         last_seq = auth.get("last_seq") if isinstance(auth, dict) else None
         if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
             user = socket_user(self.namespace)
