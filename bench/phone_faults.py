@@ -50,57 +50,13 @@ from crisis_console.services.accounts import Accounts
 from crisis_console.services.ivr_state import LastKnownState
 from crisis_console.store import Store
 from tests.helpers import live_announcement
-from tests.servers import free_port, start_console, stop_console
+from tests.servers import OwnedRedis, free_port, start_console, stop_console
 
 TOKEN = "bench-twilio-token"
 NUMBER = "+16175550311"
 PREFIX = "ccfaults"
 SLOW_SECONDS = 0.4
 TWILIO_GIVES_UP = 15.0
-
-
-class OwnedRedis:
-    """A redis-server on a fixed port, append-only with fsync always, that we stop and pause."""
-
-    def __init__(self, folder: Path):
-        self.port = free_port()
-        self.folder = folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start (keeping its AOF) and wait until it answers."""
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                *("--port", str(self.port)),
-                *("--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"),
-                *("--appendfsync", "always", "--dir", str(self.folder)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_timeout=1).ping()
-                return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def signal(self, number: int) -> None:
-        """Send a signal to the server."""
-        assert self.process is not None
-        self.process.send_signal(number)
-
-    def stop(self, *, kill: bool = False) -> None:
-        """Stop it (SIGTERM, or SIGKILL)."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill() if kill else self.process.terminate()
-            self.process.wait(10)
 
 
 def run_proxy(listen_port: int, upstream_port: int) -> None:

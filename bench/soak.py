@@ -58,7 +58,7 @@ from crisis_console.services.pushes import Pushes
 from crisis_console.sockets import names
 from crisis_console.store import Store
 from tests.helpers import live_announcement
-from tests.servers import free_port, start_console, stop_console
+from tests.servers import OwnedRedis, free_port, start_console, stop_console
 
 TOKEN = "bench-twilio-token"
 NUMBER = "+16175550311"
@@ -311,44 +311,6 @@ def crowd_main(urls_json: str, home: str, people_file: str, out: str) -> None:
 
 
 # --- the infrastructure: Redis and two serve processes -----------------------------------------
-
-
-class OwnedRedis:
-    """A redis-server on a fixed port, append-only (fsync always) in a folder of ours."""
-
-    def __init__(self, folder: Path):
-        self.port = free_port()
-        self.folder = folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                *("--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-                *("--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_timeout=1).ping()
-                return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
-
-
-# --- the load ------------------------------------------------------------------------------------
 
 
 class Balancer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -146,3 +147,71 @@ def stop_console(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+class OwnedRedis:
+    """A redis-server of the caller's own on a fixed free port, append-only with fsync always in
+    ``folder``, that faults can stop, kill, pause and restart (with its data) at will.
+
+    Never the shared server: fault tests and benchmarks own every server they hurt.
+    """
+
+    def __init__(self, folder: Path, *, start_guard: float = 20.0):
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._start_guard = start_guard
+
+    def start(self) -> None:
+        """Start (again) on the same port and folder, keeping what it wrote, and wait until it
+        answers; the wait is a failure guard, not a measure."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)),
+                *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self._start_guard
+        while not self.answers():
+            assert time.monotonic() < deadline, "the owned redis-server did not start"
+            time.sleep(0.02)
+
+    def answers(self) -> bool:
+        """Return True when the server answers PING."""
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop it: cleanly (SIGTERM; connections are then refused), or at once (SIGKILL, a
+        crash: what was acknowledged is on disk, fsync always). A paused server is woken first."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill() if kill else self.process.terminate()
+            self.process.wait(20)
+
+    def kill(self) -> None:
+        """Kill it at once (kill -9), as a crash or a failover does."""
+        self.stop(kill=True)
+
+    def signal(self, number: int) -> None:
+        """Send the server a signal."""
+        assert self.process is not None
+        self.process.send_signal(number)
+
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open, nothing answers."""
+        self.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        self.signal(signal.SIGCONT)

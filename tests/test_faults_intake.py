@@ -33,7 +33,7 @@ from crisis_console.services.spool import Spool
 from crisis_console.webhooks.sms import OPTED_OUT, replay_spool, replay_text, sms_spool
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import TwilioSigner
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, OwnedRedis
 from tests.test_sms_replies import SUMMARY_EN, approved, declared
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server it owns")
@@ -52,53 +52,6 @@ OUTAGE_TEXTS = [
 ]
 STOPPED = "+16175550106"
 GUARD = 10  # seconds: only ever a failure guard, never something a test waits out
-
-
-class OwnedRedis:
-    """A redis-server of the test's own, append-only, that can be stopped and started again."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server on its port with its data, and wait until it answers."""
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + GUARD
-        while True:
-            try:
-                with redis.Redis(port=self.port, socket_timeout=1) as client:
-                    client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Stop the server (it writes its append-only file on the way out)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(GUARD)
 
 
 @pytest.fixture

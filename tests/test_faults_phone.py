@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -34,7 +32,7 @@ from crisis_console.store.breaker import CLOSED, HALF_OPEN, OPEN, Backlog, Break
 from crisis_console.webhooks.voice import PHONE
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import TwilioSigner, csrf_from, live_announcement
-from tests.servers import free_port, start_console, stop_console
+from tests.servers import OwnedRedis, free_port, start_console, stop_console
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs a redis-server it can stop"
@@ -48,73 +46,6 @@ ROUTE = {"type": "dial", "number": "+16175550100"}
 ANSWER_GUARD = 2.0
 #: How long to wait, at most, for something that happens once Redis is back.
 RECOVERY_GUARD = 20.0
-
-
-class OwnedRedis:
-    """A redis-server on a fixed free port that the test refuses, pauses, kills and restarts."""
-
-    def __init__(self, folder: Path):
-        self.port = free_port()
-        self.folder = folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server (keeping what it wrote before) and wait until it answers."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self.answers, "the owned Redis to answer")
-
-    def answers(self) -> bool:
-        """Return True when the server answers PING."""
-        client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """Stop the server cleanly (connections are then refused)."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(10)
-
-    def kill(self) -> None:
-        """Kill the server at once (kill -9), as a crash or a failover does."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections open, nothing answered."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """Let a paused server go on (SIGCONT)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
 
 
 @contextmanager

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -32,7 +30,7 @@ from crisis_console.sockets import names
 from crisis_console.store import Store
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import PASSWORD, unique_name
-from tests.servers import free_port, start_console, stop_console
+from tests.servers import OwnedRedis, free_port, start_console, stop_console
 
 pytestmark = pytest.mark.served
 
@@ -41,63 +39,6 @@ AGENTS = 20
 FAULT_SECONDS = 3.0
 #: Failure guard for "every agent is whole again" (it takes well under a second when it works).
 SETTLE_TIMEOUT = 30.0
-
-
-class RedisServer:
-    """A redis-server of this module's own on a fixed port, which can be killed, restarted and paused."""
-
-    def __init__(self, folder: Path):
-        self.binary = shutil.which("redis-server")
-        self.port = free_port()
-        self.folder = folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start (again) on the same port and folder, with its data, and wait until it answers."""
-        assert self.binary, "redis-server is not on PATH"
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)),
-                *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client = redis.Redis.from_url(self.url)
-                client.ping()
-                client.close()
-                return
-            except redis.RedisError:
-                assert time.monotonic() < deadline, "redis-server did not come back"
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        """Stop it hard (SIGKILL): what was acknowledged is on disk (fsync always)."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def pause(self) -> None:
-        """Freeze it (SIGSTOP): connections stay open, nothing answers."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """Unfreeze it."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Stop for good."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 class HealingAgent:
@@ -255,7 +196,7 @@ class HealingAgent:
 class Cluster:
     """Redis, two web processes, a manager's API on each, and the agents."""
 
-    redis: RedisServer
+    redis: OwnedRedis
     store: Store
     urls: list[str]
     managers: list[requests.Session]
@@ -317,7 +258,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @contextmanager
 def running_cluster(folder: Path) -> Iterator[Cluster]:
     """Start Redis, two ``serve`` processes on it and connect the agents, half to each."""
-    server = RedisServer(folder)
+    server = OwnedRedis(folder)
     server.start()
     prefix = f"ccfault-{time.monotonic_ns()}"
     client = redis.Redis.from_url(server.url, decode_responses=True)
