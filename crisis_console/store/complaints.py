@@ -12,9 +12,8 @@ from crisis_console.services.audit import AuditEntry
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.keys import Keys
 
-# One round trip per complaint: the record and every counter it bumps, atomically.
-_INGEST = """
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+# The minute and hour counters a complaint bumps (KEYS[2], KEYS[3]); ARGV[1] category, ARGV[2] zip.
+_BUMP_COUNTERS = """
 for i = 2, 3 do
   redis.call('HINCRBY', KEYS[i], 'total', 1)
   redis.call('HINCRBY', KEYS[i], 'c:' .. ARGV[1], 1)
@@ -23,29 +22,33 @@ for i = 2, 3 do
     redis.call('HINCRBY', KEYS[i], 'cz:' .. ARGV[1] .. ':' .. ARGV[2], 1)
   end
 end
-return id
 """
+
+# One round trip per complaint: the record and every counter it bumps, atomically.
+_INGEST = (
+    """
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+"""
+    + _BUMP_COUNTERS
+    + "return id\n"
+)
 
 
 # The same, at most once per idempotency id: KEYS[4] holds the stream id of the first time.
 # ARGV: category, zip, seconds the id is remembered, fields...
-_INGEST_ONCE = """
+_INGEST_ONCE = (
+    """
 local seen = redis.call('GET', KEYS[4])
 if seen then
   return {seen, 0}
 end
 local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
-for i = 2, 3 do
-  redis.call('HINCRBY', KEYS[i], 'total', 1)
-  redis.call('HINCRBY', KEYS[i], 'c:' .. ARGV[1], 1)
-  if ARGV[2] ~= '' then
-    redis.call('HINCRBY', KEYS[i], 'z:' .. ARGV[2], 1)
-    redis.call('HINCRBY', KEYS[i], 'cz:' .. ARGV[1] .. ':' .. ARGV[2], 1)
-  end
-end
-redis.call('SET', KEYS[4], id, 'EX', ARGV[3])
+"""
+    + _BUMP_COUNTERS
+    + """redis.call('SET', KEYS[4], id, 'EX', ARGV[3])
 return {id, 1}
 """
+)
 
 #: Seconds an idempotency id is remembered: far longer than any outage whose spool is replayed.
 ONCE_SECONDS = 30 * 24 * 3600
