@@ -334,3 +334,17 @@ def test_approving_each_translation_in_turn_leaves_one_up_to_date_replacement(de
         {"en": {"script_id": english["id"], "version": 2}, "es": {"script_id": spanish["id"], "version": 2}}
     ]
     assert sum(1 for state, _ in states.values() if state == "ended") == 1, "the outdated draft was withdrawn"
+
+
+def test_an_older_push_is_found_behind_a_page_of_newer_ones(desk):
+    """The report reads recent pushes a page at a time; a push older than a page still counts."""
+    from crisis_console.services.channels import PUSH_PAGE
+
+    event = desk.event()
+    script = desk.approved(event["id"])
+    assert desk.post("writer", f"/scripts/{script['id']}/push", {"audience": "all"}).status_code == 201
+    other = desk.approved(None)
+    for _ in range(PUSH_PAGE + 2):
+        assert desk.post("writer", f"/scripts/{other['id']}/push", {"audience": "all"}).status_code == 201
+    agents = desk.get("writer", f"/channels?event_id={event['id']}").json["agents"]
+    assert agents["status"] == "current" and [p["script_id"] for p in agents["pushes"]] == [script["id"]]

@@ -20,8 +20,10 @@ from crisis_console.services.lines import Lines
 from crisis_console.services.scripts import Scripts
 from crisis_console.store import Store
 
-#: How many recent pushes are searched for each script's latest one.
+#: How many recent pushes are searched for each script's latest one, and how many are read
+#: at a time (each carries its script's text: reading stops once every group is found).
 RECENT_PUSHES = 500
+PUSH_PAGE = 25
 
 CURRENT, BEHIND, MISSING, NONE = "current", "behind", "missing", "none"
 
@@ -107,10 +109,14 @@ class Channels:
             groups.setdefault(script.group_id, []).append(script)
         latest: dict[int, dict[str, str]] = {}
         members = {s.id: s.group_id for s in scripts}
-        for fields in self.store.pushes.recent(RECENT_PUSHES):  # newest first
-            group = members.get(int(fields["script_id"]))
-            if group is not None and group not in latest:
-                latest[group] = fields
+        for offset in range(0, RECENT_PUSHES, PUSH_PAGE):
+            page = self.store.pushes.recent(PUSH_PAGE, offset)  # newest first
+            for fields in page:
+                group = members.get(int(fields["script_id"]))
+                if group is not None and group not in latest:
+                    latest[group] = fields
+            if len(page) < PUSH_PAGE or len(latest) == len(groups):
+                break
         pushes, lagging = [], []
         for group, in_group in groups.items():
             fields = latest.get(group)

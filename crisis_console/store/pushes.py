@@ -85,9 +85,9 @@ class PushRepo:
             return None
         return self._r.hgetall(self._keys.push(push_id)) or None
 
-    def recent(self, limit: int = 20) -> list[dict[str, str]]:
-        """Return the newest pushes, newest first."""
-        ids = self._r.zrevrange(self._keys.pushes_index(), 0, limit - 1)
+    def recent(self, limit: int = 20, offset: int = 0) -> list[dict[str, str]]:
+        """Return the newest pushes, newest first (skipping the ``offset`` newest)."""
+        ids = self._r.zrevrange(self._keys.pushes_index(), offset, offset + limit - 1)
         pipe = self._r.pipeline(transaction=False)
         for push_id in ids:
             pipe.hgetall(self._keys.push(push_id))

@@ -10,8 +10,10 @@
   var box = document.getElementById("channels");
   if (!box) { return; }
   var timer = null;
+  var due = 0;
   var stale = false;
   var DELAY_MS = 400;
+  var PROGRESS_DELAY_MS = 3000;
 
   function refresh() {
     timer = null;
@@ -30,9 +32,19 @@
       .catch(function () {});
   }
 
-  function soon() {
-    if (timer === null) { timer = window.setTimeout(refresh, DELAY_MS); }
+  // One fetch for a burst; a change that matters sooner brings a later-planned fetch forward.
+  function soon(delay) {
+    var wait = typeof delay === "number" ? delay : DELAY_MS;
+    var at = Date.now() + wait;
+    if (timer !== null && due <= at) { return; }
+    if (timer !== null) { window.clearTimeout(timer); }
+    due = at;
+    timer = window.setTimeout(refresh, wait);
   }
+
+  // Acknowledgements stream in by the hundred after a push: their counts here may trail by a
+  // few seconds (the push table above is live), so each of them does not cost a report.
+  function afterProgress() { soon(PROGRESS_DELAY_MS); }
 
   box.addEventListener("api:done", function () { refresh(); });
   box.addEventListener("focusout", function (event) {
@@ -45,10 +57,10 @@
       names.SCRIPT_CHANGED || "script.changed",
       names.SCRIPT_RETIRED || "script.retired",
       names.EVENT_CHANGED || "event.changed",
-      names.ANNOUNCEMENT_CHANGED || "announcement.changed",
-      names.PUSH_PROGRESS || "push.progress"
-    ].forEach(function (name) { cc.onEvent(name, soon); });
-    cc.socket.on("connect", soon);
+      names.ANNOUNCEMENT_CHANGED || "announcement.changed"
+    ].forEach(function (name) { cc.onEvent(name, function () { soon(); }); });
+    cc.onEvent(names.PUSH_PROGRESS || "push.progress", afterProgress);
+    cc.socket.on("connect", function () { soon(); });
   }
 
   if (window.crisisConsole && window.crisisConsole.socket) { start(); }
