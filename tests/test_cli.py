@@ -61,14 +61,10 @@ def test_user_list(runner):
     assert "lister" in result.output and "stakeholder" in result.output and "active" in result.output
 
 
-def test_unreachable_redis_is_one_line_and_status_2(tmp_path):
-    """In a fresh shell, an unreachable Redis gives one line naming the URL, exit 2, no traceback.
-
-    (``serve`` starts degraded instead: tests/test_faults_phone.py.)
-    """
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(tmp_path)}
-    done = subprocess.run(
+def user_list_without_redis(url: str, folder) -> subprocess.CompletedProcess[str]:
+    """Run ``user list`` in a fresh interpreter against ``url``, where no Redis answers."""
+    env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(folder)}
+    return subprocess.run(
         [sys.executable, "-m", "crisis_console", "user", "list"],
         cwd=ROOT,
         env=env,
@@ -76,6 +72,15 @@ def test_unreachable_redis_is_one_line_and_status_2(tmp_path):
         text=True,
         timeout=60,
     )
+
+
+def test_unreachable_redis_is_one_line_and_status_2(tmp_path):
+    """In a fresh shell, an unreachable Redis gives one line naming the URL, exit 2, no traceback.
+
+    (``serve`` starts degraded instead: tests/test_faults_phone.py.)
+    """
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = user_list_without_redis(url, tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -85,15 +90,7 @@ def test_unreachable_redis_is_one_line_and_status_2(tmp_path):
 def test_password_in_redis_url_is_not_printed(tmp_path):
     """The error line hides a password in REDIS_URL."""
     url = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
-    env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "crisis_console", "user", "list"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = user_list_without_redis(url, tmp_path)
     assert done.returncode == 2
     assert "hunter2secret" not in done.stderr
 
