@@ -215,3 +215,14 @@ class OwnedRedis:
     def resume(self) -> None:
         """Let a paused server go on (SIGCONT)."""
         self.signal(signal.SIGCONT)
+
+
+@contextmanager
+def owned_redis(folder: Path) -> Iterator[OwnedRedis]:
+    """Yield a started :class:`OwnedRedis`; it is stopped afterwards whatever happened."""
+    server = OwnedRedis(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

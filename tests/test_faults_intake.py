@@ -33,7 +33,7 @@ from crisis_console.services.spool import Spool
 from crisis_console.webhooks.sms import OPTED_OUT, replay_spool, replay_text, sms_spool
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import TwilioSigner
-from tests.servers import ROOT, OwnedRedis
+from tests.servers import ROOT, OwnedRedis, owned_redis
 from tests.test_sms_replies import SUMMARY_EN, approved, declared
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server it owns")
@@ -57,14 +57,8 @@ GUARD = 10  # seconds: only ever a failure guard, never something a test waits o
 @pytest.fixture
 def owned(tmp_path: Path) -> Iterator[OwnedRedis]:
     """A redis-server this test owns, running."""
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    server = OwnedRedis(folder)
-    server.start()
-    try:
+    with owned_redis(tmp_path / "redis") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

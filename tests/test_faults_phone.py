@@ -13,9 +13,7 @@ import re
 import shutil
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -32,7 +30,7 @@ from crisis_console.store.breaker import CLOSED, HALF_OPEN, OPEN, Backlog, Break
 from crisis_console.webhooks.voice import PHONE
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import TwilioSigner, csrf_from, live_announcement
-from tests.servers import OwnedRedis, free_port, start_console, stop_console
+from tests.servers import OwnedRedis, free_port, owned_redis, start_console, stop_console
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs a redis-server it can stop"
@@ -46,17 +44,6 @@ ROUTE = {"type": "dial", "number": "+16175550100"}
 ANSWER_GUARD = 2.0
 #: How long to wait, at most, for something that happens once Redis is back.
 RECOVERY_GUARD = 20.0
-
-
-@contextmanager
-def owned_redis(folder: Path) -> Iterator[OwnedRedis]:
-    """Yield a started :class:`OwnedRedis`; it is stopped afterwards whatever happened."""
-    server = OwnedRedis(folder)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def wait_until(condition: Callable[[], bool], what: str, seconds: float = RECOVERY_GUARD) -> None:
