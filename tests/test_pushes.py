@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import jsonschema
 import pytest
 import requests
 import socketio
@@ -270,4 +271,10 @@ def test_an_ack_sent_again_counts_once_and_the_catch_up_answer_carries_last_seq(
     assert caught_up["last_seq"] >= push["seq"]
     nothing = http.get(f"{served_app.url}/api/v1/pushes", params={"after_seq": caught_up["last_seq"]}).json()
     assert nothing == {"pushes": [], "last_seq": caught_up["last_seq"]}
+    documented = requests.get(f"{served_app.url}/api/v1/openapi.json").json()["paths"]["/pushes"]["get"]
+    schema = documented["responses"]["200"]["content"]["application/json"]["schema"]
+    jsonschema.validate(caught_up, schema)
+    jsonschema.validate(managers[0].get("/pushes").json(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"pushes": [{"seq": 1}], "last_seq": 1}, schema)
     agent.client.disconnect()

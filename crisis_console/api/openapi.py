@@ -45,6 +45,32 @@ def _operation(
     return operation
 
 
+PUSHES_CAUGHT_UP = {
+    "type": "object",
+    "required": ["pushes"],
+    "properties": {
+        "pushes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "description": "agents: the script.pushed message (push_id, seq, script); "
+                "managers: the push's progress (id, delivered, acknowledged, pending …)",
+                "anyOf": [{"required": ["push_id", "seq"]}, {"required": ["id"]}],
+                "properties": {
+                    "push_id": {"type": "integer"},
+                    "seq": {"type": "integer", "minimum": 1},
+                    "id": {"type": "integer"},
+                },
+            },
+        },
+        "last_seq": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Agents (with after_seq): the newest seq this answer covers; the next after_seq",
+        },
+    },
+}
+
 EVENT_BODY = {
     "type": "object",
     "required": ["name", "kind", "severity"],
@@ -648,12 +674,18 @@ EVENT_PATHS: dict[str, Any] = {
     },
     "/pushes": {
         "get": {
-            **_operation(
-                "Agents: pushes missed after after_seq, oldest first; managers: the latest",
-                200,
-                (401, 403, 422),
-            ),
+            "summary": "Agents: pushes missed after after_seq, oldest first, and the newest seq; "
+            "managers: the latest",
+            "description": "Every push carries `seq`, one gap-free sequence per deployment. A client that "
+            "receives seq N+k after N, reconnects, regains the network or becomes visible asks for "
+            "`after_seq=N` and shows what it missed; it then moves its cursor to `last_seq` (pushes in "
+            "between were for other teams). One call covers at most 500 pushes: while `last_seq` "
+            "is below the deployment's newest, ask again from it.",
             "parameters": [{"name": "after_seq", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {
+                **_ok(200, PUSHES_CAUGHT_UP),
+                **_errors(401, 403, 422),
+            },
         }
     },
     "/pushes/{push_id}": {
