@@ -72,6 +72,9 @@ RECEIPT_DELAY = (0.2, 1.2)
 READ_PAUSE = (1.0, 5.0)
 #: After the load stops: long enough for every agent's 30 s check to run once more.
 SETTLE_SECONDS = CHECK_EVERY + 5.0
+#: socket.io-client's reconnection delays, as the page uses them (reconnectionDelay,
+#: reconnectionDelayMax): seconds before the first attempt after a drop, and the cap.
+RECONNECT_FIRST, RECONNECT_MAX = 1.0, 5.0
 
 
 # --- the crowd: agents in a process of their own --------------------------------------------
@@ -103,12 +106,16 @@ class Agent:
         self.crowd.errors[f"agent: {kind}"] += 1
 
     async def life(self) -> None:
-        """Stay connected: on a lost connection try the other process first, then alternate."""
+        """Stay connected: on a lost connection try the other process first, then alternate,
+        waiting before each attempt as the page's socket.io client does (1 s doubling to 5 s,
+        each ±50 % at random), so a crash is not met by every agent at the same instant."""
         import socketio
 
         attempt = 0
-        wait = 0.2
+        wait = 0.0
         while not self.crowd.stopping:
+            if wait:
+                await asyncio.sleep(wait * random.uniform(0.5, 1.5))
             url = self.urls[(self.home + attempt) % len(self.urls)]
             client = socketio.AsyncClient(reconnection=False)
             gone = asyncio.Event()
@@ -125,10 +132,9 @@ class Agent:
             except Exception as exc:  # refused, timed out, namespace refused: try again
                 self.error(f"connect failed ({type(exc).__name__})")
                 attempt += 1
-                await asyncio.sleep(wait * random.uniform(0.75, 1.25))
-                wait = min(wait * 2, 2.0)
+                wait = min(max(wait * 2, RECONNECT_FIRST), RECONNECT_MAX)
                 continue
-            self.client, self.url, wait = client, url, 0.2
+            self.client, self.url = client, url
             self.connections += 1
             self.ready.set()
             await gone.wait()
@@ -138,6 +144,7 @@ class Agent:
             with contextlib.suppress(Exception):
                 await client.disconnect()
             attempt += 1
+            wait = RECONNECT_FIRST
 
     async def on_pushed(self, message: dict) -> None:
         seq = message["seq"]
@@ -313,6 +320,44 @@ def crowd_main(urls_json: str, home: str, people_file: str, out: str) -> None:
 # --- the infrastructure: Redis and two serve processes -----------------------------------------
 
 
+def server_seconds(response: aiohttp.ClientResponse) -> float | None:
+    """Return the app's own time from ``Server-Timing: app;dur=<ms>``, if the answer has it."""
+    _, found, duration = response.headers.get("Server-Timing", "").partition("dur=")
+    try:
+        return float(duration) / 1000 if found else None
+    except ValueError:
+        return None
+
+
+def slow_call_causes(
+    slow: list[tuple[float, float, float | None]],
+    faults: dict[str, list[float]],
+    pushes: list[float],
+    lags: list[tuple[float, float]],
+) -> str:
+    """Say where the time of calls slower than 1 s went and when they happened: inside the
+    app or before it, during a fault (until 30 s after it), just after a push (3 s), or while
+    the load generator's own loop was late by 200 ms or more."""
+    if not slow:
+        return "none"
+    inside = sum(1 for _, _, app in slow if app is not None and app > 1.0)
+    counts: Counter[str] = Counter()
+    for started, took, _app in slow:
+        ended = started + took
+        if any(start <= ended and started <= end + 30 for start, end in faults.values()):
+            counts["during a fault or the 30 s after"] += 1
+        elif any(0 <= started - at <= 3 for at in pushes):
+            counts["within 3 s of a push"] += 1
+        else:
+            counts["other"] += 1
+        if any(started <= at <= ended + 0.1 and lag >= 0.2 for at, lag in lags):
+            counts["(generator loop ≥ 200 ms late meanwhile)"] += 1
+    return (
+        f"{inside} of {len(slow)} spent over 1 s inside the app (Server-Timing), "
+        f"{len(slow) - inside} waited before it; " + ", ".join(f"{kind}: {n}" for kind, n in counts.items())
+    )
+
+
 class Balancer:
     """Round-robin over the processes; a refused connection is sent to the next one at once."""
 
@@ -323,8 +368,9 @@ class Balancer:
 
     async def send(
         self, session: aiohttp.ClientSession, what: str, path: str, **kwargs
-    ) -> tuple[int, bytes, str]:
-        """POST to the next process; return (status, body, url used)."""
+    ) -> tuple[int, bytes, str, float | None]:
+        """POST to the next process; return (status, body, url used, the app's own seconds
+        from its Server-Timing header)."""
         first = next(self.turn)
         headers_for = kwargs.pop("headers_for", lambda url: {})
         for offset in range(len(self.urls)):
@@ -332,7 +378,7 @@ class Balancer:
             headers = headers_for(base + path)
             try:
                 async with session.post(base + path, headers=headers, **kwargs) as response:
-                    return response.status, await response.read(), base
+                    return response.status, await response.read(), base, server_seconds(response)
             except aiohttp.ClientConnectorError:
                 self.rerouted[what] += 1
                 continue
@@ -351,6 +397,8 @@ class Load:
         self.errors: Counter[str] = Counter()
         #: (started, seconds, process index or -1) of every voice webhook
         self.calls: list[tuple[float, float, int]] = []
+        #: (started, seconds, the app's own seconds) of every voice webhook slower than 1 s
+        self.slow_calls: list[tuple[float, float, float | None]] = []
         self.calls_ok = 0
         self.calls_sent = 0
         self.complaints_sent = 0
@@ -375,14 +423,17 @@ class Load:
         started = time.monotonic()
         self.calls_sent += 1
         try:
-            status, body, base = await self.balancer.send(
+            status, body, base, inside = await self.balancer.send(
                 session, "voice", "/twilio/voice", data=params, headers_for=signed
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             self.errors[f"voice: {type(exc).__name__}"] += 1
             self.calls.append((started, time.monotonic() - started, -1))
             return
-        self.calls.append((started, time.monotonic() - started, self.balancer.urls.index(base)))
+        took = time.monotonic() - started
+        self.calls.append((started, took, self.balancer.urls.index(base)))
+        if took > 1.0:
+            self.slow_calls.append((started, took, inside))
         if status != 200:
             self.errors[f"voice: HTTP {status}"] += 1
         elif not body.startswith(b"<?xml") and b"<Response" not in body:
@@ -401,7 +452,7 @@ class Load:
         wait, give_up = 1.0, time.monotonic() + 60
         while True:
             try:
-                status, answer, _ = await self.balancer.send(
+                status, answer, _, _ = await self.balancer.send(
                     session,
                     "complaint",
                     "/api/v1/complaints",
@@ -428,7 +479,7 @@ class Load:
     async def push(self, session: aiohttp.ClientSession) -> None:
         started = time.monotonic()
         try:
-            status, answer, _ = await self.balancer.send(
+            status, answer, _, _ = await self.balancer.send(
                 session,
                 "push",
                 f"/api/v1/scripts/{self.script_id}/push",
@@ -560,6 +611,7 @@ def main() -> None:
         faults: dict[str, list[float]] = {}
         notes: list[str] = []
         loop_lag: list[float] = []
+        lag_at: list[tuple[float, float]] = []  # (when, lag) of every lag sample
 
         async def run() -> None:
             began = time.monotonic()
@@ -607,6 +659,7 @@ def main() -> None:
                         before = time.monotonic()
                         await asyncio.sleep(0.1)
                         loop_lag.append(time.monotonic() - before - 0.1)
+                        lag_at.append((time.monotonic(), loop_lag[-1]))
 
                 async def stopper() -> None:
                     await at(1.0)
@@ -706,6 +759,10 @@ def main() -> None:
             f"answered with the announcement ({answered_rate:.1f}/s), {len(answered):,} answered at all, "
             f"{slow} slower than 1 s"
             + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(slow_by.items()))})" if slow else ""),
+        ],
+        [
+            "voice webhooks slower than 1 s: where and when",
+            slow_call_causes(load.slow_calls, faults, [at for at, _, _ in load.pushes], lag_at),
         ],
         ["phone webhook p50 / p99 / max ms, whole run", ms(every)],
         *[

@@ -17,6 +17,7 @@ from crisis_console.config import Config, instance_secret_key, instance_twilio_t
 from crisis_console.extensions import STORE_EXTENSION, csrf, limiter, socketio
 from crisis_console.store import Store, connect, connection_url, message_queue_url
 from crisis_console.store.connection import CONNECT_TIMEOUT, SOCKET_TIMEOUT
+from crisis_console.timing import init_timing
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         app.config["TWILIO_AUTH_TOKEN"] = instance_twilio_token(app.instance_path)
         app.config["TWILIO_TOKEN_IS_LOCAL"] = True
 
+    init_timing(app)
     init_store(app)
     init_catalogue(app)
     if not app.testing:  # Flask-SocketIO's test client refuses a message queue

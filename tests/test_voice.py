@@ -468,3 +468,11 @@ def test_the_phone_form_names_languages_rather_than_codes(desk, auth, client):
     assert '<label for="ann-en">Message in English</label>' in page
     assert '<label for="ann-es">Message in Español (Spanish)</label>' in page
     assert "Message in en<" not in page and "Message in es<" not in page
+
+
+def test_answers_say_how_long_the_console_took(twilio, client):
+    """Every answer carries Server-Timing (the app's own milliseconds), so a slow answer seen by
+    Twilio or a benchmark can be told apart from time spent before the console got to it."""
+    for response in (call(twilio, To="+19999999999"), client.get("/api/v1/openapi.json")):
+        name, duration = response.headers["Server-Timing"].split(";dur=")
+        assert name == "app" and 0 <= float(duration) < 60_000
