@@ -26,8 +26,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/pyth
 run: $(VENV)/.runtime
 	$(BIN)/python -m crisis_console serve --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
 
-## test: install test tools (and Chromium when missing, as root), lint, run the suite
-test: $(VENV)/.dev chromium
+## test: install test tools (and Chromium, nginx, redis-sentinel when missing, as root), lint, run the suite
+test: $(VENV)/.dev chromium servers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@$(BIN)/python -m pytest; status=$$?; \
@@ -49,6 +49,12 @@ endef
 .PHONY: chromium
 chromium:
 	$(call apt_install,chromium,[ -x "$(CHROMIUM)" ],for the browser tests,browser tests will be skipped)
+
+# The real parts the deployment tests run the console behind and on: nginx in front of two
+# web processes, and Redis Sentinel (the redis-server binary itself is already here).
+.PHONY: servers
+servers:
+	$(call apt_install,nginx redis-sentinel,command -v nginx >/dev/null && command -v redis-sentinel >/dev/null,for the deployment tests,the nginx and Sentinel tests will be skipped)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
