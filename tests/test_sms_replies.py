@@ -18,7 +18,14 @@ from crisis_console.services.categories import Categories
 from crisis_console.services.events import Events
 from crisis_console.services.key_message import key_message
 from crisis_console.services.scripts import Scripts
-from crisis_console.services.sms_keywords import OPT_IN, OPT_OUT, Keyword, is_spanish, keyword
+from crisis_console.services.sms_keywords import (
+    OPT_IN,
+    OPT_OUT,
+    OPT_OUT_SPANISH,
+    Keyword,
+    is_spanish,
+    keyword,
+)
 from crisis_console.services.sms_text import (
     GSM7,
     UCS2,
@@ -30,7 +37,7 @@ from crisis_console.services.sms_text import (
     segments,
     to_gsm7,
 )
-from crisis_console.webhooks.sms import OPTED_IN, OPTED_OUT
+from crisis_console.webhooks.sms import OPTED_IN, OPTED_OUT, OPTED_OUT_SPANISH
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import ApiDesk, TwilioSigner
 from tests.servers import private_redis
@@ -373,6 +380,16 @@ def test_stop_opts_out_start_opts_back_in_and_neither_logs_a_complaint(twilio, s
 def test_every_carrier_opt_out_word_opts_out(twilio, catalogue, store, word):
     assert send(twilio, word, sender="+16175550166") == OPTED_OUT
     assert store.sms.opted_out("+16175550166") and store.complaints.recent(5) == []
+
+
+@pytest.mark.parametrize("word", [*OPT_OUT_SPANISH, "parar", "¡Alto!", "No más", "Cancelar."])
+def test_spanish_opt_out_words_opt_out_and_are_answered_in_spanish(twilio, catalogue, store, word):
+    assert send(twilio, word, sender="+16175550167") == OPTED_OUT_SPANISH
+    assert store.sms.opted_out("+16175550167") and store.complaints.recent(5) == []
+
+
+def test_a_spanish_sentence_with_an_opt_out_word_is_a_report_not_an_opt_out():
+    assert keyword("para la calle Elm no hay luz") is None and keyword("alto voltaje caido") is None
 
 
 def test_the_script_the_event_marks_for_sms_wins_over_the_newest(twilio, storm, store, auth, client):

@@ -26,11 +26,15 @@ class Keyword(Enum):
 #: The carriers' opt-out and opt-in words (CTIA; what Twilio's opt-out handling recognises).
 OPT_OUT = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 OPT_IN = ("START", "UNSTOP", "YES")
+#: Spanish opt-out words: a resident who writes in Spanish is opted out too (the console
+#: stops its own texts; the reply says so in Spanish). The carriers' words still work.
+OPT_OUT_SPANISH = ("PARAR", "PARA", "ALTO", "BAJA", "CANCELAR", "DETENER", "NO MAS")
 
 #: Keyword -> (the language the word itself is in, or None), by the word as matched.
 _WORDS: dict[str, tuple[Keyword, str | None]] = {
     **{word: (Keyword.STOP, None) for word in OPT_OUT},
     **{word: (Keyword.START, None) for word in OPT_IN},
+    **{word: (Keyword.STOP, "es") for word in OPT_OUT_SPANISH},
     "HELP": (Keyword.HELP, "en"),
     "INFO": (Keyword.INFO, None),
     "AYUDA": (Keyword.INFO, "es"),

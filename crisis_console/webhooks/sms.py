@@ -131,6 +131,9 @@ OPTED_OUT = (
     "You have successfully been unsubscribed. You will not receive any more messages from this "
     "number. Reply START to resubscribe."
 )
+OPTED_OUT_SPANISH = (
+    "Se ha dado de baja. No recibirá más mensajes de este número. Responda START para volver a suscribirse."
+)
 OPTED_IN = (
     "You have successfully been re-subscribed to messages from this number. Reply HELP for help. "
     "Reply STOP to unsubscribe. Msg&Data Rates May Apply."
@@ -205,7 +208,7 @@ def spooled(phone: str, body: str, message_id: str) -> Response:
         logger.error("SMS spool not writable (%s); text from %s was not kept", exc, f"...{phone[-4:]}")
         return unreachable(body)
     if found is not None and found[0] is Keyword.STOP:
-        return reply(OPTED_OUT)
+        return reply(OPTED_OUT_SPANISH if found[1] == "es" else OPTED_OUT)
     if found is not None and found[0] is Keyword.START:
         return reply(OPTED_IN)
     if found is not None:  # ES / EN: remembered once the spool is replayed
@@ -314,7 +317,7 @@ def answer_keyword(word: Keyword, said_in: str | None, phone: str) -> Response:
     if word is Keyword.STOP:
         if phone:
             sms.opt_out(phone, audit.entry(subject, "sms.opted_out", subject))
-        return reply(OPTED_OUT)
+        return reply(OPTED_OUT_SPANISH if said_in == "es" else OPTED_OUT)
     if word is Keyword.START:
         if phone:
             sms.opt_in(phone, audit.entry(subject, "sms.opted_in", subject))
