@@ -10,28 +10,36 @@ its own key prefix.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
+import requests
+from twilio.request_validator import RequestValidator
 
 from crisis_console import clock
 from crisis_console.app import create_app
 from crisis_console.config import TestConfig
 from crisis_console.extensions import STORE_EXTENSION
+from crisis_console.services.categories import Categories
+from crisis_console.services.ivr_state import LastKnownState
 from crisis_console.sockets import realtime
 from crisis_console.store import Store
 from crisis_console.webhooks import call_counts
 from crisis_console.webhooks.call_counts import calls_spool, outcome_record, replay_calls, started_record
+from crisis_console.webhooks.sms import sms_spool
 from crisis_console.webhooks.voice import PHONE
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import TwilioSigner, live_announcement
-from tests.servers import owned_redis
+from tests.servers import ROOT, OwnedRedis, free_port, owned_redis, start_console
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server it owns")
 
@@ -237,3 +245,197 @@ def test_an_outcome_spooled_before_its_start_is_counted_and_one_without_waits_th
     assert replay_calls(store, tmp_path) == 1
     assert spool.waiting() == [] and not spool.has_waiting()
     assert store.announcements.stats(announcement_id)["routed"] == 0
+
+
+def test_the_webhooks_replayer_touches_redis_only_when_a_spool_holds_something(
+    redis_url, prefix, instance, monkeypatch
+):
+    """A look at empty spools is a look at the file system; once a text and a call count
+    wait, one look replays both (the same pass as the scheduler's)."""
+    from crisis_console import scheduler
+    from crisis_console.app import create_webhooks_app
+    from crisis_console.serving import SpoolReplayer
+
+    app = create_webhooks_app(
+        TestConfig(REDIS_URL=redis_url, CRISIS_KEY_PREFIX=prefix, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+    )
+    store = app.extensions[STORE_EXTENSION]
+    announcement_id = live_announcement(store, LINE, MESSAGES, ROUTE)
+    Categories(store).create({"code": "snow_plowing", "name": "Snow plowing", "aliases": ["plow"]})
+    replayer = SpoolReplayer(app)
+    passes: list[str] = []
+    real_pass = scheduler.replay_spooled
+    monkeypatch.setattr(scheduler, "replay_spooled", lambda *args: passes.append("pass") or real_pass(*args))
+
+    assert replayer.replay_once() == 0 and passes == []
+    sms_spool(instance).append(
+        {
+            "v": 1,
+            "id": "sms:SMlook",
+            "from": "+16175550101",
+            "to": LINE,
+            "body": "plow 02124",
+            "received_at": "",
+        }
+    )
+    calls_spool(instance).append(started_record("CA-look", announcement_id, 1, "en"))
+    assert replayer.replay_once() == 2 and passes == ["pass"]
+    assert store.redis.xlen(store.keys.complaints()) == 1
+    assert store.announcements.stats(announcement_id)["calls"] == 1
+    assert replayer.replay_once() == 0 and passes == ["pass"]
+
+
+# --- real processes ---------------------------------------------------------------------
+
+
+def sign(url: str, params: dict[str, str]) -> dict[str, str]:
+    """Return the X-Twilio-Signature header Twilio would send for ``url``."""
+    return {"X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(url, params)}
+
+
+def post_signed(url: str, params: dict[str, str]) -> requests.Response:
+    """POST a webhook as Twilio would (signed), within the answer guard."""
+    return requests.post(url, data=params, headers=sign(url, params), timeout=ANSWER_GUARD)
+
+
+def environment(server: OwnedRedis, prefix: str, instance: Path) -> dict[str, str]:
+    """The environment of a console process on the owned server and instance folder."""
+    return {
+        **os.environ,
+        "REDIS_URL": server.url,
+        "CRISIS_KEY_PREFIX": prefix,
+        "CRISIS_INSTANCE_PATH": str(instance),
+        "SECRET_KEY": "calls-fault-test-secret",
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_webhooks(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start ``serve --only webhooks`` (two workers, so two replayers) and wait until it answers."""
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "crisis_console", "serve", "--only", "webhooks"),
+                *("--port", str(port), "--workers", "2", "--threads", "2"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + GUARD
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the webhooks service exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            if requests.post(f"http://127.0.0.1:{port}/twilio/voice", timeout=1).status_code == 403:
+                return process
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the webhooks service did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Console processes a test starts; each is killed afterwards whatever happened."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+@pytest.mark.parametrize("fresh", ["serve --only webhooks", "serve"])
+def test_counts_of_a_process_killed_during_an_outage_are_replayed_by_the_next_one(fresh, tmp_path, processes):
+    """``serve`` takes N calls while Redis is down and is killed (-9); once Redis is back a
+    fresh process on the same instance folder counts exactly those N calls, once each."""
+    calls = 5
+    instance, prefix = tmp_path / "instance", "killed"
+    with owned_redis(tmp_path / "redis") as server:
+        store = Store(redis.Redis.from_url(server.url, decode_responses=True), prefix)
+        announcement_id = live_announcement(store, LINE, MESSAGES, ROUTE)
+        LastKnownState(instance / "ivr-state.json").save(store)  # as the console does on each change
+        store.redis.close()
+        env = environment(server, prefix, instance)
+        port = free_port()
+        processes.append(start_console(env, tmp_path / "first.log", port))
+        base = f"http://127.0.0.1:{port}/twilio"
+
+        server.stop()
+        for number in range(calls):
+            call = {"CallSid": f"CA-killed-{number}", "From": "+16175550123", "To": LINE}
+            answer = post_signed(f"{base}/voice", call)
+            assert answer.status_code == 200 and verbs(answer.content) == ["Gather", "Redirect"]
+            assert post_signed(f"{base}/voice/status", {**call, "CallStatus": "completed"}).ok
+        spool = calls_spool(instance)
+        wait_until(lambda: len(spool.waiting()) == 2 * calls, "every count to be on disk")
+        processes[0].kill()  # kill -9: its in-memory backlog dies with it
+        processes[0].wait(10)
+
+        server.start()
+        assert stats_of(server.url, prefix, announcement_id)["calls"] == 0, (
+            "a count reached Redis before the kill"
+        )
+        port = free_port()
+        if fresh == "serve":
+            processes.append(start_console(env, tmp_path / "fresh.log", port))
+        else:
+            processes.append(start_webhooks(env, tmp_path / "fresh.log", port))
+        wait_until(
+            lambda: stats_of(server.url, prefix, announcement_id).get("deflected") == calls,
+            f"the {calls} spooled calls to be counted by `{fresh}`",
+        )
+        wait_until(lambda: not spool.has_waiting(), "the spool to be done")
+        assert stats_of(server.url, prefix, announcement_id) == {
+            "calls": calls,
+            "heard": calls,
+            "deflected": calls,
+            "routed": 0,
+        }
+
+
+def test_the_webhooks_service_replays_a_text_spooled_while_redis_was_down(tmp_path, processes):
+    """``serve --only webhooks`` spools a text (sent twice, as Twilio retries) while Redis is
+    down, and stores it as one complaint by itself once Redis is back."""
+    instance, prefix = tmp_path / "instance", "smsonly"
+    with owned_redis(tmp_path / "redis") as server:
+        store = Store(redis.Redis.from_url(server.url, decode_responses=True), prefix)
+        Categories(store).create({"code": "snow_plowing", "name": "Snow plowing", "aliases": ["plow"]})
+        port = free_port()
+        processes.append(
+            start_webhooks(environment(server, prefix, instance), tmp_path / "webhooks.log", port)
+        )
+        url = f"http://127.0.0.1:{port}/twilio/sms"
+
+        server.stop()
+        text = {
+            "From": "+16175550101",
+            "To": LINE,
+            "Body": "PLOW 02124 street not plowed",
+            "MessageSid": "SMone",
+        }
+        for _ in range(2):
+            answer = post_signed(url, text)
+            assert answer.status_code == 200
+            assert "We received your message" in answer.text
+        assert [r["id"] for r in sms_spool(instance).waiting()] == ["sms:SMone", "sms:SMone"]
+
+        server.start()
+        complaints = store.keys.complaints()
+        wait_until(lambda: store.redis.xlen(complaints) >= 1, "the spooled text to be stored")
+        wait_until(lambda: not sms_spool(instance).has_waiting(), "the spool to be done")
+        assert store.redis.xlen(complaints) == 1
+        stored = store.redis.xrange(complaints)[0][1]
+        assert (
+            stored["category"] == "snow_plowing" and stored["zip"] == "02124" and stored["channel"] == "sms"
+        )
+        store.redis.close()
