@@ -331,7 +331,7 @@ def start_webhooks(env: dict[str, str], log: Path, port: int) -> subprocess.Pope
         try:
             if requests.post(f"http://127.0.0.1:{port}/twilio/voice", timeout=1).status_code == 403:
                 return process
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or a worker still loading the app
             pass
         if time.monotonic() > deadline:
             process.kill()
