@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -215,6 +216,39 @@ def test_a_count_the_disk_cannot_take_still_waits_in_memory(tmp_path, instance):
             "deflected": 1,
             "routed": 0,
         }
+
+
+def test_the_writer_commits_counts_of_many_callers_in_groups_each_callers_in_order(tmp_path):
+    """Counts handed over by many threads at once are on disk when ``submit`` returns True,
+    in fewer writes than counts, each caller's in the order it gave them; a disk that
+    cannot be written makes ``submit`` say so."""
+    writes: list[int] = []
+    spool = calls_spool(tmp_path)
+    append_many = spool.append_many
+    spool.append_many = lambda records: writes.append(len(records)) or append_many(records)  # type: ignore[method-assign]
+    writer = call_counts.CountWriter(spool, wait=GUARD)
+    answers: list[bool] = []
+
+    def caller(number: int) -> None:
+        for step in ("deflected", "routed"):
+            answers.append(writer.submit(outcome_record(f"CA-{number}", step)))
+
+    threads = [threading.Thread(target=caller, args=(number,)) for number in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [True] * 100 and writer.written == 100 and writer.lost == 0
+    assert sum(writes) == 100 and len(writes) < 100, writes
+    lines = counted(spool.waiting())
+    for number in range(50):
+        mine = [outcome for _kind, sid, outcome in lines if sid == f"CA-{number}"]
+        assert mine == ["deflected", "routed"]
+
+    broken = call_counts.CountWriter(calls_spool(tmp_path / "not-a-folder"), wait=GUARD)
+    (tmp_path / "not-a-folder").write_text("a file")
+    assert broken.submit(outcome_record("CA-x", "routed")) is False
+    assert broken.lost == 1
 
 
 def test_an_outcome_spooled_before_its_start_is_counted_and_one_without_waits_then_is_dropped(

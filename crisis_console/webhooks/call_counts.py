@@ -108,6 +108,15 @@ def _offload() -> Callable[[Callable[[], None]], None]:
     return lambda work: get_hub().threadpool.apply(work)
 
 
+class _Commit:
+    """One group commit: ``done`` is set once its records were written (``ok``) or could not be."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.failed = False  # one of its batches could not be written
+        self.ok = False
+
+
 class CountWriter:
     """Appends records to a spool in group commits, without holding up the caller for long."""
 
@@ -117,7 +126,7 @@ class CountWriter:
         self.limit = limit
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] = []
-        self._written = threading.Event()
+        self._commit = _Commit()
         self._writing = False
         #: Records written, and records not written (the disk failed or too many waited).
         self.written = 0
@@ -138,11 +147,11 @@ class CountWriter:
                     )
                 return False
             self._pending.append(record)
-            written = self._written
+            commit = self._commit
             if not self._writing:
                 self._writing = True
                 threading.Thread(target=self._write, daemon=True, name="call-count-spool").start()
-        return written.wait(self.wait)
+        return commit.done.wait(self.wait) and commit.ok
 
     def idle(self) -> bool:
         """Return True when nothing waits for the disk."""
@@ -159,20 +168,22 @@ class CountWriter:
                     return
                 batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
                 last = not self._pending
-                written = self._written
+                commit = self._commit
                 if last:  # records handed over from now on wait for the next commit
-                    self._written = threading.Event()
+                    self._commit = _Commit()
             try:
                 offload(lambda batch=batch: self.spool.append_many(batch))
             except Exception as exc:  # a full or read-only disk: the counts stay in memory
                 with self._lock:
                     self.lost += len(batch)
+                    commit.failed = True
                 log.error("could not spool %d call counts to %s: %s", len(batch), self.spool.path, exc)
             else:
                 with self._lock:
                     self.written += len(batch)
             if last:
-                written.set()
+                commit.ok = not commit.failed
+                commit.done.set()
 
 
 def replay_calls(store: Store, instance: str | Path) -> int:
