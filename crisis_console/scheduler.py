@@ -11,10 +11,13 @@ pass also runs spike detection over the last hour and announces each new spike o
 Each pass takes a Redis lock, so the web process's own loop and any number of ``worker``
 processes can run together safely.
 
-Before each pass, every loop (in each web process and each worker) replays the texts its
-host spooled under ``instance/spool/`` while Redis was down
-(:func:`crisis_console.webhooks.sms.replay_spool`); that needs no lock: the spool lets one
-replayer at a time have each file, and each text is stored at most once by its id.
+Before each pass, every loop (in each web process and each worker) replays what its host
+spooled under ``instance/spool/`` while Redis was down: texts
+(:func:`crisis_console.webhooks.sms.replay_spool`) and call counts
+(:func:`crisis_console.webhooks.call_counts.replay_calls`); ``serve --only webhooks`` runs
+the same replay in each of its workers (:mod:`crisis_console.serving`). That needs no lock:
+the spool lets one replayer at a time have each file, each text is stored at most once by
+its id and each call is counted at most once by its SID.
 """
 
 from __future__ import annotations
@@ -77,11 +80,25 @@ def run_pass(
 
 
 def replay_spooled(store: Store, instance: str | None = None) -> int:
-    """Replay what the SMS webhook spooled during an outage (see the module's docstring)."""
+    """Replay what the SMS and voice webhooks spooled during an outage (see the module's
+    docstring); return how many records were handled.
+
+    Each spool is tried even if the other fails; the first failure is raised afterwards.
+    """
     from crisis_console.app import instance_path
+    from crisis_console.webhooks.call_counts import replay_calls
     from crisis_console.webhooks.sms import replay_spool
 
-    return replay_spool(store, instance or instance_path())
+    folder = instance or instance_path()
+    done, failure = 0, None
+    for replay in (replay_spool, replay_calls):
+        try:
+            done += replay(store, folder)
+        except Exception as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return done
 
 
 def loop(store: Store, sleep: Callable[[float], None], **callbacks: Any) -> None:
@@ -90,11 +107,11 @@ def loop(store: Store, sleep: Callable[[float], None], **callbacks: Any) -> None
         try:
             replay_spooled(store)
         except (RedisError, StoreUnavailable) as exc:
-            log.warning("spooled texts wait, Redis unavailable: %s", exc)
+            log.warning("spooled texts and call counts wait, Redis unavailable: %s", exc)
         except Exception:
             # A spool the process cannot read, or a record it cannot apply, must not stop the
             # scheduler: it is logged loudly, kept on disk, and tried again next pass.
-            log.exception("spooled texts not replayed; kept for the next pass")
+            log.exception("spooled texts or call counts not replayed; kept for the next pass")
         try:
             run_pass(store, **callbacks)
         except (RedisError, StoreUnavailable) as exc:

@@ -5,19 +5,36 @@ connection Nagle's algorithm then waits for the client's delayed ACK, adding ~40
 every request (measured here: 44 ms p50 for a trivial API call). Setting TCP_NODELAY on
 each accepted socket removes that wait. The server is built here rather than by
 ``socketio.run`` because that hard-codes its own handler class.
+
+``serve --only webhooks`` (:func:`run_webhooks`) has no scheduler, yet its webhooks spool
+texts and call counts while Redis is down: each of its gunicorn workers runs a
+:class:`SpoolReplayer` thread that, every :data:`REPLAY_SECONDS`, looks at the spool files
+(the file system only: no Redis call while nothing waits) and replays them when they hold
+anything. Several workers, and a web process or worker on the same instance folder, may
+replay at once: the spool gives each file to one replayer at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import signal
 import socket
+import threading
+from pathlib import Path
+from typing import Any
 
 import gevent
 from flask import Flask
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
+from redis import RedisError
+
+log = logging.getLogger(__name__)
+
+#: Seconds between looks at the spool in each webhooks-only worker.
+REPLAY_SECONDS = 2.0
 
 
 class NoDelayHandler(WebSocketHandler):
@@ -69,8 +86,67 @@ def run_webhooks(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("threads", threads)
             self.cfg.set("keepalive", 30)
             self.cfg.set("accesslog", None)
+            self.cfg.set("post_worker_init", replay_in_worker)
 
         def load(self):
             return create_webhooks_app()
 
     WebhooksService().run()
+
+
+def replay_in_worker(worker: Any) -> None:
+    """Start the spool replayer of a gunicorn worker, once it has loaded the app (after the
+    fork, so the thread lives in the worker)."""
+    SpoolReplayer(worker.wsgi).start()
+
+
+class SpoolReplayer:
+    """Replay the app's spools (texts and call counts) every few seconds, when they hold anything."""
+
+    def __init__(self, app: Flask, interval: float = REPLAY_SECONDS):
+        from crisis_console.extensions import STORE_EXTENSION
+        from crisis_console.webhooks.call_counts import calls_spool
+        from crisis_console.webhooks.sms import sms_spool
+
+        self.app = app
+        self.interval = interval
+        self.store = app.extensions[STORE_EXTENSION]
+        self.spools = [sms_spool(app.instance_path), calls_spool(app.instance_path)]
+        self._stop = threading.Event()
+        self._waiting_for_redis = False
+
+    def start(self) -> threading.Thread:
+        """Start the replaying thread (a daemon: it ends with the worker)."""
+        thread = threading.Thread(target=self.run, daemon=True, name="spool-replay")
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Ask the thread to end after its current look."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Look, and replay when something waits, until stopped."""
+        while not self._stop.wait(self.interval):
+            self.replay_once()
+
+    def replay_once(self) -> int:
+        """Replay the spools if anything waits in them; return how many records were handled."""
+        from crisis_console import scheduler
+        from crisis_console.store import StoreUnavailable
+
+        if not any(spool.has_waiting() for spool in self.spools):
+            return 0
+        try:
+            with self.app.app_context():
+                done = scheduler.replay_spooled(self.store, str(Path(self.app.instance_path)))
+        except (RedisError, StoreUnavailable) as exc:
+            if not self._waiting_for_redis:  # once per outage, not every few seconds
+                log.warning("spooled texts and call counts wait, Redis unavailable: %s", exc)
+            self._waiting_for_redis = True
+            return 0
+        except Exception:
+            log.exception("spooled texts or call counts not replayed; kept for the next look")
+            return 0
+        self._waiting_for_redis = False
+        return done

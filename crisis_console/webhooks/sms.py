@@ -32,9 +32,10 @@ one JSON line per text, fsynced before we answer) with its idempotency id
 the system is back, with the key message this process last sent in their language and the
 911 footer (two segments at most). STOP and START get the carriers' confirmations (they are
 on disk, and applied in the order they came, with the rest of the spool); HELP and INFO are
-answered as usual (INFO with the last key message) and not spooled. Once Redis answers, the scheduler pass of the web process or of a worker replays the
-spool (:func:`replay_spool`) through the same rules as a live text, with the time it was
-received; a report is stored in the same Redis script that records its idempotency id, so it
+answered as usual (INFO with the last key message) and not spooled. Once Redis answers, the
+scheduler pass of the web process or of a worker, or a worker of ``serve --only webhooks``
+(:mod:`crisis_console.serving`), replays the spool (:func:`replay_spool`) through the same
+rules as a live text, with the time it was received; a report is stored in the same Redis script that records its idempotency id, so it
 is counted once whichever process replays it, however often (a live text whose answer failed
 half-way carries the same id). A spooled report naming no category cannot be shown the menu;
 it is logged as ``other`` when the catalogue has that category, else kept for an operator in
@@ -382,9 +383,9 @@ def answer_text(phone: str, body: str, message_id: str = "") -> Response:
 def replay_spool(store: Store, instance: str | Path) -> int:
     """Apply the texts spooled under ``instance`` while Redis was down; return how many.
 
-    Runs in the scheduler pass of every web process and worker; any number may run at once
-    (see :mod:`crisis_console.services.spool`). Raises the store's error if Redis fails
-    again (the rest waits for the next pass).
+    Runs in the scheduler pass of every web process and worker and in each webhooks-only
+    worker; any number may run at once (see :mod:`crisis_console.services.spool`). Raises
+    the store's error if Redis fails again (the rest waits for the next pass).
     """
     unsorted = Spool(Path(instance) / SPOOL_FOLDER, UNSORTED_NAME)
     logged = [0]

@@ -6,13 +6,19 @@ a polite message: never an error page.
 
 The phone path never waits on Redis: it has a client of its own with deadlines of a few
 hundred milliseconds behind a circuit breaker (:mod:`crisis_console.store.breaker`), each
-request may spend at most ``REDIS_BUDGET`` seconds on Redis, and counting a call is a
-write that waits in memory while Redis is away and is written when it is back.
+request may spend at most ``REDIS_BUDGET`` seconds on Redis. Counting a call is a write
+that, while Redis is away, waits in memory (written by this process once Redis is back)
+and on disk in ``instance/spool/calls.jsonl`` (replayed by any process on the host, so the
+count survives this process dying during the outage): see
+:mod:`crisis_console.webhooks.call_counts`. Writing it there waits at most
+``PHONE_SPOOL_WAIT`` seconds, cooperatively; a disk that cannot be written is logged and
+the count stays in memory.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -31,6 +37,13 @@ from crisis_console.store import Store, phone_client
 from crisis_console.store.breaker import Backlog, Breaker, CircuitOpen, budget
 from crisis_console.store.connection import PHONE_SOCKET_TIMEOUT
 from crisis_console.webhooks import bp
+from crisis_console.webhooks.call_counts import (
+    SPOOL_WAIT,
+    CountWriter,
+    calls_spool,
+    outcome_record,
+    started_record,
+)
 from crisis_console.webhooks.signature import twilio_signed
 
 IVR_STATE = "crisis_console.ivr_state"
@@ -48,12 +61,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Phone:
-    """The phone path's own way to Redis: a short-deadline store, its breaker, and the
-    backlog of counts waiting for Redis."""
+    """The phone path's own way to Redis: a short-deadline store, its breaker, the backlog
+    of counts waiting for Redis in memory, and the writer of their copies on disk."""
 
     store: Store
     breaker: Breaker
     counts: Backlog
+    spool: CountWriter
 
 
 def init_phone(app: Flask) -> None:
@@ -71,6 +85,9 @@ def init_phone(app: Flask) -> None:
         ),
         breaker=breaker,
         counts=Backlog(breaker, "call counting"),
+        spool=CountWriter(
+            calls_spool(app.instance_path), wait=app.config.get("PHONE_SPOOL_WAIT", SPOOL_WAIT)
+        ),
     )
 
 
@@ -120,7 +137,8 @@ def record_call(call_sid: str, announcement: Announcement, line: Line, language:
         if phone_store.announcements.call_started(call_sid, announcement.id, line.id, language):
             realtime.announcement_stats_soon(main, announcement.id)
 
-    count(write, call_sid, f"call {call_sid}")
+    record = started_record(call_sid, announcement.id, line.id, language)
+    count(write, record, f"call {call_sid}")
 
 
 def record_outcome(call_sid: str, outcome: str) -> None:
@@ -133,16 +151,24 @@ def record_outcome(call_sid: str, outcome: str) -> None:
             record = phone_store.announcements.call(call_sid)
             realtime.announcement_stats_soon(main, int(record["announcement_id"]))
 
-    count(write, call_sid, f"the outcome of call {call_sid}")
+    count(write, outcome_record(call_sid, outcome), f"the outcome of call {call_sid}")
 
 
-def count(write: Any, call_sid: str, what: str) -> None:
-    """Hand a counting write to the backlog (in order per call); an error Redis answers with is
-    logged, never heard."""
+def count(write: Callable[[], None], record: dict[str, Any], what: str) -> None:
+    """Hand a counting write to the backlog (in order per call) and, when it must wait for
+    Redis, its ``record`` to the spool on disk too; an error Redis answers with is logged,
+    never heard."""
+    phone_path = phone()
     try:
-        phone().counts.submit(write, key=call_sid)
+        if phone_path.counts.submit(write, key=record["call_sid"]):
+            return
     except RedisError as exc:
         log.error("could not count %s: %s", what, exc)
+        return
+    try:
+        phone_path.spool.submit(record)
+    except Exception:  # the disk copy is a second chance: its failure must not reach the caller
+        log.exception("could not spool %s; it waits in memory only", what)
 
 
 @bp.route("/voice", methods=["POST"])
