@@ -86,6 +86,9 @@ def run_webhooks(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("threads", threads)
             self.cfg.set("keepalive", 30)
             self.cfg.set("accesslog", None)
+            # gunicorn's control socket defaults to one path per user (~/.gunicorn): two
+            # services on one host would share it. Nothing here uses it.
+            self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", replay_in_worker)
 
         def load(self):
