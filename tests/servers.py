@@ -226,3 +226,30 @@ def owned_redis(folder: Path) -> Iterator[OwnedRedis]:
         yield server
     finally:
         server.stop()
+
+
+def start_webhooks(env: dict[str, str], log: Path, port: int, *, workers: int = 1) -> subprocess.Popen[bytes]:
+    """Start ``serve --only webhooks`` (gunicorn) on ``port`` and wait until it answers HTTP.
+
+    Stop it with :func:`stop_console` (SIGTERM is gunicorn's graceful stop).
+
+    Raises:
+        RuntimeError: the service exited or did not answer within 30 s (with its log).
+    """
+    argv = [sys.executable, "-m", "crisis_console", "serve", "--only", "webhooks", "--port", str(port)]
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [*argv, "--workers", str(workers)], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the webhooks service exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/twilio/voice", timeout=2)  # 405: it answers
+            return process
+        except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers run
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the webhooks service did not start:\n{log.read_text()}") from None
+            time.sleep(0.1)
