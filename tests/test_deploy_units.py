@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import re
 import shlex
 import shutil
@@ -149,3 +150,31 @@ def test_systemd_analyze_verify_finds_nothing_to_say(tmp_path: Path):
         timeout=60,
     )
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def renderer():
+    """Import deploy/render.py (a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("deploy_render", ROOT / "deploy" / "render.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_nginx_template_renders_every_placeholder():
+    """Both web processes, the webhooks service and the paths land in the file; nothing is left open."""
+    text = renderer().render(["127.0.0.1:5001", "127.0.0.1:5002"], ["127.0.0.1:5100"], listen="8080")
+    assert "{{" not in text and "}}" not in text
+    assert "server 127.0.0.1:5001 " in text and "server 127.0.0.1:5002 " in text
+    assert "server 127.0.0.1:5100 " in text and "listen 8080;" in text
+    assert f"alias {ROOT / 'crisis_console' / 'static'}/;" in text  # the installed package's folder
+    assert "# server {\n#     listen 443 ssl" in text  # the TLS server, ready to fill in
+
+
+def test_the_renderer_refuses_a_deployment_without_web_or_webhooks():
+    """No web process or no webhooks service is an error, not a config that answers 502."""
+    render = renderer().render
+    with pytest.raises(ValueError, match="--web"):
+        render([], ["127.0.0.1:5100"])
+    with pytest.raises(ValueError, match="--webhooks"):
+        render(["127.0.0.1:5001"], [])

@@ -75,7 +75,7 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
-    log_format upstreams '$upstream_addr $status $upstream_cache_status $request_uri';
+    log_format upstreams '$upstream_addr|$status|$upstream_cache_status|$request_uri';
     access_log {tmp}/access.log upstreams;
     include {site};
 }}
@@ -136,14 +136,18 @@ class Stack:
         key = self.store.keys.pushes_index()
         return [int(s) for s in self.store.redis.zrangebyscore(key, f"({seq}", "+inf")]
 
+    def addresses(self, path: str) -> list[str]:
+        """Return nginx's $upstream_addr of each request for ``path...``, in order ("a, b" if retried)."""
+        found = []
+        for line in (self.folder / "nginx" / "access.log").read_text().splitlines():
+            addresses, _status, _cache, uri = line.split("|", 3)
+            if uri.startswith(path) and addresses != "-":
+                found.append(addresses)
+        return found
+
     def upstreams(self, path: str) -> list[int]:
         """Return the ports of the services that answered requests for ``path...``, in order."""
-        ports = []
-        for line in (self.folder / "nginx" / "access.log").read_text().splitlines():
-            addresses, _status, _cache, uri = line.split(" ", 3)[-4:] if " " in line else ("", "", "", "")
-            if uri.startswith(path) and addresses != "-":
-                ports.append(int(addresses.split(",")[-1].strip().rsplit(":", 1)[1]))
-        return ports
+        return [int(found.split(",")[-1].strip().rsplit(":", 1)[1]) for found in self.addresses(path)]
 
     def wait_whole(self, expected: list[int], *, reconnected: bool = False) -> list[Agent]:
         """Wait (bounded) until every agent shows and has acknowledged ``expected``; return the rest."""
@@ -412,9 +416,10 @@ def test_stopping_a_web_process_moves_its_agents_to_the_other_without_losing_a_p
         assert len(agent.shown) == len(set(agent.shown)), "a push was shown twice"
     assert stack.upstreams("/socket.io/")[-1] == survivor
     fetched = sum(agent.fetched for agent in stack.agents)
+    pushes = stack.addresses(f"/api/v1/scripts/{stack.script_id}/push")
     print(
         f"\nnginx failover: {sum(a.connects >= 2 for a in stack.agents)} of {len(stack.agents)} agents "
-        f"reconnected to :{survivor} and were whole {moved:.1f} s after SIGTERM; {len(expected)} pushes, "
-        f"{fetched} agent-pushes healed by a gap fetch, "
+        f"reconnected to :{survivor} and were whole {moved:.1f} s after SIGTERM; {len(expected)} pushes "
+        f"(the one at SIGTERM went to {pushes[-2]}), {fetched} agent-pushes healed by a gap fetch, "
         f"{sum(a.duplicates for a in stack.agents)} duplicates ignored"
     )
