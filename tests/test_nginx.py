@@ -327,12 +327,13 @@ def signed_call(stack: Stack, sid: str, *, token: str = TWILIO_TOKEN) -> request
 
 
 def test_static_files_are_served_by_nginx_with_cache_headers(stack: Stack):
-    """/static/ comes from the install's folder (no app timing header), cacheable for ten minutes."""
+    """/static/ comes from the install's folder (no app timing header), gzipped, cacheable for ten minutes."""
     for name in ("css/console.css", "js/agent.js", "vendor/socket.io-client/socket.io.min.js"):
         response = requests.get(f"{stack.url}/static/{name}", timeout=10)
         assert response.status_code == 200
         assert response.content == (STATIC / name).read_bytes()
         assert response.headers["Cache-Control"] == "public, max-age=600"
+        assert response.headers["Content-Encoding"] == "gzip"  # requests asks for it
         assert "ETag" in response.headers
         assert "Server-Timing" not in response.headers  # every answer of the app carries it
         again = requests.get(
