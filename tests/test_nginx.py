@@ -100,6 +100,12 @@ class Agent(HealingAgent):
         )
         self.worker.start()
 
+    def _on_connect(self) -> None:
+        """Count the connection and wake whoever waits for a reconnection."""
+        with self.lock:
+            super()._on_connect()
+            self.changed.notify_all()
+
 
 @dataclass
 class Stack:
@@ -111,7 +117,6 @@ class Stack:
     web: list[subprocess.Popen[bytes]]
     store: Store
     writer: requests.Session
-    reviewer: requests.Session
     script_id: int
     folder: Path
     agents: list[Agent] = field(default_factory=list)
@@ -292,7 +297,6 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             [started["web0"], started["web1"]],
             store,
             writer,
-            reviewer,
             script_id,
             folder,
             agents,
