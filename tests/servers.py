@@ -226,3 +226,55 @@ def owned_redis(folder: Path) -> Iterator[OwnedRedis]:
         yield server
     finally:
         server.stop()
+
+
+def start_served(
+    argv: list[str], env: dict[str, str], log: Path, probe: str, *, what: str, seconds: float = 90
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m crisis_console ARGV`` and wait until ``probe`` answers any HTTP status.
+
+    The wait is a failure guard, generous for a loaded machine, not a measure.
+
+    Raises:
+        RuntimeError: the process exited or did not answer within ``seconds`` (with its log).
+    """
+    with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crisis_console", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            requests.get(probe, timeout=2)
+            return process
+        except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers run
+            if time.monotonic() > deadline:
+                process.kill()
+                process.wait(10)
+                raise RuntimeError(
+                    f"{what} did not answer within {seconds:.0f} s:\n{log.read_text()}"
+                ) from None
+            time.sleep(0.1)
+
+
+def start_web(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start a ``serve`` web process on ``port``, as :func:`start_console` does, with a longer guard."""
+    return start_served(
+        ["serve", "--port", str(port)], env, log, f"http://127.0.0.1:{port}/login", what="the console"
+    )
+
+
+def start_webhooks(env: dict[str, str], log: Path, port: int, *, workers: int = 1) -> subprocess.Popen[bytes]:
+    """Start ``serve --only webhooks`` (gunicorn) on ``port`` and wait until it answers HTTP.
+
+    Stop it with :func:`stop_console` (SIGTERM is gunicorn's graceful stop).
+    """
+    argv = ["serve", "--only", "webhooks", "--port", str(port), "--workers", str(workers)]
+    probe = f"http://127.0.0.1:{port}/twilio/voice"  # 405: it answers
+    return start_served(argv, env, log, probe, what="the webhooks service")
