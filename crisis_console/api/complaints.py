@@ -114,7 +114,7 @@ def get_trends() -> Any:
 
 
 @bp.route("/trends/spikes")
-@dashboard_readers
+@signed_in  # not a share link's viewer: the dashboard does not read it
 def get_spikes() -> Any:
     """Spikes as the detector saw them: ``?window=60m&at=ISO`` (default now)."""
     return jsonify(
@@ -154,7 +154,7 @@ def get_movers() -> Any:
 
 
 @bp.route("/trends.csv")
-@dashboard_readers
+@signed_in  # not a share link's viewer: the dashboard does not read it
 def trends_csv() -> Response:
     """The counts of GET /trends as CSV: one row per bucket and category."""
     args = request.args
