@@ -93,3 +93,17 @@ def test_records_export_neutralises_what_agents_and_texters_wrote(client, auth, 
         client.get("/api/v1/trends.csv?window=1h&bucket=1h", headers=headers).get_data(as_text=True)
     )
     assert [(r["category"], r["count"]) for r in counts] == [("snow_plowing", str(len(HOSTILE) + 4))]
+
+
+def test_records_export_neutralises_open311_descriptions_and_addresses(client, auth, plow):
+    """A service request's description and address_string reach the export as text, not formulas."""
+    city_app = auth.make_user(Role.AGENT)
+    key = auth.accounts.create_token(city_app.username, "city app", scope="open311")
+    for value in HOSTILE[:4]:
+        form = {"api_key": key, "service_code": "PLOW", "description": value, "address_string": value}
+        assert client.post("/open311/v2/requests.json", data=form).status_code == 201
+    manager = auth.make_user(Role.MANAGER)
+    headers = {"Authorization": f"Bearer {auth.accounts.create_token(manager.username)}"}
+    records = read(client.get("/api/v1/complaints.csv", headers=headers).get_data(as_text=True))
+    assert sorted(r["text"] for r in records) == sorted(f"'{v}\nAddress: {v}" for v in HOSTILE[:4])
+    assert all(not risky(cell) for r in records for cell in r.values())
