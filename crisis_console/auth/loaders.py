@@ -50,7 +50,9 @@ def load_bearer_user(req: Request) -> User | None:
         return None
     user = accounts().user_for_token(token)
     if user is None:
-        raise Unauthorized("The API token is not valid, or its user is disabled.")
+        raise Unauthorized(
+            "The API token is not valid (an Open311 key is only an api_key), or its user is disabled."
+        )
     g.authenticated_by_token = True
     return user
 
