@@ -17,7 +17,7 @@ from crisis_console import delivery
 from crisis_console.alert_hooks import AlertHooks, hooks_of, load_rules
 from crisis_console.delivery import Deliverer, Senders, Settings
 from crisis_console.roles import ROLES
-from crisis_console.services.accounts import MIN_PASSWORD, Accounts
+from crisis_console.services.accounts import API_SCOPE, MIN_PASSWORD, OPEN311_SCOPE, Accounts
 from crisis_console.services.errors import ServiceError
 from crisis_console.store import Store, StoreUnavailable
 
@@ -481,10 +481,22 @@ def token() -> None:
 @token.command("create")
 @click.argument("name")
 @click.option("--label", default="", help="What the token is for (shown to admins).")
-def token_create(name: str, label: str) -> None:
-    """Print a new API token for user NAME (shown once; stored hashed)."""
+@click.option(
+    "--open311",
+    "open311",
+    is_flag=True,
+    help="Make an Open311 api_key instead: good only for POST requests.json, not for the API.",
+)
+def token_create(name: str, label: str, open311: bool) -> None:
+    """Print a new API token (or, with --open311, an Open311 api_key) for user NAME.
+
+    It is shown once and stored hashed.
+    """
+    scope = OPEN311_SCOPE if open311 else API_SCOPE
     try:
-        secret = open_accounts().create_token(name, label or "created from the command line", actor="cli")
+        secret = open_accounts().create_token(
+            name, label or "created from the command line", actor="cli", scope=scope
+        )
     except ServiceError as exc:
         fail(exc.message)
     click.echo(secret)

@@ -210,3 +210,23 @@ def test_changing_a_password_names_the_wrong_field(auth, client):
         assert response.status_code == 422 and f'id="{field}-error"' in html, field
     assert auth.accounts.authenticate(user.username, PASSWORD) is not None
     assert client.post("/account/password", data={"current_password": PASSWORD}).status_code == 400  # no CSRF
+
+
+def test_the_sign_in_form_needs_its_csrf_token(auth, client):
+    """Signing in is anonymous by nature, and still needs the form's CSRF token."""
+    user = auth.make_user(Role.AGENT)
+    refused = client.post("/login", data={"username": user.username, "password": PASSWORD})
+    assert refused.status_code == 400 and "CSRF" in refused.get_data(as_text=True)
+    assert auth.login(user.username).status_code == 302
+
+
+def test_page_forms_check_sign_in_then_role_then_csrf(auth, client, app):
+    """An admin form: anonymous goes to sign-in, the wrong role gets 403, the admin without the token 400."""
+    form = {"username": "formcheck", "role": "agent", "password": PASSWORD}
+    assert app.test_client().post("/admin/users", data=form).status_code == 302
+    auth.login_as(Role.STAKEHOLDER)
+    assert client.post("/admin/users", data=form).status_code == 403
+    auth.logout()
+    auth.login_as(Role.ADMIN)
+    assert client.post("/admin/users", data=form).status_code == 400
+    assert auth.accounts.by_name("formcheck") is None

@@ -232,7 +232,7 @@ def test_matcher_refuses_two_categories_named_alike():
 
 def test_open311_requests_use_the_catalogue(client, auth, store):
     """A GeoReport client posts the starter Open311 code; services.json lists the starter list."""
-    key = auth.accounts.create_token(auth.make_user(Role.AGENT).username, "city app")
+    key = auth.accounts.create_token(auth.make_user(Role.AGENT).username, "city app", scope="open311")
     services = client.get("/open311/v2/services.json").json
     assert {"STREETLIGHT", "NO-HEAT"} <= {s["service_code"] for s in services}
     response = client.post(

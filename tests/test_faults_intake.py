@@ -286,7 +286,7 @@ def test_open311_posts_while_redis_is_down_answer_503_with_retry_after(console, 
     """The client is told to retry (GeoReport's error list, JSON or XML); nothing is spooled."""
     app, store, _twilio = console
     user = Accounts(store).create_user("city-app", Role.AGENT, "correct horse battery", actor="test")
-    key = Accounts(store).create_token(user.username, "city app", actor="test")
+    key = Accounts(store).create_token(user.username, "city app", actor="test", scope="open311")
     client = app.test_client()
     form = {"api_key": key, "service_code": "no_heat", "lat": "42.35", "long": "-71.06"}
     assert client.post("/open311/v2/requests.json", data=form).status_code == 201

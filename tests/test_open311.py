@@ -11,6 +11,7 @@ import pytest
 
 from crisis_console.roles import Role
 from crisis_console.services import trends
+from crisis_console.services.accounts import OPEN311_SCOPE
 from crisis_console.services.categories import Categories
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "open311"
@@ -35,7 +36,7 @@ def api_key(auth, store):
         }
     )
     user = auth.make_user(Role.AGENT)
-    return auth.accounts.create_token(user.username, "city app")
+    return auth.accounts.create_token(user.username, "city app", scope=OPEN311_SCOPE)
 
 
 def test_services_validate_against_the_schema(client, api_key):
@@ -111,3 +112,37 @@ def test_unknown_request_and_format(client, api_key):
     assert client.get("/open311/v2/requests/1-0.json").status_code == 404
     assert client.get("/open311/v2/requests/not-an-id.json").status_code == 404
     assert client.get("/open311/v2/services.csv").json[0]["code"] == 404
+
+
+def test_only_a_key_made_for_open311_is_an_api_key(client, auth, api_key):
+    """An ordinary API token is refused as api_key, saying so; an Open311 key is no bearer token."""
+    agent = auth.make_user(Role.AGENT)
+    api_token = auth.accounts.create_token(agent.username, "integration")
+    form = {"api_key": api_token, "service_code": "SLO", "lat": "42.3", "long": "-71.0"}
+    refused = client.post("/open311/v2/requests.json", data=form)
+    assert refused.status_code == 403 and refused.json[0]["code"] == 403
+    assert "api_key is an API token, not an Open311 key" in refused.json[0]["description"]
+    assert "--open311" in refused.json[0]["description"]
+    assert client.post("/open311/v2/requests.json", data={**form, "api_key": api_key}).status_code == 201
+    as_bearer = {"Authorization": f"Bearer {api_key}"}
+    assert client.get("/api/v1/me", headers=as_bearer).status_code == 401
+    assert client.post("/api/v1/complaints", json={"category": "SLO"}, headers=as_bearer).status_code == 401
+
+
+def test_the_command_line_and_the_admin_page_make_open311_keys(runner, client, auth, api_key):
+    """``token create NAME --open311`` and the Users page's Open311 box make working api_keys."""
+    from crisis_console.cli import cli
+
+    user = auth.make_user(Role.AGENT)
+    result = runner.invoke(cli, ["token", "create", user.username, "--open311", "--label", "city app"])
+    assert result.exit_code == 0, result.output
+    form = {"api_key": result.output.strip(), "service_code": "SLO", "lat": "42.3", "long": "-71.0"}
+    assert client.post("/open311/v2/requests.json", data=form).status_code == 201
+    auth.login_as(Role.ADMIN)
+    page = auth.post(f"/admin/users/{user.id}/tokens", {"name": "vendor", "scope": "open311"})
+    key = page.get_data(as_text=True).split('<code id="new-token">')[1].split("</code>")[0]
+    assert client.post("/open311/v2/requests.json", data={**form, "api_key": key}).status_code == 201
+    assert {t["name"]: t["scope"] for t in auth.accounts.tokens(user.id)} == {
+        "city app": "open311",
+        "vendor": "open311",
+    }

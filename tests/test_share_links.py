@@ -30,8 +30,13 @@ def test_link_opens_the_dashboard_and_nothing_else(app, auth):
     assert viewer.get("/api/v1/events?status=active").status_code == 200
     for path in ("/manager", "/agent", "/admin/users"):
         assert viewer.get(path).status_code == 403, path
+    assert viewer.get("/api/v1/trends/movers?window=60m").status_code == 200
     for path in ("/api/v1/scripts", "/api/v1/me", "/api/v1/audit", "/api/v1/categories"):
         assert viewer.get(path).status_code == 403, path
+    # Beyond what the dashboard loads: exports, the spike history, drafts and closed events.
+    for path in ("/api/v1/trends.csv", "/api/v1/complaints.csv", "/api/v1/trends/spikes", "/api/v1/events"):
+        assert viewer.get(path).status_code == 403, path
+    assert "/api/v1/trends.csv" not in page.get_data(as_text=True)  # so the page offers no export
 
 
 def test_revoked_link_stops_at_once_and_forged_ones_never_work(app, auth, client, store):

@@ -10,7 +10,7 @@ from crisis_console.admin import bp
 from crisis_console.auth.roles import roles_required
 from crisis_console.extensions import accounts, store
 from crisis_console.roles import ROLES, Role
-from crisis_console.services.accounts import MIN_PASSWORD, User
+from crisis_console.services.accounts import API_SCOPE, MIN_PASSWORD, OPEN311_SCOPE, User
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.lines import ROUTE_TYPES, SAY_LANGUAGES, Lines
 from crisis_console.sockets import realtime
@@ -131,15 +131,18 @@ def set_role(user_id: int) -> Response:
 @bp.route("/users/<int:user_id>/tokens", methods=["POST"])
 @roles_required(Role.ADMIN)
 def create_token(user_id: int) -> Response | tuple[str, int]:
-    """Create an API token and show it once (it is stored only hashed)."""
+    """Create an API token, or an Open311 key (``scope=open311``), and show it once (stored hashed)."""
     service = accounts()
     try:
         user = service.require(user_id)
-        token = service.create_token(user.username, request.form.get("name", ""), actor=current_user.username)
+        scope = request.form.get("scope") or API_SCOPE
+        token = service.create_token(
+            user.username, request.form.get("name", ""), actor=current_user.username, scope=scope
+        )
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(url_for("admin.users"))
-    return render_users(new_token=token, new_token_user=user)
+    return render_users(new_token=token, new_token_user=user, new_token_open311=scope == OPEN311_SCOPE)
 
 
 @bp.route("/users/<int:user_id>/tokens/<token_id>/revoke", methods=["POST"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +13,7 @@ from crisis_console import clock, localtime
 from crisis_console.api import bp
 from crisis_console.api.body import json_object
 from crisis_console.auth.roles import dashboard_readers, roles_required, signed_in
+from crisis_console.csv_safety import to_csv
 from crisis_console.extensions import store
 from crisis_console.roles import Role
 from crisis_console.services import trends
@@ -115,7 +114,7 @@ def get_trends() -> Any:
 
 
 @bp.route("/trends/spikes")
-@dashboard_readers
+@signed_in  # not a share link's viewer: the dashboard does not read it
 def get_spikes() -> Any:
     """Spikes as the detector saw them: ``?window=60m&at=ISO`` (default now)."""
     return jsonify(
@@ -133,12 +132,13 @@ STREAM_CLOCK_MARGIN = timedelta(minutes=15)
 RECORD_HEADER = ("id", "occurred_at", "occurred_local", "time_zone", *RECORD_COLUMNS[2:])
 
 
-def csv_response(rows: list[list[Any]], filename: str) -> Response:
-    """Return rows as a CSV download."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+def csv_response(rows: list[list[Any]], filename: str, numeric: tuple[str, ...] = ()) -> Response:
+    """Return rows (header first) as a CSV download no spreadsheet runs as formulas.
+
+    ``numeric`` names the columns that hold numbers, which stay numbers (see csv_safety).
+    """
     return Response(
-        buffer.getvalue(),
+        to_csv(rows, numeric),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -154,7 +154,7 @@ def get_movers() -> Any:
 
 
 @bp.route("/trends.csv")
-@dashboard_readers
+@signed_in  # not a share link's viewer: the dashboard does not read it
 def trends_csv() -> Response:
     """The counts of GET /trends as CSV: one row per bucket and category."""
     args = request.args
@@ -181,7 +181,7 @@ def trends_csv() -> Response:
             for code, values in result["series"].items()
             if (n := values[index])
         )
-    return csv_response(rows, f"contacts-{result['window']}.csv")
+    return csv_response(rows, f"contacts-{result['window']}.csv", numeric=("count",))
 
 
 @bp.route("/complaints.csv")
@@ -205,7 +205,7 @@ def complaints_csv() -> Response:
         rows.append(
             [record["id"], record["occurred_at"], *local, *(record.get(c, "") for c in RECORD_COLUMNS[2:])]
         )
-    return csv_response(rows, "complaints.csv")
+    return csv_response(rows, "complaints.csv", numeric=("lat", "lon"))
 
 
 def current_zone() -> ZoneInfo:

@@ -31,7 +31,7 @@ def create_event() -> Any:
 
 
 @bp.route("/events")
-@dashboard_readers
+@dashboard_readers(status="active")  # a viewer sees the active events, as the dashboard
 def list_events() -> Any:
     """List events, newest first; ``?status=active`` for the declared ones."""
     status = request.args.get("status") or None

@@ -261,7 +261,8 @@ CSV_OK = {"200": {"description": "CSV download", "content": {"text/csv": {"schem
 TREND_PATHS: dict[str, Any] = {
     "/trends.csv": {
         "get": {
-            "summary": "The counts of /trends as CSV (bucket_start, local_time, time_zone, category, count)",
+            "summary": "The counts of /trends as CSV (bucket_start, local_time, time_zone, category, count); "
+            "signed-in users only; text cells that a spreadsheet would run as a formula start with '",
             "parameters": [
                 {"name": name, "in": "query", "schema": {"type": "string"}}
                 for name in ("window", "bucket", "category", "zip", "at")
@@ -315,9 +316,9 @@ TREND_PATHS: dict[str, Any] = {
         "get": {
             **_operation(
                 "Spikes as the detector saw them at `at` (default now): per category, and per hazard "
-                "(its categories counted together: `hazard`, `categories`)",
+                "(its categories counted together: `hazard`, `categories`); signed-in users only",
                 200,
-                (401, 422),
+                (401, 403, 422),
             ),
             "parameters": [
                 {"name": "window", "in": "query", "schema": {"type": "string", "default": "60m"}},
@@ -540,7 +541,11 @@ EVENT_PATHS: dict[str, Any] = {
     "/events": {
         "post": _operation("Create a draft event (manager)", 201, (400, 401, 403, 422), EVENT_BODY),
         "get": {
-            **_operation("List events, newest first", 200, (401, 422)),
+            **_operation(
+                "List events, newest first (a share link's viewer: only `status=active`, else 403)",
+                200,
+                (401, 403, 422),
+            ),
             "parameters": [
                 {
                     "name": "status",

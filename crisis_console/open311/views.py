@@ -3,7 +3,7 @@
 Service codes are complaint categories (their Open311 code, else their code); a posted
 request goes through the one intake (channel ``open311``) and its id is the complaint's.
 Reading is public, as in the cities that publish Open311; posting needs ``api_key``,
-which is a console API token.
+a console token made for Open311 (an ordinary API token is refused).
 
 While Redis is down every route answers 503 with ``Retry-After`` and GeoReport's error
 list (``[{"code": 503, "description": …}]``, or ``<errors><error>`` in XML): a posted
@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from crisis_console.extensions import accounts, limiter, store
 from crisis_console.open311 import bp
-from crisis_console.services.accounts import hash_token
+from crisis_console.services.accounts import OPEN311_SCOPE, User, hash_token
 from crisis_console.services.categories import Categories, Category
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.intake import Intake
@@ -169,15 +169,35 @@ def _api_key_of_request() -> str:
     return "open311:" + hash_token(request.form.get("api_key", ""))[:16]
 
 
+def api_key_user(api_key: str) -> User:
+    """Return the user of an Open311 key; raise a GeoReport 403 naming ``api_key`` otherwise.
+
+    Only keys made for Open311 (``crisis-console token create NAME --open311``, or the admin
+    Users page) are accepted: an ordinary API token is refused, so the key handed to a city
+    app cannot be one that also acts on the console's API, and the reverse.
+    """
+    service = accounts()
+    user = service.user_for_token(api_key, scope=OPEN311_SCOPE)
+    if user is not None:
+        return user
+    if not api_key:
+        raise GeoReportError(403, "api_key is missing: send the Open311 key the console's admin gave you.")
+    if service.user_for_token(api_key) is not None:
+        raise GeoReportError(
+            403,
+            "api_key is an API token, not an Open311 key: ask the console's admin for an Open311 key "
+            "(crisis-console token create NAME --open311).",
+        )
+    raise GeoReportError(403, "api_key is not valid (unknown, revoked, or its account is disabled).")
+
+
 @bp.route("/requests.<fmt>", methods=["POST"])
 @limiter.limit(lambda: current_app.config["OPEN311_POST_LIMIT"], key_func=_api_key_of_request)
 @geo_view("api_key")
 def post_request(fmt: str) -> Response:
     """Create a service request: a complaint on the ``open311`` channel."""
     form = request.form
-    user = accounts().user_for_token(form.get("api_key", ""))
-    if user is None:
-        raise GeoReportError(403, "api_key is missing or not valid.")
+    user = api_key_user(form.get("api_key", ""))
     if not form.get("service_code"):
         raise GeoReportError(400, "service_code is required.")
     has_point = form.get("lat") and form.get("long")

@@ -30,6 +30,11 @@ TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
 TOKEN_PREFIX = "cc_"
+#: What a token is for. ``api``: a bearer token for the JSON API, sockets and the CAP inbox.
+#: ``open311``: an Open311 ``api_key`` and nothing else, so the key a city app or vendor holds
+#: cannot act as its user on the console's API, and no API token is an Open311 key.
+API_SCOPE, OPEN311_SCOPE = "api", "open311"
+TOKEN_SCOPES = (API_SCOPE, OPEN311_SCOPE)
 
 # Checked against when the username is unknown, so a wrong name costs as long as a wrong
 # password and response times do not reveal which names exist.
@@ -403,13 +408,21 @@ class Accounts:
 
     # --- API tokens ------------------------------------------------------------------
 
-    def create_token(self, username: str, name: str = "", *, actor: str | None = None) -> str:
-        """Create an API token for a user and return it; only its hash is stored."""
+    def create_token(
+        self, username: str, name: str = "", *, actor: str | None = None, scope: str = API_SCOPE
+    ) -> str:
+        """Create a token for a user and return it; only its hash is stored.
+
+        ``scope`` is what it is for (TOKEN_SCOPES): ``open311`` makes an Open311 ``api_key``.
+        """
         user = self.by_name(username)
         if user is None:
             raise NotFound(f"No user named {username!r}.", field="username")
+        if scope not in TOKEN_SCOPES:
+            raise ValidationError(f"scope must be one of: {', '.join(TOKEN_SCOPES)}.", field="scope")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        label = str(name or "").strip()[:80] or "API token"
+        default = "Open311 key" if scope == OPEN311_SCOPE else "API token"
+        label = str(name or "").strip()[:80] or default
         token_hash = hash_token(token)
         entry = audit.entry(
             actor,
@@ -417,13 +430,14 @@ class Accounts:
             f"user:{user.id}",
             username=user.username,
             name=label,
+            scope=scope,
             token_id=token_hash[:12],
         )
-        self.store.tokens.add(token_hash, user.id, label, entry)
+        self.store.tokens.add(token_hash, user.id, label, entry, scope=scope)
         return token
 
-    def user_for_token(self, token: str) -> User | None:
-        """Return the active user a bearer token belongs to, or None."""
+    def user_for_token(self, token: str, scope: str = API_SCOPE) -> User | None:
+        """Return the active user a token of ``scope`` belongs to, or None (also for another scope)."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         token_hash = hash_token(token)
@@ -431,6 +445,8 @@ class Accounts:
         if not found:
             return None
         fields, user_fields = found
+        if fields.get("scope", API_SCOPE) != scope:
+            return None
         user = _from_fields(user_fields) if user_fields else None
         if user is None or not user.active:
             return None

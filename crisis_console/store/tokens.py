@@ -37,12 +37,17 @@ class TokenRepo:
         self._audit = audit
         self._token_and_user = client.register_script(_TOKEN_AND_USER)
 
-    def add(self, token_hash: str, user_id: int | str, name: str, audit: AuditEntry) -> None:
-        """Store a token hash for a user, audited in the same transaction."""
+    def add(
+        self, token_hash: str, user_id: int | str, name: str, audit: AuditEntry, scope: str = "api"
+    ) -> None:
+        """Store a token hash for a user with its scope (``api``, ``open311``), audited at once.
+
+        A token stored before scopes existed has no ``scope`` field: it reads as ``api``.
+        """
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(
             self._keys.token(token_hash),
-            mapping={"user_id": str(user_id), "name": name, "created_at": clock.iso()},
+            mapping={"user_id": str(user_id), "name": name, "scope": scope, "created_at": clock.iso()},
         )
         pipe.sadd(self._keys.user_tokens(user_id), token_hash)
         self._audit.add_to(pipe, audit)
@@ -66,7 +71,7 @@ class TokenRepo:
         for token_hash in hashes:
             pipe.hgetall(self._keys.token(token_hash))
         rows = [
-            {**fields, "id": token_hash[:12]}
+            {"scope": "api", **fields, "id": token_hash[:12]}
             for token_hash, fields in zip(hashes, pipe.execute(), strict=True)
             if fields
         ]
