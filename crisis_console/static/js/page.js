@@ -5,7 +5,7 @@
  *                         type="application/json"> (JSON blocks are data, never run);
  *   [data-print]          buttons that print the page (a situation report, a timing report);
  *   [data-width]          bars drawn to a percentage (set through the CSSOM, which the
- *                         policy allows, where a style="" attribute would be refused).
+ *                         policy allows, where a style attribute in markup is refused).
  * Scripts that draw bars later call window.ccPage.widths(root).
  */
 (function () {
