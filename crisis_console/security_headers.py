@@ -29,6 +29,8 @@ POLICY: dict[str, str] = {
     "script-src": "'self'",
     "style-src": "'self'",
     "img-src": "'self' data:",
+    # The agent page's chime is a WAV the script writes as a data: URL (media runs no code).
+    "media-src": "'self' data:",
     "connect-src": "'self'",
     "object-src": "'none'",
     "base-uri": "'self'",

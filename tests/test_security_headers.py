@@ -265,3 +265,144 @@ def test_one_proxy_hop_is_trusted_when_configured(redis_url: str, prefix: str, t
     response = _probe(1, redis_url, prefix).get("/_probe", headers=FORWARDED)
     assert response.get_json() == {"addr": "203.0.113.9", "scheme": "https", "host": "console.example.org"}
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+# --- in a real browser -----------------------------------------------------------------------
+
+#: Installed in every document before its scripts run: keeps each CSP violation the page meets.
+VIOLATIONS_JS = """
+(() => {
+  window.__ccViolations = [];
+  document.addEventListener("securitypolicyviolation", (e) => {
+    window.__ccViolations.push(`${e.effectiveDirective} refused ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+  });
+})();
+"""
+#: What a page adds as it loads, to show the listener hears violations (an inline script, an
+#: inline style attribute).
+PROBE_JS = """
+document.addEventListener("DOMContentLoaded", () => {
+  const script = document.createElement("script");
+  script.textContent = "window.__ccProbeRan = true;";
+  document.body.appendChild(script);
+  document.body.setAttribute("style", "outline: 1px solid red");
+});
+"""
+ROLES = ["agent", "stakeholder", "viewer", "manager", "admin"]
+
+
+def browser_test(test):
+    """Mark a test as driving Chromium against the served console."""
+    from tests.chromium import BROWSER_MARKS
+
+    for mark in BROWSER_MARKS:
+        test = mark(test)
+    return test
+
+
+def watch_policy(page, found: list[str]) -> None:
+    """Record the console's messages about the Content-Security-Policy into ``found``."""
+    page.on(
+        "console",
+        lambda message: (
+            found.append(f"console: {message.text}")
+            if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text
+            else None
+        ),
+    )
+
+
+def violations(page) -> list[str]:
+    """Return (and forget) the violations the open page has met."""
+    return page.evaluate("() => (window.__ccViolations || []).splice(0)")
+
+
+@browser_test
+@pytest.mark.parametrize("role", ROLES)
+def test_no_page_of_any_role_meets_a_policy_violation(role: str, scene, browser) -> None:
+    """Every page the role reaches loads and goes live with the policy on and no violation, and
+    its Socket.IO connection is a WebSocket (``connect-src 'self'`` covers same-origin ws:)."""
+    from tests.browsing import discover_pages, sign_in, wait_until_live
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=scene.url)
+    context.add_init_script(VIOLATIONS_JS)
+    page = context.new_page()
+    found: list[str] = []
+    watch_policy(page, found)
+    transports: dict[str, str] = {}
+    try:
+        sign_in(page, scene, role)
+        wait_until_live(page)
+
+        def visit(path: str) -> None:
+            page.wait_for_load_state("networkidle")
+            found.extend(f"{path}: {v}" for v in violations(page))
+            transport = page.evaluate(
+                "() => { const s = window.crisisConsole && window.crisisConsole.socket;"
+                " return s && s.connected ? s.io.engine.transport.name : null; }"
+            )
+            if transport:
+                transports[path] = transport
+
+        pages = discover_pages(page, scene, visit=visit)
+        print(f"\n{role}: {len(pages)} pages: {' '.join(pages)}")
+        assert not found, "\n".join(found)
+        assert transports, "no page of the role had a live connection"
+        assert set(transports.values()) == {"websocket"}, transports
+    finally:
+        context.close()
+
+
+@browser_test
+def test_the_public_page_meets_no_policy_violation(scene, served_app, browser) -> None:
+    """The public page, with its inlined stylesheet allowed by hash, meets no violation and is styled."""
+    import time
+
+    from crisis_console.public.pages import RECHECK_SECONDS
+
+    render_public_pages(served_app.store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
+    time.sleep(RECHECK_SECONDS + 0.2)  # the served console checks its copy this often
+    context = browser.new_context(base_url=scene.url)
+    context.add_init_script(VIOLATIONS_JS)
+    page = context.new_page()
+    found: list[str] = []
+    watch_policy(page, found)
+    try:
+        for path in ("/public", "/public?lang=es"):
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            found += [f"{path}: {v}" for v in violations(page)]
+            # The stylesheet applied: the skip link sits off screen until focused.
+            assert (
+                page.evaluate("() => getComputedStyle(document.querySelector('.skip-link')).position")
+                != "static"
+            )
+        assert not found, "\n".join(found)
+    finally:
+        context.close()
+
+
+@browser_test
+def test_the_policy_refuses_inline_code_and_the_test_hears_it(scene, browser) -> None:
+    """An inline script and a style attribute added to a real page are refused, and reported
+    (so a clean run above means the policy was on and the listener heard)."""
+    from tests.browsing import sign_in, wait_until_live
+
+    context = browser.new_context(base_url=scene.url)
+    context.add_init_script(VIOLATIONS_JS)
+    context.add_init_script(PROBE_JS)
+    page = context.new_page()
+    found: list[str] = []
+    watch_policy(page, found)
+    try:
+        sign_in(page, scene, "stakeholder")
+        wait_until_live(page)
+        page.goto("/dashboard")
+        page.wait_for_load_state("networkidle")
+        heard = "\n".join(violations(page))
+        assert page.evaluate("() => window.__ccProbeRan === undefined")
+        assert re.search(r"script-src-elem refused inline", heard), heard
+        assert re.search(r"style-src-attr refused inline", heard), heard
+        assert any("Content Security Policy" in message for message in found), found
+    finally:
+        context.close()
