@@ -11,6 +11,9 @@ The policy allows no inline code at all: pages load their scripts and styles fro
 sets through the CSSOM (``element.style.width = ...``, as uPlot and the progress bars do) are
 not inline styles in CSP's sense and stay allowed; ``style="..."`` in markup does not.
 
+Two ``data:`` sources are allowed, neither of which runs code: images, and media (the agent
+page's chime is a WAV its script writes as a ``data:`` URL).
+
 ``connect-src 'self'`` covers the Socket.IO WebSocket on the same host and port (CSP Level 3
 matches ``ws:``/``wss:`` of the page's own origin; the browser tests check it connects).
 """
