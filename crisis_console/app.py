@@ -125,12 +125,13 @@ def create_webhooks_app(config: Config | dict[str, Any] | None = None) -> Flask:
     if not app.config.get("TWILIO_AUTH_TOKEN"):
         app.config["TWILIO_AUTH_TOKEN"] = instance_twilio_token(app.instance_path)
     init_store(app)
-    from crisis_console import errors
+    from crisis_console import errors, security_headers
     from crisis_console.services.ivr_state import LastKnownState
     from crisis_console.webhooks import bp as twilio_bp
     from crisis_console.webhooks.voice import IVR_STATE
 
     errors.init_app(app)
+    security_headers.init_app(app)
     app.extensions[IVR_STATE] = LastKnownState(Path(app.instance_path) / "ivr-state.json")
     app.register_blueprint(twilio_bp)
     if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
@@ -261,8 +262,11 @@ def init_catalogue(app: Flask) -> None:
 
 
 def init_security(app: Flask) -> None:
-    """Wire sign-in, CSRF and rate limiting."""
+    """Wire the security headers (and a configured proxy), sign-in, CSRF and rate limiting."""
+    from crisis_console import security_headers
     from crisis_console.auth import loaders
+
+    security_headers.init_app(app)
 
     store: Store = app.extensions[STORE_EXTENSION]
     app.config["RATELIMIT_STORAGE_URI"] = connection_url(store.redis)

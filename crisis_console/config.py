@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from crisis_console.localtime import machine_zone_name
@@ -60,12 +61,33 @@ class Config:
         self.SEED_CATALOGUE: bool = env.get("CRISIS_SEED_CATALOGUE", "1").lower() not in NO
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.SESSION_COOKIE_SECURE = (self.PUBLIC_BASE_URL or "").startswith("https://")
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
         self.WTF_CSRF_CHECK_DEFAULT = False  # checked in a hook that exempts bearer requests
         self.MAX_CONTENT_LENGTH = 5 * 1024 * 1024
         self.JSON_SORT_KEYS = False
+        #: The console is reached over HTTPS (``CRISIS_HTTPS=1``; also assumed when
+        #: ``PUBLIC_BASE_URL`` or ``PREFERRED_URL_SCHEME`` says https): the session cookie is
+        #: then sent only over HTTPS, and links the console builds say https.
+        self.HTTPS: bool = https_setting(env, self.PUBLIC_BASE_URL)
+        self.SESSION_COOKIE_SECURE = self.HTTPS
+        self.REMEMBER_COOKIE_SECURE = self.HTTPS
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.PREFERRED_URL_SCHEME = "https" if self.HTTPS else "http"
+        #: How many proxies in front set ``X-Forwarded-For/-Proto/-Host/-Port``
+        #: (``CRISIS_PROXY_HOPS``; Werkzeug's ProxyFix trusts that many). 0, the default, trusts
+        #: none: a console reached directly must not believe what a client says it is.
+        self.PROXY_HOPS: int = int(env.get("CRISIS_PROXY_HOPS") or 0)
+
+
+def https_setting(env: Mapping[str, str], public_base_url: str | None) -> bool:
+    """Return whether the console is served over HTTPS: ``CRISIS_HTTPS`` when set, else
+    whether ``PUBLIC_BASE_URL`` or ``PREFERRED_URL_SCHEME`` says https."""
+    explicit = (env.get("CRISIS_HTTPS") or "").strip().lower()
+    if explicit:
+        return explicit not in NO
+    scheme = (env.get("PREFERRED_URL_SCHEME") or "").strip().lower()
+    return scheme == "https" or (public_base_url or "").startswith("https://")
 
 
 class TestConfig(Config):

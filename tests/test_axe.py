@@ -40,6 +40,13 @@ RUN_AXE_JS = """async () => {
 }"""
 
 
+def axe_context(browser: Any, scene: Scene) -> Any:
+    """Open a laptop-sized context whose pages take axe-core although their Content-Security-Policy
+    allows no inline script (the public page none at all): the policy is what tests/test_crawl.py
+    and tests/test_security_headers.py check, accessibility what this file does."""
+    return browser.new_context(viewport=VIEWPORTS["laptop"], base_url=scene.url, bypass_csp=True)
+
+
 def allowed(rule: str, path: str, target: str) -> bool:
     """Say whether a violation is on the allowlist."""
     return any(rule == r and re.search(p, shape(path)) and re.search(t, target) for r, p, t, _why in ALLOWED)
@@ -50,7 +57,7 @@ def violations_on(page: Any, path: str) -> list[str]:
     disclosures are open (the page is resized in place, as a tablet turned would be)."""
     page.wait_for_load_state("networkidle")
     page.eval_on_selector_all("details", "els => els.forEach((d) => { d.open = true; })")
-    page.add_script_tag(path=str(AXE))
+    page.add_script_tag(path=str(AXE))  # inline: the context bypasses the pages' policy for it
     found = []
     for name, size in VIEWPORTS.items():
         page.set_viewport_size(size)
@@ -67,7 +74,7 @@ def violations_on(page: Any, path: str) -> list[str]:
 @pytest.mark.parametrize("role", ROLES)
 def test_no_page_has_an_axe_violation(role: str, scene: Scene, browser: Any) -> None:
     """Every page the role reaches passes axe-core at 1366×768 and at 820×1180."""
-    context = browser.new_context(viewport=VIEWPORTS["laptop"], base_url=scene.url)
+    context = axe_context(browser, scene)
     page = context.new_page()
     try:
         sign_in(page, scene, role)
@@ -87,7 +94,7 @@ def test_no_page_has_an_axe_violation(role: str, scene: Scene, browser: Any) -> 
 def test_axe_reports_what_it_must(scene: Scene, browser: Any) -> None:
     """A field without a label and an image without a text alternative, added to a real page as
     it loads, are reported (so a clean run means axe really looked)."""
-    context = browser.new_context(viewport=VIEWPORTS["laptop"], base_url=scene.url)
+    context = axe_context(browser, scene)
     context.add_init_script(
         'document.addEventListener("DOMContentLoaded", () => document.querySelector("main")'
         '.insertAdjacentHTML(\'beforeend\', \'<input id="probe-field"><img id="probe-image" src="/static/none.png">\'));'
@@ -107,7 +114,7 @@ def test_the_public_page_has_no_axe_violation(scene: Scene, served_app: Any, bro
     """The public information page (no sign-in), in English and Spanish, passes axe-core too."""
     render_public_pages(served_app.store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
     time.sleep(RECHECK_SECONDS + 0.2)  # the served console checks its copy this often
-    context = browser.new_context(viewport=VIEWPORTS["laptop"], base_url=scene.url)
+    context = axe_context(browser, scene)
     page = context.new_page()
     try:
         found: list[str] = []

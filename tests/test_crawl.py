@@ -552,10 +552,16 @@ def crawl_role(browser: Any, scene: Scene, role: str, probe: str = "") -> Crawl:
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     context.add_init_script(INSTRUMENT_JS)
     if probe:
+        # The probe's handlers are attached from here: the pages' policy refuses on*="" attributes.
         script = (
             'document.addEventListener("DOMContentLoaded", () => {'
             ' const main = document.querySelector("main");'
             f" if (main) {{ main.insertAdjacentHTML('beforeend', {json.dumps(probe)}); }} }});"
+            ' document.addEventListener("click", (e) => {'
+            ' const probe = e.target.closest && e.target.closest("[data-probe]");'
+            " if (!probe) { return; }"
+            ' if (probe.dataset.probe === "fetch") { fetch("/api/v1/no-such-route"); }'
+            ' if (probe.dataset.probe === "error") { setTimeout(() => { null.probe(); }); } });'
         )
         context.add_init_script(script)
     page = context.new_page()
@@ -607,8 +613,8 @@ def test_the_crawl_catches_dead_buttons_errors_and_broken_links(scene: Scene, br
     probe = (
         '<section class="card"><button type="button">Probe without handler</button>'
         '<form class="inline"><button type="submit">Probe form without script</button></form>'
-        '<button type="button" onclick="fetch(\'/api/v1/no-such-route\')">Probe failing request</button>'
-        '<button type="button" onclick="null.probe()">Probe script error</button>'
+        '<button type="button" data-probe="fetch">Probe failing request</button>'
+        '<button type="button" data-probe="error">Probe script error</button>'
         '<a href="/no-such-page">Probe broken link</a></section>'
     )
     problems = "\n".join(crawl_role(browser, scene, "stakeholder", probe).tracker.problems)

@@ -39,6 +39,7 @@ from redis import RedisError
 
 from crisis_console import clock, localtime
 from crisis_console.public.strings import STRINGS, chrome_language, strings
+from crisis_console.security_headers import public_page_headers, style_hash
 from crisis_console.services.events import Event, Events
 from crisis_console.services.scripts import Script, Scripts
 from crisis_console.store import Store
@@ -119,9 +120,15 @@ class Page:
             ("Content-Type", meta["mimetype"]),
             *self.not_modified_headers,
             ("Content-Language", self.language),
-            ("X-Content-Type-Options", "nosniff"),
+            *_security_headers(meta["mimetype"], meta.get("style_sha256")),
             ("Content-Length", str(len(body))),
         ]
+
+
+@functools.lru_cache(maxsize=16)
+def _security_headers(mimetype: str, style: str | None) -> tuple[tuple[str, str], ...]:
+    """Return a variant's security headers; its CSP allows the stylesheet it was rendered with."""
+    return tuple(public_page_headers(mimetype, style_source=style or style_hash(_css())))
 
 
 def variant(kind: str, language: str, fmt: str = "html", event_id: int | None = None) -> str:
@@ -197,6 +204,7 @@ def _render(store: Store, settings: PublicSettings, previous: Mapping[str, Any])
         pages[variant("all", lang, "json")] = (_json(listed, lang, page_languages, settings), JSON, lang, 200)
 
     rendered_at = clock.iso(now)
+    style = style_hash(_css())  # the stylesheet these variants inline, for their CSP
     fields: dict[str, str] = {}
     meta: dict[str, dict[str, Any]] = {}
     for name, (text, mimetype, lang, status) in pages.items():
@@ -216,6 +224,8 @@ def _render(store: Store, settings: PublicSettings, previous: Mapping[str, Any])
             "language": lang,
             "status": status,
         }
+        if mimetype == HTML:
+            meta[name]["style_sha256"] = style
     main = meta[variant("all", BASE_LANGUAGES[0])]
     scripts = {sid: version for per_event in shown.values() for sid, version in per_event.items()}
     status_record = {

@@ -48,6 +48,13 @@ def public(view: F) -> F:
     return view
 
 
+def own_policy(view: F) -> F:
+    """Keep the stored variant's own Content-Security-Policy (it allows the stylesheet inlined
+    in it) when a request reaches Flask: Talisman would replace it with the console's."""
+    view.talisman_view_options = {"content_security_policy": None}  # type: ignore[attr-defined]
+    return view
+
+
 def init_app(app: Flask) -> None:
     """Register the blueprint, keep the render settings, and put the fast path in front."""
     settings = app.extensions[SETTINGS] = PublicSettings.from_config(app.config)
@@ -175,6 +182,7 @@ def _respond() -> Response:
 
 @bp.get("/public")
 @public
+@own_policy
 @limiter.exempt
 def all_events() -> Response:
     """Show every active event (drills only when they are to be published)."""
@@ -183,6 +191,7 @@ def all_events() -> Response:
 
 @bp.get("/public/<int:event_id>")
 @public
+@own_policy
 @limiter.exempt
 def one_event(event_id: int) -> Response:
     """Show one active event (a drill marked EXERCISE); a 404 with current information otherwise."""
@@ -191,6 +200,7 @@ def one_event(event_id: int) -> Response:
 
 @bp.get("/public.json")
 @public
+@own_policy
 @limiter.exempt
 def as_json() -> Response:
     """Return the active events and their public messages as JSON."""

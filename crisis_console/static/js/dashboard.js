@@ -20,8 +20,9 @@
     body.innerHTML = rows.length ? rows.map(function (row) {
       var width = (100 * row[1] / rows[0][1]).toFixed(1);
       return '<tr data-category="' + esc(row[0]) + '"><td>' + esc(names[row[0]] || row[0]) +
-        '</td><td class="count">' + row[1] + '</td><td><span class="bar" style="width: ' + width + '%"></span></td></tr>';
+        '</td><td class="count">' + row[1] + '</td><td><span class="bar" data-width="' + width + '"></span></td></tr>';
     }).join("") : '<tr class="empty"><td colspan="3" class="muted">No contacts logged in the last hour.</td></tr>';
+    window.ccPage.widths(body);
     document.getElementById("contacts-total").textContent = result.totals.all;
   }
 

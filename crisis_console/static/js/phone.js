@@ -6,7 +6,8 @@
 (function () {
   "use strict";
 
-  var speech = window.CC_SPEECH || { longSeconds: 30, wordsPerSecond: 2.5 };
+  var speechEl = document.getElementById("phone-speech");
+  var speech = speechEl ? JSON.parse(speechEl.textContent) : { longSeconds: 30, wordsPerSecond: 2.5 };
   var names = window.CC_EVENTS || {};
 
   function seconds(text) {
