@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -226,3 +227,115 @@ def owned_redis(folder: Path) -> Iterator[OwnedRedis]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A test CA, and server and client certificates it signed (PEM files in one folder)."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_certificates(folder: Path, *, server_name: str = "localhost") -> Certificates:
+    """Make a CA and, signed by it, a server certificate for ``server_name`` (and 127.0.0.1
+    when it is ``localhost``) and a client certificate, with ``openssl``.
+
+    Raises:
+        RuntimeError: ``openssl`` is not on PATH or failed (with its output).
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is not on PATH")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        done = subprocess.run([openssl, *args], cwd=folder, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"openssl {' '.join(args[:2])} failed:\n{done.stderr}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Crisis Console test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    names = f"DNS:{server_name}" + (",IP:127.0.0.1" if server_name == "localhost" else "")
+    (folder / "server.ext").write_text(f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n")
+    (folder / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for who in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={server_name if who == 'server' else 'agent'}",
+            "-keyout", f"{who}.key", "-out", f"{who}.csr")  # fmt: skip
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{who}.ext", "-out", f"{who}.pem")  # fmt: skip
+    return Certificates(
+        folder / "ca.pem",
+        folder / "server.pem",
+        folder / "server.key",
+        folder / "client.pem",
+        folder / "client.key",
+    )
+
+
+class OwnedTlsRedis:
+    """A redis-server of the caller's own that speaks TLS only (``--port 0``) on a free port."""
+
+    def __init__(self, folder: Path, certificates: Certificates, *, client_certificates: bool = False):
+        self.folder = folder
+        self.certificates = certificates
+        self.client_certificates = client_certificates
+        self.port = free_port()
+        #: The console's URL for it (with ``CRISIS_REDIS_CA_CERT`` = ``certificates.ca``).
+        self.url = f"rediss://localhost:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it and wait until it answers over TLS (a failure guard, not a measure)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tls = self.certificates
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1"),
+                *("--tls-cert-file", str(tls.server_cert), "--tls-key-file", str(tls.server_key)),
+                *("--tls-ca-cert-file", str(tls.ca)),
+                *("--tls-auth-clients", "yes" if self.client_certificates else "no"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.folder)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            client = self.client()
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                assert self.process.poll() is None, "the TLS redis-server exited (built without TLS?)"
+                assert time.monotonic() < deadline, "the TLS redis-server did not answer"
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def client(self) -> redis.Redis:
+        """Return a client of the test's own over TLS (with the client certificate; the CA is
+        checked, not the host name: a test may give the server a certificate for another)."""
+        tls = self.certificates
+        return redis.Redis(
+            host="localhost",
+            port=self.port,
+            ssl=True,
+            ssl_ca_certs=str(tls.ca),
+            ssl_check_hostname=False,
+            ssl_certfile=str(tls.client_cert),
+            ssl_keyfile=str(tls.client_key),
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
+
+    def stop(self) -> None:
+        """Stop it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)

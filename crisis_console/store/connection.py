@@ -438,8 +438,16 @@ def connect(
             client.ping()
     except (redis.RedisError, OSError, RuntimeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if target is not None and target.kind == "tcp" and not target.tls and _dropped(exc):
+            reason += " (if that port speaks TLS, the URL is rediss://)"
         raise StoreUnavailable(f"cannot reach Redis at {describe(target, instance_path)}: {reason}") from exc
     return client
+
+
+def _dropped(exc: BaseException) -> bool:
+    """Return whether the server hung up on us, as a TLS port does on a plain client."""
+    text = str(exc).lower()
+    return isinstance(exc, redis.ConnectionError) and ("reset by peer" in text or "closed by server" in text)
 
 
 def target_of(client: redis.Redis) -> RedisTarget:
