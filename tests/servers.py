@@ -339,3 +339,195 @@ class OwnedTlsRedis:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(20)
+
+
+class OwnedSentinels:
+    """A master and a replica (``redis-server``, append-only with fsync always) watched by
+    three ``redis-sentinel`` processes, all the caller's own, on free ports in ``folder``.
+
+    The Sentinels call the master down after ``down_after_ms`` without an answer and need two
+    of three to agree (quorum 2) before one of them promotes the replica.
+    """
+
+    SERVICE = "mymaster"
+
+    def __init__(self, folder: Path, *, down_after_ms: int = 1000, failover_timeout_ms: int = 4000):
+        self.folder = folder
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        #: The data servers by port (the first starts as master), and the Sentinels' ports.
+        self.servers: dict[int, subprocess.Popen[bytes]] = {}
+        self.server_ports = [free_port(), free_port()]
+        self.sentinel_ports = [free_port(), free_port(), free_port()]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """The console's ``REDIS_URL`` for this deployment."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
+
+    def start(self) -> None:
+        """Start master, replica and Sentinels; return once every Sentinel knows the replica."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        master, replica = self.server_ports
+        self.start_server(master)
+        self.start_server(replica, replica_of=master)
+        for port in self.sentinel_ports:
+            config = self.folder / f"sentinel-{port}.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.folder}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {master} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.SERVICE} {self.failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {self.SERVICE} 1\n"
+            )
+            with (self.folder / f"sentinel-{port}.log").open("wb") as log:  # the child keeps its copy
+                self.sentinels.append(
+                    subprocess.Popen(
+                        [shutil.which("redis-sentinel") or "redis-sentinel", str(config)],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        self.wait(lambda: self.in_sync(), "the replica to sync with the master")
+        self.wait(
+            lambda: all(self.sentinel_view(port)[1] >= 1 for port in self.sentinel_ports),
+            "every Sentinel to find the replica",
+        )
+
+    def start_server(self, port: int, *, replica_of: int | None = None) -> None:
+        """Start (again) the data server on ``port``, keeping its data, and wait until it answers."""
+        folder = self.folder / f"redis-{port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / f"redis-{port}.log").open("ab") as log:  # the child keeps its copy
+            self.servers[port] = subprocess.Popen(
+                [
+                    shutil.which("redis-server") or "redis-server",
+                    *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)),
+                    *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+                    *(("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.wait(lambda: self._answers(port), f"redis-server on {port} to answer")
+
+    def client(self, port: int) -> redis.Redis:
+        """Return a client of the test's own to the data server on ``port``."""
+        return redis.Redis(port=port, decode_responses=True, socket_timeout=2, socket_connect_timeout=1)
+
+    def _answers(self, port: int) -> bool:
+        client = self.client(port)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def master_port(self, sentinel_port: int | None = None) -> int:
+        """Return the master's port as a Sentinel (the first, by default) reports it."""
+        return self.sentinel_view(sentinel_port or self.sentinel_ports[0])[0]
+
+    def sentinel_view(self, sentinel_port: int) -> tuple[int, int]:
+        """Return ``(master port, replicas known)`` as one Sentinel sees them ((0, 0) if it cannot say)."""
+        client = redis.Redis(port=sentinel_port, decode_responses=True, socket_timeout=1)
+        try:
+            address = client.execute_command("SENTINEL", "get-master-addr-by-name", self.SERVICE)
+            replicas = client.execute_command("SENTINEL", "replicas", self.SERVICE)
+            return (int(address[1]) if address else 0), len(replicas)
+        except redis.RedisError:
+            return 0, 0
+        finally:
+            client.close()
+
+    def all_report_master(self, port: int) -> bool:
+        """Return whether every Sentinel names the server on ``port`` as the master."""
+        return all(self.sentinel_view(s)[0] == port for s in self.sentinel_ports)
+
+    def role(self, port: int) -> str:
+        """Return what the data server on ``port`` says it is (``master``, ``slave``; ``down``)."""
+        client = self.client(port)
+        try:
+            return str(client.info("replication")["role"])
+        except redis.RedisError:
+            return "down"
+        finally:
+            client.close()
+
+    def in_sync(self) -> bool:
+        """Return whether the master has a replica online that has everything it wrote."""
+        client = self.client(self.master_port() or self.server_ports[0])
+        try:
+            info = client.info("replication")
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+        replica = info.get("slave0")
+        return (
+            isinstance(replica, dict)
+            and replica.get("state") == "online"
+            and int(replica.get("offset", -1)) >= int(info["master_repl_offset"])
+        )
+
+    def failover(self) -> None:
+        """Ask a Sentinel to fail over now (SENTINEL FAILOVER: no agreement needed)."""
+        client = redis.Redis(port=self.sentinel_ports[0], socket_timeout=2)
+        try:
+            client.execute_command("SENTINEL", "FAILOVER", self.SERVICE)
+        finally:
+            client.close()
+
+    def switch_over(self, pause_ms: int = 10_000) -> int:
+        """Move the master role to the replica without losing an acknowledged write; return the
+        new master's port.
+
+        A bare SENTINEL FAILOVER promotes the replica but leaves the old master taking writes
+        until a Sentinel demotes it, seconds later (about 11 s here), and those writes are then
+        thrown away. So, as an operator would: pause writes on the master (CLIENT PAUSE WRITE:
+        they wait, and the console answers 503 after its 1 s deadline), wait until the replica
+        has everything, fail over, wait until every Sentinel names the new master, make the old
+        master its replica (REPLICAOF), and only then let the paused writes go on: they meet a
+        replica (READONLY), and the console's clients move to the new master.
+        """
+        old = self.master_port()
+        (new,) = [port for port in self.server_ports if port != old]
+        master = self.client(old)
+        master.execute_command("CLIENT", "PAUSE", str(pause_ms), "WRITE")
+        try:
+            self.wait(self.in_sync, "the replica to catch up with the paused master")
+            self.failover()
+            self.wait(lambda: self.all_report_master(new), "every Sentinel to name the new master")
+            master.execute_command("REPLICAOF", "127.0.0.1", str(new))
+        finally:
+            master.execute_command("CLIENT", "UNPAUSE")
+            master.close()
+        return new
+
+    def kill(self, port: int) -> None:
+        """Kill the data server on ``port`` at once (SIGKILL: a crash)."""
+        process = self.servers[port]
+        process.kill()
+        process.wait(10)
+
+    @staticmethod
+    def wait(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+        """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds`` (a guard)."""
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop every process it started."""
+        for process in [*self.sentinels, *self.servers.values()]:
+            if process.poll() is None:
+                process.terminate()
+        for process in [*self.sentinels, *self.servers.values()]:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
