@@ -41,7 +41,7 @@ from crisis_console.services.categories import Categories
 from crisis_console.services.ivr_state import LastKnownState
 from crisis_console.store import Store
 from tests.conftest import TWILIO_TOKEN
-from tests.helpers import PASSWORD, live_announcement, unique_name
+from tests.helpers import PASSWORD, csrf_from, live_announcement, unique_name
 from tests.servers import OwnedSentinels, free_port, start_console, stop_console
 from tests.test_faults_pushes import HealingAgent
 
@@ -232,6 +232,13 @@ def test_the_console_keeps_working_through_a_switch_over_and_a_crash_of_the_mast
         console = start_console(env, log, port)
         base = f"http://127.0.0.1:{port}"
         assert "redis+sentinel://127.0.0.1:" in log.read_text()
+
+        # The sign-in limiter keeps its counters in the master the Sentinels name.
+        browser = requests.Session()
+        form = {"username": "nobody", "password": "wrong"}
+        form["csrf_token"] = csrf_from(browser.get(f"{base}/login", timeout=10).text)
+        assert browser.post(f"{base}/login", data=form, timeout=10).status_code in (200, 401)
+        assert list(setup.redis.scan_iter(match=f"{setup.keys.rate_limits_prefix()}*")), "no limiter counter"
 
         manager = requests.Session()
         manager.headers["Authorization"] = f"Bearer {manager_token}"
