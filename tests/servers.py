@@ -489,8 +489,8 @@ class OwnedSentinels:
         thrown away. So, as an operator would: pause writes on the master (CLIENT PAUSE WRITE:
         they wait, and the console answers 503 after its 1 s deadline), wait until the replica
         has everything, fail over, wait until every Sentinel names the new master, make the old
-        master its replica (REPLICAOF), and only then let the paused writes go on: they meet a
-        replica (READONLY), and the console's clients move to the new master.
+        master its replica (REPLICAOF), drop its clients, and only then let the paused writes
+        go on: the console's clients reconnect through the Sentinels to the new master.
         """
         old = self.master_port()
         (new,) = [port for port in self.server_ports if port != old]
@@ -501,6 +501,11 @@ class OwnedSentinels:
             self.failover()
             self.wait(lambda: self.all_report_master(new), "every Sentinel to name the new master")
             master.execute_command("REPLICAOF", "127.0.0.1", str(new))
+            # As a Sentinel does when it demotes a master: drop the clients, so that every one
+            # (the Socket.IO queue's publisher, which a replica would not refuse, and its
+            # listener too) asks the Sentinels again. SKIPME: not this connection.
+            master.execute_command("CLIENT", "KILL", "TYPE", "normal")
+            master.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
         finally:
             master.execute_command("CLIENT", "UNPAUSE")
             master.close()
