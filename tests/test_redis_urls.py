@@ -192,11 +192,13 @@ def test_a_client_made_elsewhere_still_has_a_target(redis_url):
     client.close()
 
 
-def test_serve_with_a_bad_url_prints_one_line_and_no_traceback(monkeypatch, tmp_path):
-    """``serve`` on a malformed REDIS_URL: one error line naming it, password masked, exit 2."""
+@pytest.mark.parametrize("only", [[], ["--only", "webhooks"]])
+def test_serve_with_a_bad_url_prints_one_line_and_no_traceback(only, monkeypatch, tmp_path):
+    """``serve`` (and ``serve --only webhooks``) on a malformed REDIS_URL: one error line naming
+    it, password masked, exit 2."""
     monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("REDIS_URL", "redis+sentinel://:hunter2@127.0.0.1:26379")
-    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    result = CliRunner().invoke(cli, ["serve", "--port", "1", *only])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: REDIS_URL redis+sentinel://:***@127.0.0.1:26379")
