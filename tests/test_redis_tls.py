@@ -231,3 +231,22 @@ def test_a_push_through_one_serve_process_reaches_an_agent_on_another_over_tls(
         for process in started.values():
             stop_console(process)  # type: ignore[arg-type]
         store.redis.close()
+
+
+def test_an_app_made_after_a_tls_app_limits_sign_in_over_its_own_plain_connection(
+    tls_redis, certificates, redis_url, tmp_path, monkeypatch
+):
+    """Flask-Limiter is one module-level object: a TLS app's ssl_* options must not reach the
+    storage of the next app (on a plain redis://), whose sign-in would then fail."""
+    monkeypatch.setenv("CRISIS_INSTANCE_PATH", str(tmp_path / "instance"))
+    create_app(
+        TestConfig(REDIS_URL=tls_redis.url, REDIS_CA_CERT=str(certificates.ca), CRISIS_KEY_PREFIX="tls1")
+    )
+    prefix = f"plain-after-tls-{time.monotonic_ns()}"
+    plain = create_app(TestConfig(REDIS_URL=redis_url, CRISIS_KEY_PREFIX=prefix))
+    browser = plain.test_client()
+    form = {"username": "nobody", "password": "wrong", "csrf_token": csrf_from(browser.get("/login").text)}
+    assert browser.post("/login", data=form).status_code in (200, 401)
+    store: Store = plain.extensions[STORE_EXTENSION]
+    assert list(store.redis.scan_iter(match=f"{store.keys.rate_limits_prefix()}*"))
+    store.delete_all()
