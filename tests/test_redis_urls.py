@@ -203,3 +203,22 @@ def test_serve_with_a_bad_url_prints_one_line_and_no_traceback(only, monkeypatch
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: REDIS_URL redis+sentinel://:***@127.0.0.1:26379")
     assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_every_redis_setting_is_read_by_config_under_its_attribute_name(monkeypatch, tmp_path):
+    """Config carries each CRISIS_REDIS_* setting (as REDIS_*), and the parser reads it there."""
+    from crisis_console.config import Config
+    from crisis_console.store.connection import SETTINGS
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    monkeypatch.setenv("CRISIS_REDIS_CA_CERT", str(ca))
+    monkeypatch.setenv("CRISIS_REDIS_TLS_SKIP_HOSTNAME_CHECK", "yes")
+    monkeypatch.setenv("CRISIS_REDIS_SENTINEL_PASSWORD", "spw")
+    config = Config()
+    for name in SETTINGS:
+        assert hasattr(config, name.removeprefix("CRISIS_")), name
+    target = RedisTarget.parse("rediss://h", vars(config))
+    assert target.tls is not None and target.tls.ca_cert == str(ca) and not target.tls.check_hostname
+    monkeypatch.delenv("CRISIS_REDIS_CA_CERT")  # certificates beside a non-TLS URL are refused
+    assert RedisTarget.parse("redis+sentinel://a:1/m", vars(Config())).sentinel_password == "spw"

@@ -69,9 +69,13 @@ PHONE_POOL_TIMEOUT = 0.1
 #: The URL schemes ``REDIS_URL`` may use.
 SCHEMES = ("redis", "rediss", "unix", "redis+unix", "redis+sentinel")
 #: Settings beside ``REDIS_URL`` (environment names; the Config attribute drops ``CRISIS_``).
-TLS_SETTINGS = ("CRISIS_REDIS_CA_CERT", "CRISIS_REDIS_CERT", "CRISIS_REDIS_KEY")
-SKIP_HOSTNAME_SETTING = "CRISIS_REDIS_TLS_SKIP_HOSTNAME_CHECK"
-SENTINEL_PASSWORD_SETTING = "CRISIS_REDIS_SENTINEL_PASSWORD"
+SETTINGS = (
+    "CRISIS_REDIS_CA_CERT",
+    "CRISIS_REDIS_CERT",
+    "CRISIS_REDIS_KEY",
+    "CRISIS_REDIS_TLS_SKIP_HOSTNAME_CHECK",
+    "CRISIS_REDIS_SENTINEL_PASSWORD",
+)
 _NO = ("", "0", "false", "no", "off")
 
 
@@ -274,8 +278,6 @@ class RedisTarget:
                 redis.UnixDomainSocketConnection
             )
             kwargs["path"] = self.path
-            for name in [name for name in kwargs if name.startswith("ssl_")]:
-                kwargs.pop(name)
         else:
             connection_class = redis.SSLConnection if self.tls else redis.Connection
             kwargs["host"], kwargs["port"] = self.hosts[0]
@@ -340,8 +342,8 @@ def _settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         "ca_cert": get("CRISIS_REDIS_CA_CERT") or None,
         "cert": get("CRISIS_REDIS_CERT") or None,
         "key": get("CRISIS_REDIS_KEY") or None,
-        "skip_hostname": get(SKIP_HOSTNAME_SETTING).lower() not in _NO,
-        "sentinel_password": get(SENTINEL_PASSWORD_SETTING) or None,
+        "skip_hostname": get("CRISIS_REDIS_TLS_SKIP_HOSTNAME_CHECK").lower() not in _NO,
+        "sentinel_password": get("CRISIS_REDIS_SENTINEL_PASSWORD") or None,
     }
 
 
