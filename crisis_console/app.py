@@ -15,8 +15,7 @@ from flask import Flask
 
 from crisis_console.config import Config, instance_secret_key, instance_twilio_token, load_dotenv_file
 from crisis_console.extensions import STORE_EXTENSION, csrf, limiter, socketio
-from crisis_console.store import Store, connect, connection_url, message_queue_url
-from crisis_console.store.connection import CONNECT_TIMEOUT, SOCKET_TIMEOUT
+from crisis_console.store import RedisTarget, Store, connect, message_queue_url
 from crisis_console.timing import init_timing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +138,10 @@ def create_webhooks_app(config: Config | dict[str, Any] | None = None) -> Flask:
             app,
             async_mode="threading",
             client_manager=queue_manager(
-                app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["CRISIS_KEY_PREFIX"], write_only=False
+                app.config["SOCKETIO_MESSAGE_QUEUE"],
+                app.config["CRISIS_KEY_PREFIX"],
+                write_only=False,
+                settings=app.config,
             ),
         )
     return app
@@ -163,27 +165,39 @@ def message_queue(settings: Config, store: Store) -> str:
     return settings.SOCKETIO_MESSAGE_QUEUE or message_queue_url(store.redis)
 
 
-def queue_manager(url: str, prefix: str, *, write_only: bool) -> python_socketio.RedisManager:
-    """Return the Socket.IO client manager on the Redis message queue at ``url`` (made here, as
-    Flask-SocketIO would take the embedded server's ``unix://`` URL for a Kombu broker)."""
-    return python_socketio.RedisManager(url, channel=f"{prefix}-socketio", write_only=write_only)
+def queue_manager(
+    url: str, prefix: str, *, write_only: bool, settings: Mapping[str, Any] | None = None
+) -> python_socketio.RedisManager:
+    """Return the Socket.IO client manager on the Redis message queue at ``url`` (a
+    ``REDIS_URL``, with its TLS and Sentinel ``settings``, default the environment's). Made
+    here, as Flask-SocketIO would take the embedded server's ``unix://`` URL for a Kombu broker.
+    """
+    queue_url, options = RedisTarget.parse(url, settings).message_queue()
+    return python_socketio.RedisManager(
+        queue_url, channel=f"{prefix}-socketio", write_only=write_only, redis_options=options
+    )
 
 
-def healing_queue_manager(url: str, prefix: str, store: Store) -> python_socketio.RedisManager:
+def healing_queue_manager(
+    url: str, prefix: str, store: Store, settings: Mapping[str, Any] | None = None
+) -> python_socketio.RedisManager:
     """Return the web process's queue manager: it re-delivers from the push records what its
     listener missed while cut off from Redis (see :mod:`crisis_console.sockets.healing`)."""
     from crisis_console.services.pushes import Pushes
     from crisis_console.sockets import realtime
     from crisis_console.sockets.healing import HealingRedisManager
 
-    return HealingRedisManager(
-        url,
+    queue_url, options = RedisTarget.parse(url, settings).message_queue()
+    manager = HealingRedisManager(
+        queue_url,
         channel=f"{prefix}-socketio",
         last_seq=store.pushes.last_seq,
         reachable=Pushes(store).reachable,
         published_after=Pushes(store).published_after,
         rooms=realtime.push_rooms,
     )
+    manager.redis_options = options  # TLS, credentials, the Sentinels' settings
+    return manager
 
 
 def instance_path() -> str:
@@ -198,7 +212,9 @@ def open_store(config: Config | dict[str, Any] | None = None) -> Store:
         crisis_console.store.StoreUnavailable: Redis cannot be reached.
     """
     settings = resolve_config(config)
-    return Store(connect(settings.REDIS_URL, instance_path()), settings.CRISIS_KEY_PREFIX)
+    return Store(
+        connect(settings.REDIS_URL, instance_path(), settings=vars(settings)), settings.CRISIS_KEY_PREFIX
+    )
 
 
 def init_store(app: Flask) -> None:
@@ -211,7 +227,10 @@ def init_store(app: Flask) -> None:
     from crisis_console.webhooks.voice import init_phone
 
     client = connect(
-        app.config.get("REDIS_URL"), app.instance_path, check=app.config.get("REQUIRE_STORE", True)
+        app.config.get("REDIS_URL"),
+        app.instance_path,
+        check=app.config.get("REQUIRE_STORE", True),
+        settings=app.config,
     )
     app.extensions[STORE_EXTENSION] = Store(client, app.config["CRISIS_KEY_PREFIX"])
     init_phone(app)
@@ -269,14 +288,14 @@ def init_security(app: Flask) -> None:
     security_headers.init_app(app)
 
     store: Store = app.extensions[STORE_EXTENSION]
-    app.config["RATELIMIT_STORAGE_URI"] = connection_url(store.redis)
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
-        "key_prefix": store.keys.rate_limits_prefix(),
-        # The limiter's own client: as short deadlines as the store's, so a hung Redis makes
-        # sign-in a prompt 503 rather than a page that never loads.
-        "socket_timeout": SOCKET_TIMEOUT,
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-    }
+    # The limiter's own client, built like the store's (TLS, Sentinel) with as short deadlines,
+    # so a hung Redis makes sign-in a prompt 503 rather than a page that never loads.
+    uri, options = store.target.limiter_storage()
+    app.config["RATELIMIT_STORAGE_URI"] = uri
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"key_prefix": store.keys.rate_limits_prefix(), **options}
+    # Flask-Limiter adds each init_app's options to those of the apps before (one module-level
+    # Limiter): a TLS app's ssl_* options would reach the next app's plain connection.
+    limiter._storage_options = {}
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     loaders.init_app(app)
     csrf.init_app(app)
@@ -323,6 +342,7 @@ def init_sockets(app: Flask) -> None:
             app.config["SOCKETIO_MESSAGE_QUEUE"],
             app.config["CRISIS_KEY_PREFIX"],
             app.extensions[STORE_EXTENSION],
+            settings=app.config,
         )
     socketio.init_app(app, **options)
     events.init_receipts(app)

@@ -80,7 +80,13 @@ def serve(host: str, port: int, only: str | None, workers: int, threads: int) ->
     """Run the web process (Flask-SocketIO on gevent), or with --only webhooks the phone path."""
     if only == "webhooks":
         from crisis_console import serving
+        from crisis_console.app import resolve_config
+        from crisis_console.store import BadRedisUrl, redis_target
 
+        try:  # here, once: gunicorn's workers would each print a traceback
+            redis_target(vars(resolve_config(None)))
+        except BadRedisUrl as exc:
+            fail(str(exc), EXIT_NO_STORE)
         click.echo(
             f"Crisis Console webhooks on http://{host}:{port}/twilio/ ({workers} workers × {threads} threads)"
         )

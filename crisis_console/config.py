@@ -32,6 +32,17 @@ class Config:
     def __init__(self) -> None:
         env = os.environ
         self.REDIS_URL: str | None = env.get("REDIS_URL") or None
+        # Beside a rediss:// URL: the CA that signed the server's certificate, a client
+        # certificate and key when the server asks for one, and (clearly named, off by
+        # default) accepting a certificate issued for another host name. Beside a
+        # redis+sentinel:// URL: the Sentinels' own password. See store/connection.py.
+        self.REDIS_CA_CERT: str | None = env.get("CRISIS_REDIS_CA_CERT") or None
+        self.REDIS_CERT: str | None = env.get("CRISIS_REDIS_CERT") or None
+        self.REDIS_KEY: str | None = env.get("CRISIS_REDIS_KEY") or None
+        self.REDIS_TLS_SKIP_HOSTNAME_CHECK: bool = env.get(
+            "CRISIS_REDIS_TLS_SKIP_HOSTNAME_CHECK", ""
+        ).lower() not in (*NO, "")
+        self.REDIS_SENTINEL_PASSWORD: str | None = env.get("CRISIS_REDIS_SENTINEL_PASSWORD") or None
         self.SECRET_KEY: str | None = env.get("SECRET_KEY") or None
         self.CRISIS_KEY_PREFIX: str = env.get("CRISIS_KEY_PREFIX") or "cc"
         self.PUBLIC_BASE_URL: str | None = (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None

@@ -11,13 +11,17 @@ from crisis_console.store.audit import AuditRepo
 from crisis_console.store.cap import CapRepo
 from crisis_console.store.complaints import CategoryRepo, ComplaintRepo
 from crisis_console.store.connection import (
+    BadRedisUrl,
+    RedisTarget,
     StoreUnavailable,
     connect,
     connection_url,
     describe,
     message_queue_url,
     phone_client,
+    redis_target,
     stop_embedded,
+    target_of,
 )
 from crisis_console.store.events import EventRepo
 from crisis_console.store.flags import FlagRepo
@@ -34,7 +38,9 @@ from crisis_console.store.tokens import TokenRepo
 from crisis_console.store.users import UserRepo
 
 __all__ = [
+    "BadRedisUrl",
     "Keys",
+    "RedisTarget",
     "Store",
     "StoreUnavailable",
     "connect",
@@ -42,7 +48,9 @@ __all__ = [
     "describe",
     "message_queue_url",
     "phone_client",
+    "redis_target",
     "stop_embedded",
+    "target_of",
 ]
 
 
@@ -51,6 +59,8 @@ class Store:
 
     def __init__(self, client: redis.Redis, prefix: str = "cc"):
         self.redis = client
+        #: The server (and how to reach it) every other client of this store is built for.
+        self.target = target_of(client)
         self.keys = Keys(prefix)
         self.audit = AuditRepo(client, self.keys)
         self.users = UserRepo(client, self.keys, self.audit)
