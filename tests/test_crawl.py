@@ -59,6 +59,10 @@ LINKS_PER_SHAPE = 4
 #: Most presses one role's crawl makes, so that a page growing without bound cannot hang it.
 MAX_PRESSES = 150
 
+#: A live panel may redraw between marking a button and pressing it: mark it again this often.
+REMARK_ATTEMPTS = 3
+#: Milliseconds a press waits for its button (gone at once if a redraw took the marker away).
+PRESS_TIMEOUT_MS = 20_000
 PRESSABLE = "button, input[type=submit], input[type=button], input[type=reset], summary, [role=button]"
 
 # Installed in every document before its scripts run: records what a press may cause besides
@@ -409,18 +413,31 @@ class Crawl:
     def press(self, sig: str, judged: bool = False) -> tuple[int, int] | None:
         """Fill the element's form and press it; return the request and navigation counts before
         the click (None if the element is not on the page). ``judged`` starts the recording."""
-        marked = self.page.evaluate(MARK_JS, [PRESSABLE, sig, self.prefer])
-        if marked is None:
-            return None
-        fill(self.page, marked["fields"], self.scene.passwords.setdefault(self.role, [PASSWORD]))
-        if judged:
-            # Scrolled to first, so that the click's own scrolling is not taken for an effect.
-            self.page.locator("[data-crawl-target]").scroll_into_view_if_needed()
-            self.page.evaluate(START_JS)
-        counts = len(self.tracker.requests), self.tracker.navigations
-        self.page.locator("[data-crawl-target]").click()
-        settle(self.page, self.tracker)
-        return counts
+        for attempt in range(REMARK_ATTEMPTS):
+            marked = self.page.evaluate(MARK_JS, [PRESSABLE, sig, self.prefer])
+            if marked is None:
+                return None
+            try:
+                fill(self.page, marked["fields"], self.scene.passwords.setdefault(self.role, [PASSWORD]))
+                if judged:
+                    # Scrolled to first, so that the click's own scrolling is not taken for an effect.
+                    self.page.locator("[data-crawl-target]").scroll_into_view_if_needed(
+                        timeout=PRESS_TIMEOUT_MS
+                    )
+                    self.page.evaluate(START_JS)
+                counts = len(self.tracker.requests), self.tracker.navigations
+                self.page.locator("[data-crawl-target]").click(timeout=PRESS_TIMEOUT_MS)
+            except PlaywrightError as exc:
+                # A live panel redrew itself (a socket event, a planned refetch) between the
+                # marking and the press: mark the element again in the new markup.
+                redrawn = "not attached" in str(exc) or not self.page.locator("[data-crawl-target]").count()
+                if not redrawn or attempt == REMARK_ATTEMPTS - 1:
+                    raise
+                settle(self.page, self.tracker)
+                continue
+            settle(self.page, self.tracker)
+            return counts
+        return None
 
     def judge(
         self, path: str, steps: tuple[str, ...], label: str, clean_text: str
