@@ -96,6 +96,15 @@ def seed_scene(served_app: Any) -> Scene:
         return writer.call("POST", "/scripts", body, expect=201)
 
     approved = script("Warming centres")
+    # Notes and a heading in the body: the feed and the library show both (heading order).
+    writer.call(
+        "PATCH",
+        f"/scripts/{approved['id']}",
+        {
+            "body": "## Where\n\nWarming centres are **open** until the storm ends.",
+            "agent_notes": "# Transport\n\nDo not promise a ride; say the bus runs hourly.",
+        },
+    )
     writer.call("POST", f"/scripts/{approved['id']}/submit")
     reviewer.call("POST", f"/scripts/{approved['id']}/approve")
     reviewer.call("POST", f"/scripts/{approved['id']}/push", {"audience": "all"}, expect=201)

@@ -126,8 +126,25 @@
     }).join("") + "</p>";
   }
 
+  // Shift the headings of a script's own text so its highest is level `top`: a script may
+  // start at "#", but on the page it sits under the card's title and must skip no level.
+  function relevel(element, top) {
+    var headings = element.querySelectorAll("h1, h2, h3, h4, h5, h6");
+    if (!headings.length) { return; }
+    var highest = 6;
+    headings.forEach(function (h) { highest = Math.min(highest, Number(h.tagName[1])); });
+    headings.forEach(function (h) {
+      var level = Math.min(6, Number(h.tagName[1]) - highest + top);
+      var moved = document.createElement("h" + level);
+      while (h.firstChild) { moved.appendChild(h.firstChild); }
+      h.replaceWith(moved);
+    });
+  }
+
   // Fill a card or library item with one language's version; its links switch it in place.
   function fill(container, shown, original, titleId) {
+    // A feed card's title is an h3 (its text starts at h4); a library item's is no heading.
+    var top = container.querySelector(".script-card__head") ? 4 : 3;
     var head = container.querySelector(".script-card__head h3, summary strong");
     if (head) { head.textContent = shown.title; head.setAttribute("lang", shown.language); }
     var metaEl = container.querySelector(".script-meta");
@@ -143,12 +160,15 @@
     links.innerHTML = switcher(shown, original);
     var body = container.querySelector(".script-body");
     body.innerHTML = shown.html;
+    relevel(body, top);
     body.setAttribute("lang", shown.language);
     // Agent notes are internal guidance (never on a public channel): shown apart, marked so.
     var notes = container.querySelector(".script-notes");
     if (notes) {
       notes.hidden = !shown.notes_html;
-      notes.querySelector(".script-notes__body").innerHTML = shown.notes_html || "";
+      var notesBody = notes.querySelector(".script-notes__body");
+      notesBody.innerHTML = shown.notes_html || "";
+      relevel(notesBody, top + 1);
       notes.setAttribute("lang", shown.language);
     }
     container.dataset.shownId = shown.id;
@@ -197,7 +217,9 @@
     li.innerHTML =
       "<details><summary>" + exerciseLabel(script) + '<strong></strong> <span class="muted script-meta"></span></summary>' +
       '<div class="translations-slot"></div><div class="script-body"></div>' +
-      '<aside class="script-notes" hidden><h4 class="script-notes__title">Agent notes: internal guidance, not for the public</h4><div class="script-notes__body"></div></aside></details>';
+      // The library's titles are no headings (a heading inside <summary> reads badly), so the
+      // notes heading sits right under the section's h2.
+      '<aside class="script-notes" hidden><h3 class="script-notes__title">Agent notes: internal guidance, not for the public</h3><div class="script-notes__body"></div></aside></details>';
     fill(li, script, null, null);
     return li;
   }
