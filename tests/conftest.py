@@ -17,6 +17,7 @@ import requests
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 
 from crisis_console.app import create_app
 from crisis_console.config import TestConfig
@@ -26,6 +27,14 @@ from crisis_console.store import Store
 from tests.chromium import launched
 from tests.helpers import PASSWORD, AuthActions, TwilioSigner, unique_name
 from tests.servers import free_port, redis_for_tests, start_console, stop_console
+
+# Property tests run the same examples every run (derandomized), so they cannot fail by
+# chance, and a busy machine cannot fail them either: no per-example deadline, and the
+# "generation too slow" health check is off (it measures the machine, not the code).
+settings.register_profile(
+    "crisis-console", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("crisis-console")
 
 _app_numbers = itertools.count(1)
 #: The Twilio auth token of every test app: tests sign webhook requests with it.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from typing import Any
 
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
@@ -177,3 +179,16 @@ def quiet(store: Store) -> Store:
     """Return the same data through a store nobody subscribes to: for setting a scene
     without its side effects (the declaration's own alerts, say)."""
     return Store(store.redis, store.keys.prefix)
+
+
+def wait_until_served(base_url: str, render: dict[str, Any], timeout: float = 30.0) -> None:
+    """Wait until the served console answers ``/public`` with ``render`` (the status that
+    ``render_public_pages`` returned): each process re-reads the stored render on its own
+    schedule, so a test waits on the ETag it serves, not on a sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        served = requests.get(f"{base_url}/public", timeout=10).headers.get("ETag")
+        if served == render["etag"]:
+            return
+        assert time.monotonic() < deadline, f"the console still serves {served}, not {render['etag']}"
+        time.sleep(0.05)

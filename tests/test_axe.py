@@ -8,13 +8,12 @@ inside are checked too. axe-core is the copy vendored for the tests, never loade
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crisis_console.public.pages import RECHECK_SECONDS, PublicSettings, render_public_pages
+from crisis_console.public.pages import PublicSettings, render_public_pages
 from tests.browsing import (
     Scene,
     discover_pages,
@@ -23,6 +22,7 @@ from tests.browsing import (
     wait_until_live,
 )
 from tests.chromium import BROWSER_MARKS
+from tests.helpers import wait_until_served
 
 pytestmark = BROWSER_MARKS
 
@@ -112,8 +112,8 @@ def test_axe_reports_what_it_must(scene: Scene, browser: Any) -> None:
 
 def test_the_public_page_has_no_axe_violation(scene: Scene, served_app: Any, browser: Any) -> None:
     """The public information page (no sign-in), in English and Spanish, passes axe-core too."""
-    render_public_pages(served_app.store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
-    time.sleep(RECHECK_SECONDS + 0.2)  # the served console checks its copy this often
+    render = render_public_pages(served_app.store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
+    wait_until_served(served_app.url, render)
     context = axe_context(browser, scene)
     page = context.new_page()
     try:

@@ -603,7 +603,11 @@ def test_hostile_or_broken_xml_is_refused_in_json(auth, client, store, body, sta
     assert Events(store).list() == []
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     st.one_of(
         st.binary(max_size=300),

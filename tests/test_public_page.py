@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from crisis_console.services.events import Event, Events
 from crisis_console.services.scripts import Script, Scripts
 from crisis_console.store import Store
 from tests.chromium import BROWSER_MARKS
+from tests.helpers import wait_until_served
 
 #: Planted in every script's agent notes: it must never reach a public channel.
 MARKER = "INTERNAL-MARKER: do not promise a plow time to this caller."
@@ -283,8 +283,8 @@ def test_the_page_reads_on_a_phone_without_javascript_and_passes_axe(served_app,
         store, event, body="## Parking\n\n| Route | Rule |\n| --- | --- |\n| Main St | No parking |"
     )
     approved(store, event, "es", translation_of=english.id)
-    render_public_pages(store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
-    time.sleep(pages.RECHECK_SECONDS + 0.2)  # the served process checks its copy this often
+    render = render_public_pages(store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
+    wait_until_served(served_app.url, render)
     context = browser.new_context(java_script_enabled=False, viewport={"width": 360, "height": 740})
     try:
         page = context.new_page()

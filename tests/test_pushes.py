@@ -71,11 +71,11 @@ class Agent:
             auth["last_seq"] = last_seq
         self.client = self._client()
         self.client.connect(
-            self.url, namespaces=[names.AGENT], transports=["websocket"], auth=auth, wait_timeout=5
+            self.url, namespaces=[names.AGENT], transports=["websocket"], auth=auth, wait_timeout=30
         )
 
-    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
-        """Wait until ``predicate()`` holds."""
+    def wait_for(self, predicate, timeout: float = 30.0) -> bool:
+        """Wait until ``predicate()`` holds (generous: a busy machine is slow, not wrong)."""
         deadline = time.monotonic() + timeout
         with self.arrived:
             while not predicate():
@@ -96,6 +96,17 @@ def managers(served_app):
     return Api(served_app, served_app.make_user(Role.MANAGER)), Api(
         served_app, served_app.make_user(Role.MANAGER)
     )
+
+
+def marker_push(managers, *agents: Agent) -> dict:
+    """Push one more script to all and wait until every agent holds it.
+
+    One socket receives in order, so anything sent to an agent before the marker has arrived
+    by then: a test asserts that something did *not* arrive after this, not after a sleep."""
+    marker = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {"audience": "all"})
+    for agent in agents:
+        assert agent.wait_for(lambda a=agent: any(p["push_id"] == marker["id"] for p in a.pushes))
+    return marker
 
 
 def approved_script(managers, body: str = "Shelters are **open**.") -> dict:
@@ -179,8 +190,8 @@ def test_reconnect_replays_exactly_the_missed_pushes_in_order(served_app, manage
     agent.connect(last_seq=first["seq"])
     expected = [p["seq"] for p in missed]
     assert agent.wait_for(lambda: len(agent.pushes) >= 3)
-    time.sleep(0.3)  # anything extra would have arrived by now
-    mine = [p["seq"] for p in agent.pushes]
+    marker = marker_push(managers, agent)
+    mine = [p["seq"] for p in agent.pushes if p["push_id"] != marker["id"]]
     assert mine == expected
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {agent.token}"
@@ -196,7 +207,7 @@ def test_team_push_reaches_only_that_team(served_app, managers):
     south.connect()
     push = managers[0].post(f"/scripts/{approved_script(managers)['id']}/push", {"audience": ["North"]})
     assert north.wait_for(lambda: any(p["push_id"] == push["id"] for p in north.pushes))
-    time.sleep(0.3)
+    marker_push(managers, south)
     assert not any(p["push_id"] == push["id"] for p in south.pushes)
     north.client.disconnect()
     south.client.disconnect()
@@ -222,7 +233,7 @@ def test_retiring_removes_the_script_everywhere(served_app, managers):
     agent.client.disconnect()
     agent.pushes.clear()
     agent.connect(last_seq=push["seq"] - 1)
-    time.sleep(0.5)
+    marker_push(managers, agent)
     assert not any(p["push_id"] == push["id"] for p in agent.pushes)
     agent.client.disconnect()
 
@@ -248,7 +259,7 @@ def test_stakeholders_and_anonymous_cannot_join_agent(served_app):
         client = socketio.Client(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
             client.connect(
-                served_app.url, namespaces=[names.AGENT], transports=["websocket"], auth=auth, wait_timeout=5
+                served_app.url, namespaces=[names.AGENT], transports=["websocket"], auth=auth, wait_timeout=30
             )
 
 

@@ -16,6 +16,7 @@ from crisis_console.public.pages import PublicSettings, render_public_pages
 from crisis_console.roles import Role
 from crisis_console.security_headers import CSP, style_hash
 from tests.conftest import TWILIO_TOKEN
+from tests.helpers import wait_until_served
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -356,12 +357,9 @@ def test_no_page_of_any_role_meets_a_policy_violation(role: str, scene, browser)
 @browser_test
 def test_the_public_page_meets_no_policy_violation(scene, served_app, browser) -> None:
     """The public page, with its inlined stylesheet allowed by hash, meets no violation and is styled."""
-    import time
 
-    from crisis_console.public.pages import RECHECK_SECONDS
-
-    render_public_pages(served_app.store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
-    time.sleep(RECHECK_SECONDS + 0.2)  # the served console checks its copy this often
+    render = render_public_pages(served_app.store, PublicSettings.from_config({"CRISIS_TIMEZONE": "UTC"}))
+    wait_until_served(served_app.url, render)
     context = browser.new_context(base_url=scene.url)
     context.add_init_script(VIOLATIONS_JS)
     page = context.new_page()
