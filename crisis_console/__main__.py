@@ -17,8 +17,13 @@ def main() -> None:
 
         monkey.patch_all()
     from crisis_console.cli import cli
+    from crisis_console.config import SettingError
 
-    cli(prog_name="crisis-console")
+    try:
+        cli(prog_name="crisis-console")
+    except SettingError as exc:  # one line naming the setting, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

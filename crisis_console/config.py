@@ -26,6 +26,28 @@ ENV_SETTINGS = (
 NO = ("0", "false", "no", "off")
 
 
+class SettingError(ValueError):
+    """A setting holds a value the console cannot use; the message names the setting."""
+
+
+def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    """Return the whole-number setting ``name`` (``default`` when unset or empty).
+
+    Raises:
+        SettingError: it is not a whole number of at least ``minimum``.
+    """
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
 class Config:
     """Settings for a running console, each from the environment of the same name."""
 
@@ -63,11 +85,11 @@ class Config:
         # Alert rules (a folder of TOML files) and the e-mail channel's SMTP server.
         self.ALERT_RULES: str | None = env.get("CRISIS_ALERT_RULES") or None
         self.SMTP_HOST: str | None = env.get("SMTP_HOST") or None
-        self.SMTP_PORT: int = int(env.get("SMTP_PORT") or 25)
+        self.SMTP_PORT: int = whole_number(env, "SMTP_PORT", 25, minimum=1)
         self.SMTP_FROM: str = env.get("SMTP_FROM") or "crisis-console@localhost"
         # How long a worker holds an alert delivery it is sending (renewed while it sends);
         # another worker takes the delivery over only once the lease has lapsed.
-        self.DELIVERY_LEASE_MS: int = int(env.get("CRISIS_DELIVERY_LEASE_MS") or 30_000)
+        self.DELIVERY_LEASE_MS: int = whole_number(env, "CRISIS_DELIVERY_LEASE_MS", 30_000, minimum=1)
         #: Seed the starter category catalogue on the first start of an empty deployment.
         self.SEED_CATALOGUE: bool = env.get("CRISIS_SEED_CATALOGUE", "1").lower() not in NO
         self.SESSION_COOKIE_HTTPONLY = True
@@ -88,7 +110,7 @@ class Config:
         #: How many proxies in front set ``X-Forwarded-For/-Proto/-Host/-Port``
         #: (``CRISIS_PROXY_HOPS``; Werkzeug's ProxyFix trusts that many). 0, the default, trusts
         #: none: a console reached directly must not believe what a client says it is.
-        self.PROXY_HOPS: int = int(env.get("CRISIS_PROXY_HOPS") or 0)
+        self.PROXY_HOPS: int = whole_number(env, "CRISIS_PROXY_HOPS", 0)
 
 
 def https_setting(env: Mapping[str, str], public_base_url: str | None) -> bool:

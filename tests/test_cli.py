@@ -63,7 +63,12 @@ def test_user_list(runner):
 
 def user_list_without_redis(url: str, folder) -> subprocess.CompletedProcess[str]:
     """Run ``user list`` in a fresh interpreter against ``url``, where no Redis answers."""
-    env = {**os.environ, "REDIS_URL": url, "CRISIS_INSTANCE_PATH": str(folder)}
+    return user_list_in_a_fresh_shell(folder, REDIS_URL=url)
+
+
+def user_list_in_a_fresh_shell(folder, **settings: str) -> subprocess.CompletedProcess[str]:
+    """Run ``user list`` in a fresh interpreter with ``settings`` added to the environment."""
+    env = {**os.environ, "CRISIS_INSTANCE_PATH": str(folder), **settings}
     return subprocess.run(
         [sys.executable, "-m", "crisis_console", "user", "list"],
         cwd=ROOT,
@@ -85,6 +90,22 @@ def test_unreachable_redis_is_one_line_and_status_2(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert url in lines[0] and "cannot reach Redis" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CRISIS_PROXY_HOPS", "two", "CRISIS_PROXY_HOPS must be a whole number, not 'two'"),
+        ("CRISIS_PROXY_HOPS", "-1", "CRISIS_PROXY_HOPS must be at least 0, not -1"),
+        ("SMTP_PORT", "0", "SMTP_PORT must be at least 1, not 0"),
+        ("CRISIS_DELIVERY_LEASE_MS", "30s", "CRISIS_DELIVERY_LEASE_MS must be a whole number, not '30s'"),
+    ],
+)
+def test_a_setting_that_is_not_a_number_is_one_line_naming_it(tmp_path, name, value, says):
+    """A mistyped number in the environment stops every command with one line, not a traceback."""
+    done = user_list_in_a_fresh_shell(tmp_path, **{name: value})
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: {says}"
 
 
 def test_password_in_redis_url_is_not_printed(tmp_path):
