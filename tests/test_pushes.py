@@ -193,10 +193,11 @@ def test_reconnect_replays_exactly_the_missed_pushes_in_order(served_app, manage
     marker = marker_push(managers, agent)
     mine = [p["seq"] for p in agent.pushes if p["push_id"] != marker["id"]]
     assert mine == expected
+    assert mine == expected
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {agent.token}"
     replay = http.get(f"{served_app.url}/api/v1/pushes?after_seq={first['seq']}").json()["pushes"]
-    assert [p["seq"] for p in replay] == expected
+    assert [p["seq"] for p in replay] == [*expected, marker["seq"]]
     agent.client.disconnect()
 
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask, request
 from flask.testing import FlaskClient
 
@@ -14,7 +15,7 @@ from crisis_console.app import create_app, create_webhooks_app
 from crisis_console.config import Config, TestConfig, https_setting
 from crisis_console.public.pages import PublicSettings, render_public_pages
 from crisis_console.roles import Role
-from crisis_console.security_headers import CSP, style_hash
+from crisis_console.security_headers import CSP, SOCKET_HEADERS, style_hash
 from tests.conftest import TWILIO_TOKEN
 from tests.helpers import wait_until_served
 
@@ -145,6 +146,25 @@ def test_api_open311_cap_static_and_error_answers_carry_the_headers(
             assert_headers(
                 response, PAGES, f"{response.request.method} {response.request.path} ({response.status_code})"
             )
+
+
+def test_socket_io_answers_carry_headers_of_their_own(served_app) -> None:
+    """Engine.IO answers before Flask: its handshake, polls and refusals still carry nosniff,
+    a referrer policy and a policy that lets nothing load or frame them."""
+    base = f"{served_app.url}/socket.io/"
+    answers = {
+        "handshake": requests.get(base, params={"EIO": "4", "transport": "polling"}, timeout=30),
+        "bad session": requests.get(
+            base, params={"EIO": "4", "transport": "polling", "sid": "x"}, timeout=30
+        ),
+        "bad transport": requests.get(base, params={"EIO": "4", "transport": "carrier-pigeon"}, timeout=30),
+    }
+    assert answers["handshake"].status_code == 200 and answers["bad session"].status_code == 400
+    for what, response in answers.items():
+        for name, value in SOCKET_HEADERS:
+            assert response.headers.get(name) == value, (what, name, dict(response.headers))
+    page = requests.get(f"{served_app.url}/login", timeout=30)
+    assert page.headers["Content-Security-Policy"] == CSP  # Flask's own answers keep theirs
 
 
 def test_twiml_answers_carry_nosniff(client: FlaskClient, twilio) -> None:
