@@ -334,6 +334,7 @@ def init_sockets(app: Flask) -> None:
     # Importing the handlers registers their namespaces on the module-level ``socketio``;
     # doing it before init_app is what makes a second app in the same process (the next
     # test) get them too.
+    from crisis_console.security_headers import SocketHeaders
     from crisis_console.sockets import events
 
     options: dict[str, Any] = {"async_mode": _async_mode()}
@@ -346,6 +347,7 @@ def init_sockets(app: Flask) -> None:
         )
     socketio.init_app(app, **options)
     events.init_receipts(app)
+    app.wsgi_app = SocketHeaders(app.wsgi_app, socketio.server_options.get("path", "socket.io"))  # type: ignore[method-assign]
 
 
 def _async_mode() -> str:

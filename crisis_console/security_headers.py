@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from flask import Flask, Response, request
 
@@ -119,3 +120,33 @@ def init_app(app: Flask) -> None:
             # Only this host: the console's name says nothing about the city's other sites.
             response.headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE}")
         return response
+
+
+#: What Socket.IO's own answers (long-polling, the WebSocket handshake) carry: they are made
+#: by Engine.IO in front of Flask, so Talisman never sees them. They are data, never a page:
+#: nothing may load or frame them.
+SOCKET_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", REFERRER_POLICY),
+    ("X-Frame-Options", FRAME_OPTIONS),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+)
+
+
+class SocketHeaders:
+    """WSGI middleware adding :data:`SOCKET_HEADERS` to the answers under ``path``."""
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], path: str = "/socket.io") -> None:
+        self.wsgi_app = wsgi_app
+        self.path = "/" + path.strip("/") + "/"
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not (environ.get("PATH_INFO", "") + "/").startswith(self.path):
+            return self.wsgi_app(environ, start_response)
+
+        def with_headers(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            present = {name.lower() for name, _ in headers}
+            headers += [(n, v) for n, v in SOCKET_HEADERS if n.lower() not in present]
+            return start_response(status, headers, *rest)
+
+        return self.wsgi_app(environ, with_headers)
