@@ -127,7 +127,7 @@ def env_example() -> dict[str, str]:
 def test_env_example_names_only_settings_the_app_reads():
     """Every name in the example is read by the app, and every documented setting is there."""
     source = (ROOT / "crisis_console" / "config.py").read_text()
-    read = set(re.findall(r'env\.get\("([A-Z0-9_]+)"', source)) | OTHER_SETTINGS
+    read = set(re.findall(r'(?:env\.get\(|whole_number\(env, )"([A-Z0-9_]+)"', source)) | OTHER_SETTINGS
     names = set(env_example())
     assert names <= read, f"not settings of the app: {sorted(names - read)}"
     assert set(ENV_SETTINGS) <= names, f"missing: {sorted(set(ENV_SETTINGS) - names)}"
