@@ -337,7 +337,10 @@ def init_sockets(app: Flask) -> None:
     from crisis_console.security_headers import SocketHeaders
     from crisis_console.sockets import events
 
-    options: dict[str, Any] = {"async_mode": _async_mode()}
+    # Events run in the connection's own reader, not a new task each: a push brings one
+    # receipt per agent, and a task per frame cost more than the receipt (it is only noted
+    # in memory now). One connection's events stay in order, as the page sends them.
+    options: dict[str, Any] = {"async_mode": _async_mode(), "async_handlers": False}
     if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
         options["client_manager"] = healing_queue_manager(
             app.config["SOCKETIO_MESSAGE_QUEUE"],

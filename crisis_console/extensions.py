@@ -18,6 +18,8 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 STORE_EXTENSION = "crisis_console.store"
+#: The app's :class:`~crisis_console.services.receipts.ReceiptBatcher` (made with its sockets).
+RECEIPTS_EXTENSION = "crisis_console.receipts"
 
 
 def store() -> Store:

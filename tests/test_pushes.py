@@ -85,6 +85,10 @@ class Agent:
                 self.arrived.wait(remaining)
         return True
 
+    def receive(self, push_id: int) -> None:
+        """Tell the server this page shows the push, as the page does (no answer asked)."""
+        self.client.emit(names.SCRIPT_RECEIVED, {"push_id": push_id}, namespace=names.AGENT)
+
     def ack(self, push_id: int) -> dict:
         """Press "Got it" and return the server's answer."""
         return self.client.call(names.SCRIPT_ACK, {"push_id": push_id}, namespace=names.AGENT, timeout=5)
@@ -136,9 +140,19 @@ def test_two_agents_receive_a_push_and_an_ack_is_counted(served_app, managers):
     assert (
         message["script"]["title"] == script["title"] and "<strong>open</strong>" in message["script"]["html"]
     )
+    first.receive(push["id"])
+    second.receive(push["id"])
+    second.receive(push["id"])  # a page that sends it twice is counted once
     assert first.ack(push["id"]) == {"ok": True}
     status = managers[0].get(f"/pushes/{push['id']}").json()
     assert status["acknowledged"] == 1
+    # Receipts are written in batches (every 0.25 s at most): wait for the second's.
+    deadline = time.monotonic() + 30
+    while status["delivered"] < 2:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+        status = managers[0].get(f"/pushes/{push['id']}").json()
+    assert status["delivered"] == 2 and status["audience_size"] >= 2
     assert second.user.display_name in status["pending"]
     assert first.user.display_name not in status["pending"]
     first.client.disconnect()

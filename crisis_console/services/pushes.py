@@ -18,6 +18,7 @@ from crisis_console.services.accounts import Accounts, User
 from crisis_console.services.errors import NotFound, ValidationError
 from crisis_console.services.events import Events
 from crisis_console.services.milestones import Milestones
+from crisis_console.services.receipts import now_ms
 from crisis_console.services.scripts import Scripts, rule_error
 from crisis_console.store import Store
 from crisis_console.store.pushes import PAGE
@@ -177,7 +178,7 @@ class Pushes:
         """
         if isinstance(push_id, bool) or not str(push_id).isdigit():
             raise ValidationError("push_id must be a push number.", field="push_id")
-        receipt = self.store.pushes.record_receipt(push_id, user_id, acknowledged)
+        receipt = self.store.pushes.record_receipt(push_id, user_id, acknowledged, now_ms())
         if receipt is None:
             return None
         if receipt.completed:

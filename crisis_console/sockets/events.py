@@ -7,7 +7,7 @@ the session cookie (Flask-Login's ``current_user``) or ``auth={"token": ...}``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,11 +16,12 @@ from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room
 from redis import RedisError
 
-from crisis_console.extensions import STORE_EXTENSION, accounts, socketio, store
+from crisis_console.extensions import RECEIPTS_EXTENSION, STORE_EXTENSION, accounts, socketio, store
 from crisis_console.roles import NAMESPACE_ROLES, Role
 from crisis_console.services.accounts import User
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.pushes import Pushes
+from crisis_console.services.receipts import ReceiptBatcher, push_number
 from crisis_console.sockets import names, realtime
 
 log = logging.getLogger(__name__)
@@ -131,33 +132,54 @@ def init_receipts(app: Flask) -> None:
     two. Flask-SocketIO builds an app and request context and copies the session for every
     event, which cost more than the receipt itself (profiled with py-spy); these handlers
     need neither, as the connection's user was authenticated at connect and is closed at
-    once if signed out or disabled. Must run after ``socketio.init_app(app)``.
+    once if signed out or disabled. A receipt is only noted in memory
+    (:class:`ReceiptBatcher` writes them in batches); an acknowledgement is written at once
+    and confirmed. Must run after ``socketio.init_app(app)``.
     """
     server = socketio.server
     app_store = app.extensions[STORE_EXTENSION]
+    batcher = ReceiptBatcher(
+        app_store,
+        report=realtime.push_progress_soon,
+        spawn=socketio.start_background_task,
+        sleep=socketio.sleep,
+    )
+    app.extensions[RECEIPTS_EXTENSION] = batcher
 
-    def handler(acknowledged: bool) -> Callable[..., dict[str, Any]]:
-        def handle(sid: str, data: Any = None) -> dict[str, Any]:
-            user_id = _connections.get((names.AGENT, sid))
-            if user_id is None:
-                server.disconnect(sid, namespace=names.AGENT)
-                return {"ok": False, "error": "unauthorized"}
-            push_id = data.get("push_id") if isinstance(data, dict) else None
-            try:
-                progress = Pushes(app_store).receipt(push_id, user_id, acknowledged=acknowledged)
-            except ServiceError as exc:
-                return {"ok": False, "error": exc.code, "field": exc.field}
-            except RedisError:
-                # Not recorded: the page keeps retrying (receipts are idempotent).
-                return {"ok": False, "error": "store_unavailable", "retry": True}
-            if progress is not None:
-                realtime.push_progress_soon(progress)
-            return {"ok": True}
+    def user_of(sid: str) -> int | str | None:
+        user_id = _connections.get((names.AGENT, sid))
+        if user_id is None:
+            server.disconnect(sid, namespace=names.AGENT)
+        return user_id
 
-        return handle
+    def received(sid: str, data: Any = None) -> dict[str, Any]:
+        user_id = user_of(sid)
+        if user_id is None:
+            return {"ok": False, "error": "unauthorized"}
+        push_id = push_number(data.get("push_id") if isinstance(data, dict) else None)
+        if push_id is None:
+            return {"ok": False, "error": "validation_error", "field": "push_id"}
+        batcher.add(push_id, str(user_id))
+        return {"ok": True}
 
-    server.on(names.SCRIPT_RECEIVED, handler(False), namespace=names.AGENT)
-    server.on(names.SCRIPT_ACK, handler(True), namespace=names.AGENT)
+    def acknowledged(sid: str, data: Any = None) -> dict[str, Any]:
+        user_id = user_of(sid)
+        if user_id is None:
+            return {"ok": False, "error": "unauthorized"}
+        push_id = data.get("push_id") if isinstance(data, dict) else None
+        try:
+            progress = Pushes(app_store).receipt(push_id, user_id, acknowledged=True)
+        except ServiceError as exc:
+            return {"ok": False, "error": exc.code, "field": exc.field}
+        except RedisError:
+            # Not recorded: the page keeps retrying (acknowledgements are idempotent).
+            return {"ok": False, "error": "store_unavailable", "retry": True}
+        if progress is not None:
+            realtime.push_progress_soon(progress)
+        return {"ok": True}
+
+    server.on(names.SCRIPT_RECEIVED, received, namespace=names.AGENT)
+    server.on(names.SCRIPT_ACK, acknowledged, namespace=names.AGENT)
 
 
 # Handlers are registered at import, before socketio.init_app(app) runs in the factory:

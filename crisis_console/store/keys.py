@@ -162,6 +162,11 @@ class Keys:
         """SET the agent user ids whose page received the push."""
         return self._k("push", push_id, "delivered")
 
+    def push_received_at(self, push_id: int | str) -> str:
+        """ZSET agent user id scored by when (server time, ms since the epoch) the push first
+        reached that agent's page: the push's propagation times are read from it."""
+        return self._k("push", push_id, "received_at")
+
     def push_acknowledged(self, push_id: int | str) -> str:
         """SET the agent user ids who pressed "Got it"."""
         return self._k("push", push_id, "acknowledged")

@@ -10,12 +10,12 @@ from crisis_console.services.audit import AuditEntry
 from crisis_console.store.audit import AuditRepo
 from crisis_console.store.keys import Keys
 
-# One round trip per receipt: thousands arrive within a second of a push. The fourth value is 1
-# for the one acknowledgement that completes the audience (the all_acknowledged milestone), the
-# fifth the push's event id ("" if none).
+# One round trip per acknowledgement. The fourth value is 1 for the one acknowledgement that
+# completes the audience (the all_acknowledged milestone), the fifth the push's event id ("" if
+# none). A page's first receipt also records when it arrived (ARGV[3], ms), once.
 _RECEIPT = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
-redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1]) end
 local added = 0
 if ARGV[2] == '1' then added = redis.call('SADD', KEYS[3], ARGV[1]) end
 local acked = redis.call('SCARD', KEYS[3])
@@ -26,6 +26,21 @@ if added == 1 and acked == size then completed = 1 end
 return {redis.call('SCARD', KEYS[2]), acked, size, completed, push[2] or ''}
 """
 
+# A batch of "received" marks for one push: ARGV holds user id, ms pairs. Each agent of the
+# audience is marked delivered once, with the time of its first receipt; others are ignored.
+# Returns delivered, acknowledged, audience size.
+_RECEIVED_MANY = """
+for i = 1, #ARGV, 2 do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 and redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[5], ARGV[i + 1], ARGV[i])
+  end
+end
+local size = tonumber(redis.call('HGET', KEYS[4], 'audience_size') or '0') or 0
+return {redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3]), size}
+"""
+#: Marks per script call: a Lua call holds Redis for its length, so a push to 10,000 agents
+#: is written in slices.
+RECEIVED_SLICE = 1000
 
 #: The most pushes one catch-up read returns (the reader comes back for the rest).
 PAGE = 500
@@ -50,6 +65,7 @@ class PushRepo:
         self._keys = keys
         self._audit = audit
         self._receipt = client.register_script(_RECEIPT)
+        self._received_many = client.register_script(_RECEIVED_MANY)
 
     def create(self, fields: dict[str, str], audience: list[int], audit: AuditEntry) -> int:
         """Store a push with the next sequence number; return it (a push's id is its seq).
@@ -124,24 +140,56 @@ class PushRepo:
         """Return the newest push's seq (0 when none)."""
         return int(self._r.get(self._keys.push_seq()) or 0)
 
-    def record_receipt(self, push_id: int | str, user_id: int | str, acknowledged: bool) -> Receipt | None:
-        """Record that a user received (and maybe acknowledged) a push.
+    def _receipt_keys(self, push_id: int | str) -> list[str]:
+        return [
+            self._keys.push_audience(push_id),
+            self._keys.push_delivered(push_id),
+            self._keys.push_acknowledged(push_id),
+            self._keys.push(push_id),
+            self._keys.push_received_at(push_id),
+        ]
+
+    def record_receipt(
+        self, push_id: int | str, user_id: int | str, acknowledged: bool, at_ms: int
+    ) -> Receipt | None:
+        """Record that a user received (and maybe acknowledged) a push, ``at_ms`` (server time).
 
         Returns:
             The push's counts after this receipt, or None if the user was not in the push's
             audience (or there is no such push).
         """
-        keys = [
-            self._keys.push_audience(push_id),
-            self._keys.push_delivered(push_id),
-            self._keys.push_acknowledged(push_id),
-            self._keys.push(push_id),
-        ]
-        result = self._receipt(keys=keys, args=[str(user_id), "1" if acknowledged else "0"])
+        args = [str(user_id), "1" if acknowledged else "0", str(at_ms)]
+        result = self._receipt(keys=self._receipt_keys(push_id), args=args)
         if not result:
             return None
         delivered, acked, size, completed, event_id = result
         return Receipt(int(delivered), int(acked), int(size), completed == 1, str(event_id))
+
+    def record_received(self, marks: dict[int, dict[str, int]]) -> dict[int, tuple[int, int, int]]:
+        """Record many "received" marks (push id -> user id -> ms) in one round trip.
+
+        Returns:
+            push id -> (delivered, acknowledged, audience size) after the marks.
+        """
+        pipe = self._r.pipeline(transaction=False)
+        order: list[int] = []
+        for push_id, users in marks.items():
+            pairs = list(users.items())
+            for start in range(0, len(pairs), RECEIVED_SLICE):
+                args = [value for user, at in pairs[start : start + RECEIVED_SLICE] for value in (user, at)]
+                self._received_many(keys=self._receipt_keys(push_id), args=args, client=pipe)
+                order.append(push_id)
+        counts: dict[int, tuple[int, int, int]] = {}
+        for push_id, (delivered, acked, size) in zip(order, pipe.execute(), strict=True):
+            counts[push_id] = (int(delivered), int(acked), int(size))  # the last slice's counts
+        return counts
+
+    def received_at(self, push_id: int | str) -> list[int]:
+        """Return when the push first reached each page that received it (ms), earliest first."""
+        return [
+            int(score)
+            for _user, score in self._r.zrange(self._keys.push_received_at(push_id), 0, -1, withscores=True)
+        ]
 
     def receipts(self, push_id: int | str) -> tuple[set[str], set[str], set[str]]:
         """Return (audience, delivered, acknowledged) user id sets."""
