@@ -30,6 +30,7 @@ from flask import Flask
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
 from redis import RedisError
+from werkzeug.wsgi import ClosingIterator
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,53 @@ class NoDelayHandler(WebSocketHandler):
         super().handle()
 
 
-#: Seconds open requests and sockets get to finish when the console is stopped.
-STOP_TIMEOUT = 3
+#: Seconds the requests in progress get to finish when the console is stopped.
+STOP_TIMEOUT = 10
+
+
+class InFlight:
+    """WSGI middleware counting the plain HTTP requests in progress, so a stopping process
+    can let them finish. Socket.IO's own requests (a websocket is open for a whole shift, a
+    long poll for 25 s) are not counted: their clients reconnect to another process."""
+
+    def __init__(self, app: Any, socket_path: str = "/socket.io/") -> None:
+        self.app = app
+        self.socket_path = socket_path
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith(self.socket_path):
+            return self.app(environ, start_response)
+        with self.changed:
+            self.count += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return ClosingIterator(body, [self._done])
+
+    def _done(self) -> None:
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no counted request is in progress (at most ``timeout`` s)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count <= 0, timeout=timeout)
 
 
 def run(app: Flask, host: str, port: int) -> None:
     """Serve until stopped (Ctrl-C or SIGTERM), then return so the caller can clean up."""
-    server = pywsgi.WSGIServer((host, port), app, handler_class=NoDelayHandler, log=None)
+    in_flight = InFlight(app)
+    server = pywsgi.WSGIServer((host, port), in_flight, handler_class=NoDelayHandler, log=None)
 
     def stop() -> None:
         # Signal handlers must not block: the stop runs in its own greenlet, and
         # serve_forever returns once it is done.
-        gevent.spawn(server.stop, timeout=STOP_TIMEOUT)
+        gevent.spawn(stop_gracefully, server, in_flight)
 
     for number in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(number, stop)
@@ -69,7 +105,34 @@ def run(app: Flask, host: str, port: int) -> None:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        server.stop(timeout=STOP_TIMEOUT)
+        stop_gracefully(server, in_flight)
+
+
+def stop_gracefully(server: pywsgi.WSGIServer, in_flight: InFlight) -> None:
+    """Refuse new connections, answer the ones already made, then stop.
+
+    A proxy in front (nginx) sends a refused connection to another process, but never
+    resends a POST it had already sent: a push or a call this process had taken must be
+    answered, not cut off when the process exits. So: stop accepting, take the connections
+    the kernel had already queued (closing the listener would reset them), close the
+    listener, and wait (at most :data:`STOP_TIMEOUT`) for the requests in progress. Sockets
+    are then dropped with the process, and their clients reconnect to another one.
+    """
+    server.stop_accepting()
+    while True:
+        try:
+            accepted = server.do_read()  # the listening socket never waits: None when empty
+        except OSError:
+            break
+        if not accepted:
+            break
+        server.do_handle(*accepted)
+    with contextlib.suppress(OSError):
+        server.socket.close()
+    gevent.sleep(0)  # let the handlers just spawned start reading their requests
+    if not in_flight.wait_idle(STOP_TIMEOUT):
+        log.warning("stopping with %d requests still in progress after %s s", in_flight.count, STOP_TIMEOUT)
+    server.stop()
 
 
 def run_webhooks(host: str, port: int, workers: int, threads: int) -> None:

@@ -117,7 +117,7 @@ def start_console(env: dict[str, str], log: Path, port: int) -> subprocess.Popen
     """Start ``python -m crisis_console serve`` on ``port`` and wait until it answers.
 
     Raises:
-        RuntimeError: the console exited or did not answer within 30 s (with its log).
+        RuntimeError: the console exited or did not answer within 120 s (with its log).
     """
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
@@ -127,14 +127,15 @@ def start_console(env: dict[str, str], log: Path, port: int) -> subprocess.Popen
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
+    # A failure guard, not a measure: a busy machine may take long to import and start.
+    deadline = time.monotonic() + 120
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"the console exited ({process.returncode}):\n{log.read_text()}")
         try:
-            requests.get(f"http://127.0.0.1:{port}/login", timeout=1)
+            requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
             return process
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer in time
             if time.monotonic() > deadline:
                 process.kill()
                 raise RuntimeError(f"the console did not start:\n{log.read_text()}") from None

@@ -10,6 +10,7 @@ is split by what fails:
 | Redis killed and restarted (with its data) | ``test_faults_pushes.py`` | 0 pushes lost: every agent on both ``serve`` processes ends with every push once; 0 acks lost: each agent's ack is recorded once in every push's status |
 | Redis paused (SIGSTOP) | ``test_faults_pushes.py`` | the same: 0 pushes lost, 0 acks lost; a lost publish and cut-off queue listeners are healed by the web processes alone |
 | ``kill -9`` of a web process | this file | 0 pushes lost (the killed process's agents reconnect, to the survivor or to the restarted process, sending ``last_seq``, and end with every push once, in seq order); 0 acks lost or counted twice; the survivor's phone line answers TwiML throughout |
+| ``serve`` stopped (SIGTERM) in the middle of requests | this file | new connections are refused at once (a proxy sends them elsewhere), and the request in progress and those the kernel had queued are answered, not cut off |
 | ``kill -9`` of a worker mid-delivery | ``test_faults_alerts.py`` | 0 alerts duplicated: another worker takes the delivery over after its lease lapses and sends it once (also: two workers and a slow receiver send each delivery once) |
 | SMS and Open311 during an outage | ``test_faults_intake.py`` | 0 complaints lost: each text gets a TwiML reply, is spooled under ``instance/`` and ingested exactly once when Redis is back (replayed twice, by two processes, or after a replay that died); Open311 answers 503 with ``Retry-After`` |
 | ``kill -9`` of a process holding call counts that wait for Redis | ``test_faults_calls.py`` | 0 calls lost or counted twice: the counts were spooled under ``instance/spool/calls.jsonl`` too, and a fresh ``serve`` or ``serve --only webhooks`` on the same instance folder counts each call exactly once when Redis is back (the webhooks service also replays spooled texts) |
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import gc
 import shutil
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -259,3 +262,79 @@ def test_a_web_process_killed_and_restarted_loses_no_push_and_no_ack(cluster: Cl
     # (asserted above). The replay itself is tested exactly in tests/test_pushes.py.
     replayed = sum(1 for w in waiters if w.handshakes[-1] < restarted_seq)
     print(f"{replayed} of {len(waiters)} waiting agents caught up by their handshake's replay")
+
+
+def test_a_stopping_web_process_answers_what_the_kernel_had_queued(
+    redis_url: str, run_prefix: str, tmp_path: Path
+) -> None:
+    """SIGTERM while requests wait in the listening socket's queue: each is answered, none reset.
+
+    The process is frozen (SIGSTOP) so that the requests can only be queued by the kernel,
+    then told to stop and woken: closing the listener at once would reset them, and nginx
+    would answer a POST that met a reset with a 502 (it never resends one)."""
+    from tests.conftest import console_process
+
+    with console_process(redis_url, f"{run_prefix}:drain", tmp_path) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        served.process.send_signal(signal.SIGSTOP)
+        waiting = []
+        try:
+            for _ in range(3):
+                connection = socket.create_connection(("127.0.0.1", port), timeout=GUARD)
+                connection.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                waiting.append(connection)
+            served.process.send_signal(signal.SIGTERM)
+        finally:
+            served.process.send_signal(signal.SIGCONT)
+        answers = [_read_all(connection) for connection in waiting]
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers), [a[:80] for a in answers]
+        assert served.process.wait(GUARD) == 0
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=GUARD).close()
+
+
+def _read_all(connection: socket.socket) -> bytes:
+    """Read one answer to its end (the server closes: Connection: close), or b"" on a reset."""
+    received = b""
+    with connection:
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            return b""
+    return received
+
+
+def test_a_stopping_web_process_finishes_the_request_it_is_reading(
+    redis_url: str, run_prefix: str, tmp_path: Path
+) -> None:
+    """SIGTERM in the middle of a request: new connections are refused at once, and the request
+    in progress is still answered (the process used to exit under it: a 502 behind nginx)."""
+    from tests.conftest import console_process
+
+    body = b'{"username": "nobody-here", "password": "not-the-password"}'
+    with console_process(redis_url, f"{run_prefix}:inflight", tmp_path) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        reading = socket.create_connection(("127.0.0.1", port), timeout=GUARD)
+        head = (
+            "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        reading.sendall(head.encode() + body[:10])  # the rest comes after the SIGTERM
+        # Connections are accepted in order: once a later one is answered, the first is in
+        # the middle of its request (the handler waits for the rest of the body).
+        assert requests.get(f"{served.url}/login", timeout=GUARD).status_code == 200
+        served.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GUARD
+        while True:  # the listener closes first: a new connection is refused
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=GUARD).close()
+            except ConnectionRefusedError:
+                break
+            assert time.monotonic() < deadline, "still accepting after SIGTERM"
+            time.sleep(0.02)
+        reading.sendall(body[10:])
+        answer = _read_all(reading)
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert b'"field"' in answer or b'"error"' in answer
+        assert served.process.wait(GUARD) == 0
