@@ -806,7 +806,7 @@ DOCUMENT: dict[str, Any] = {
                         }
                     },
                 },
-                "responses": {**_ok(200, {"type": "object"}), **_errors(400, 401)},
+                "responses": {**_ok(200, {"type": "object"}), **_errors(400, 401, 403, 415, 422)},
             },
         },
         "/users": {
