@@ -3,14 +3,16 @@
 Every JSON write route reads its body through :func:`json_object`, so hostile input gets
 one clear answer everywhere: a body that is not JSON is 415 (wrong ``Content-Type``) or 400
 (not UTF-8, not well-formed, nested too deep, not an object), and a string no field can
-hold — a NUL character, a lone surrogate (which cannot be stored as UTF-8) or more than
-:data:`MAX_STRING` characters — is 422 naming the field it is in. Bodies over
+hold — a NUL or other control character (XML cannot carry it), a lone surrogate (which
+cannot be stored as UTF-8) or more than :data:`MAX_STRING` characters — is 422 naming the
+field it is in. Bodies over
 ``MAX_CONTENT_LENGTH`` are refused with 413 before they are read.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import g, request
@@ -22,6 +24,9 @@ from crisis_console.services.errors import ServiceError, ValidationError
 MAX_STRING = 50_000
 #: The deepest a JSON body may nest (real bodies nest three or four levels).
 MAX_DEPTH = 32
+#: Control characters nobody types (tab, newline and carriage return are text): XML 1.0 cannot
+#: carry them, so a script or message holding one could never reach CAP, TwiML or Open311.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class BadBody(ServiceError):
@@ -80,8 +85,12 @@ def _check_text(text: str, field: str) -> None:
     name = field or "body"
     if len(text) > MAX_STRING:
         raise ValidationError(f"{name} is too long: at most {MAX_STRING} characters.", field=name)
-    if "\x00" in text:
-        raise ValidationError(f"{name} contains a NUL character.", field=name)
+    control = CONTROL.search(text)
+    if control:
+        what = (
+            "a NUL character" if control.group() == "\x00" else f"the control character {control.group()!r}"
+        )
+        raise ValidationError(f"{name} contains {what}.", field=name)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
