@@ -9,7 +9,9 @@ test cannot fail by chance) and bounded, so the file stays well under a minute a
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -86,3 +88,35 @@ def test_every_operation_answers_within_its_document(
         case.call_and_validate(
             app=fuzz_app, headers={"Authorization": f"Bearer {callers.token(role)}"}, checks=CHECKS
         )
+
+
+def test_the_fuzzed_document_is_the_one_the_app_serves(fuzz_app: Flask) -> None:
+    """Schemathesis reads the document the app publishes at /api/v1/openapi.json."""
+    assert fuzz_app.test_client().get("/api/v1/openapi.json").json == json.loads(json.dumps(DOCUMENT))
+
+
+def test_every_api_route_is_in_the_document_so_it_is_fuzzed(fuzz_app: Flask) -> None:
+    """A new /api/v1 route cannot escape the fuzzing by being left out of the document."""
+    documented = {
+        (method.upper(), re.sub(r"\{\w+\}", "{}", path))
+        for path, item in DOCUMENT["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+    missing = []
+    for rule in fuzz_app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint == "api.openapi":
+            continue
+        # <any(submit, approve):action> stands for one documented path per choice.
+        choices = re.search(r"<any\(([^)]*)\):\w+>", rule.rule)
+        rules = (
+            [re.sub(r"<any\([^)]*\):\w+>", c.strip(), rule.rule) for c in choices[1].split(",")]
+            if choices
+            else [rule.rule]
+        )
+        for concrete in rules:
+            path = re.sub(r"<(?:\w+:)?\w+>", "{}", concrete.removeprefix("/api/v1"))
+            missing += [
+                (m, path) for m in sorted(rule.methods - {"HEAD", "OPTIONS"}) if (m, path) not in documented
+            ]
+    assert missing == []

@@ -142,10 +142,19 @@ def scene(redis_url: str, run_prefix: str, tmp_path_factory: pytest.TempPathFact
         yield Scene(app)
 
 
-def assert_clear_error(response: Any, status: int | tuple[int, ...], field: str | None = None) -> dict:
-    """Assert a 4xx JSON error body in API.md's shape (naming ``field`` when given)."""
+def assert_clear_error(
+    response: Any,
+    status: int | tuple[int, ...],
+    field: str | None = None,
+    route: tuple[str, str] | None = None,
+) -> dict:
+    """Assert a 4xx JSON error body in API.md's shape (naming ``field`` when given), and that the
+    route's operation in the OpenAPI document lists that status."""
     statuses = status if isinstance(status, tuple) else (status,)
     assert response.status_code in statuses, (response.status_code, response.get_data(as_text=True)[:300])
+    if route is not None:
+        method, path = route
+        assert str(response.status_code) in DOCUMENT["paths"][path][method.lower()]["responses"]
     assert response.mimetype == "application/json"
     error = response.json["error"]
     assert error["code"] and error["message"]
@@ -184,7 +193,7 @@ def test_unreadable_bodies_are_refused(scene, method, path, case, body, content_
     """Each JSON write route answers an unreadable body with a clear 4xx naming the body."""
     role = scene.role_for(method, scene.path(path))
     response = scene.send(method, scene.path(path), role, data=body, headers={"Content-Type": content_type})
-    error = assert_clear_error(response, status)
+    error = assert_clear_error(response, status, route=(method, path))
     if status != 413:
         assert error.get("field") == "body", error
 
@@ -206,7 +215,7 @@ def test_strings_no_field_can_hold_are_refused_naming_the_field(scene, method, p
     role = scene.role_for(method, scene.path(path))
     body = f'{{"{field}": {literal}}}'.encode()
     response = scene.send(method, scene.path(path), role, data=body, headers=JSON)
-    assert_clear_error(response, 422, field)
+    assert_clear_error(response, 422, field, route=(method, path))
 
 
 def test_a_bad_string_deep_in_a_batch_names_its_top_level_field(scene):
