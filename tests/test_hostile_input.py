@@ -389,3 +389,10 @@ def test_the_real_server_answers_hostile_bodies_with_json_4xx(served_app, body, 
     )
     assert response.status_code == status, response.text[:300]
     assert response.json()["error"]["code"]
+
+
+def test_a_bad_name_of_a_top_level_field_is_blamed_on_the_body(scene):
+    """A key no field can have (here 100 kB long) is named ``body``, not echoed back."""
+    body = json.dumps({"x" * 100_000: "value"}).encode()
+    response = scene.send("POST", "/events", Role.MANAGER, data=body, headers=JSON)
+    assert_clear_error(response, 422, "body")

@@ -5,8 +5,8 @@ one clear answer everywhere: a body that is not JSON is 415 (wrong ``Content-Typ
 (not UTF-8, not well-formed, nested too deep, not an object), and a string no field can
 hold — a NUL or other control character (XML cannot carry it), a lone surrogate (which
 cannot be stored as UTF-8) or more than :data:`MAX_STRING` characters — is 422 naming the
-field it is in. Bodies over
-``MAX_CONTENT_LENGTH`` are refused with 413 before they are read.
+top-level field it is in. Bodies over ``MAX_CONTENT_LENGTH`` are refused with 413 before
+they are read.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _check(value: Any, field: str, depth: int = 0) -> None:
         _check_text(value, field)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, field or key)
+            _check_text(key, field or "body")  # a bad top-level name cannot name itself
             _check(item, field or key, depth + 1)
     elif isinstance(value, list):
         for item in value:
