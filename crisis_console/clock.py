@@ -27,4 +27,7 @@ def parse_iso(text: str) -> datetime:
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset that moves year 1 or 9999 past the calendar's end
+        raise ValueError(f"{text!r} is outside the calendar.") from None

@@ -806,7 +806,7 @@ DOCUMENT: dict[str, Any] = {
                         }
                     },
                 },
-                "responses": {**_ok(200, {"type": "object"}), **_errors(400, 401)},
+                "responses": {**_ok(200, {"type": "object"}), **_errors(400, 401, 403, 415, 422)},
             },
         },
         "/users": {
@@ -891,6 +891,20 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+
+def _document_body_errors(paths: dict[str, Any]) -> None:
+    """Add the answers every JSON body may get (see crisis_console/api/body.py) to each operation
+    that takes one: 400 unreadable, 413 over the size limit, 415 not sent as JSON, 422 a string
+    no field can hold."""
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                for status, answer in _errors(400, 413, 415, 422).items():
+                    operation["responses"].setdefault(status, answer)
+
+
+_document_body_errors(DOCUMENT["paths"])
 
 
 @bp.route("/openapi.json")

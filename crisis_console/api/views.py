@@ -137,7 +137,8 @@ def audit_trail() -> Any:
             start = since  # an entry id: continue after it
         else:
             try:
-                start = str(int(clock.parse_iso(since).timestamp() * 1000))
+                # Entry ids are milliseconds since 1970: a time before then starts at the first.
+                start = str(max(0, int(clock.parse_iso(since).timestamp() * 1000)))
             except ValueError:
                 raise ValidationError(
                     "since must be an ISO 8601 time or an audit entry id.", field="since"

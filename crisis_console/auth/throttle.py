@@ -19,11 +19,15 @@ def _failed(response: Response) -> bool:
 
 def _username_key() -> str:
     """Key the per-user limit by the lower-cased username that was tried."""
+    from crisis_console.api.body import json_object_or_none  # the API's one safe JSON reader
+
     name = request.form.get("username")
     if name is None and request.is_json:
-        body = request.get_json(silent=True)
+        body = json_object_or_none()
         name = body.get("username") if isinstance(body, dict) else None
-    return "user:" + str(name or "").strip().lower()[:80]
+    # The key is written to Redis: a name that is not valid UTF-8 must not break the write.
+    key = str(name or "").strip().lower()[:80]
+    return "user:" + key.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 per_ip = limiter.shared_limit(

@@ -13,6 +13,7 @@ request is not spooled, because GeoReport clients retry, and they need the real
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from functools import wraps
@@ -27,11 +28,16 @@ from crisis_console.open311 import bp
 from crisis_console.services.accounts import OPEN311_SCOPE, User, hash_token
 from crisis_console.services.categories import Categories, Category
 from crisis_console.services.errors import ServiceError
-from crisis_console.services.intake import Intake
+from crisis_console.services.intake import MAX_TEXT, Intake
 from crisis_console.sockets import realtime
 from crisis_console.store import StoreUnavailable
 
 FORMATS = ("json", "xml")
+#: The longest ``address_string`` kept (it is stored in the complaint's text).
+MAX_ADDRESS = 500
+#: Characters XML 1.0 cannot carry (C0 controls but tab, newline and carriage return; lone
+#: surrogates; U+FFFE and U+FFFF): written as U+FFFD so every answer stays well-formed.
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Seconds a client is asked to wait before retrying while the store is unavailable.
 RETRY_AFTER = 30
 
@@ -55,9 +61,8 @@ def respond(fmt: str, root: str, item: str, rows: list[dict[str, Any]], status: 
     for row in rows:
         child = ET.SubElement(element, item)
         for name, value in row.items():
-            ET.SubElement(child, name).text = (
-                "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-            )
+            text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            ET.SubElement(child, name).text = XML_FORBIDDEN.sub("\ufffd", text)
     body = b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(element, encoding="utf-8")
     return Response(body, status=status, mimetype="text/xml")
 
@@ -91,6 +96,21 @@ def geo_view(audience: str) -> Callable[[Callable[..., Response]], Callable[...,
         return wrapped
 
     return decorate
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> Response:
+    """Answer errors raised before a view runs (a body over the limit, a rate limit) in GeoReport's
+    format too: the rate limiter reads the form, so a 413 can come from there."""
+    fmt = (request.view_args or {}).get("fmt")
+    status = exc.code or 500
+    return respond(
+        fmt if fmt in FORMATS else "json",
+        "errors",
+        "error",
+        [{"code": status, "description": exc.description or exc.name}],
+        status,
+    )
 
 
 @bp.errorhandler(RedisError)
@@ -191,6 +211,19 @@ def api_key_user(api_key: str) -> User:
     raise GeoReportError(403, "api_key is not valid (unknown, revoked, or its account is disabled).")
 
 
+def check_form(form: Any) -> None:
+    """Refuse, naming the field, what cannot be stored whole: NUL characters and over-long text
+    (a description is never cut short: the caller is told instead)."""
+    for name, value in form.items(multi=True):
+        if "\x00" in value:
+            raise GeoReportError(400, f"{name} contains a NUL character.")
+    if len(form.get("address_string", "")) > MAX_ADDRESS:
+        raise GeoReportError(400, f"address_string must be at most {MAX_ADDRESS} characters.")
+    limit = MAX_TEXT - (len(form["address_string"]) + len("\nAddress: ") if form.get("address_string") else 0)
+    if len(form.get("description", "")) > limit:
+        raise GeoReportError(400, f"description must be at most {limit} characters (with the address).")
+
+
 @bp.route("/requests.<fmt>", methods=["POST"])
 @limiter.limit(lambda: current_app.config["OPEN311_POST_LIMIT"], key_func=_api_key_of_request)
 @geo_view("api_key")
@@ -198,6 +231,7 @@ def post_request(fmt: str) -> Response:
     """Create a service request: a complaint on the ``open311`` channel."""
     form = request.form
     user = api_key_user(form.get("api_key", ""))
+    check_form(form)
     if not form.get("service_code"):
         raise GeoReportError(400, "service_code is required.")
     has_point = form.get("lat") and form.get("long")
@@ -206,7 +240,7 @@ def post_request(fmt: str) -> Response:
     text = form.get("description", "")
     if form.get("address_string"):
         text = f"{text}\nAddress: {form['address_string']}".strip()
-    record = {"category": form["service_code"], "channel": "open311", "text": text[:4000]}
+    record = {"category": form["service_code"], "channel": "open311", "text": text}
     if has_point:
         record["lat"], record["lon"] = form["lat"], form["long"]
     result = Intake(store()).submit([record], channel="open311", source=f"open311:{user.username}")

@@ -195,6 +195,8 @@ class Lines:
                 f"{unknown[0]} cannot be changed (add a new line for a new number).", field=unknown[0]
             )
         line = self.require(line_id)
+        if not data:
+            raise ValidationError("Send at least one of name, route, languages or test.", field="body")
         wanted = {*data, *(("test",) if "test_line" in data else ())}
         updates = _settings(
             data, tuple(name for name in ("name", "route", "languages", "test") if name in wanted)

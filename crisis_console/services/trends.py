@@ -25,6 +25,25 @@ MAX_BUCKETS = 2000
 RATIO_FLOOR = 0.5
 
 
+#: The instants ``at`` may name: window and baseline arithmetic (weeks before ``at``) and the
+#: complaint stream's ids (milliseconds since 1970) stay inside what they can represent.
+EARLIEST_AT = datetime(1980, 1, 1, tzinfo=clock.UTC)
+LATEST_AT = datetime(9000, 1, 1, tzinfo=clock.UTC)
+
+
+def moment_at(at: str | None) -> datetime:
+    """Parse the ``at`` that ends a window (default now), or raise a 422 naming ``at``."""
+    if not at:
+        return clock.now()
+    try:
+        end = clock.parse_iso(at)
+    except ValueError:
+        raise ValidationError("at must be an ISO 8601 time.", field="at") from None
+    if not EARLIEST_AT <= end < LATEST_AT:
+        raise ValidationError("at must be a time from the year 1980 to 8999.", field="at")
+    return end
+
+
 def duration(text: str, field: str) -> timedelta:
     """Parse ``90m``, ``24h`` or ``30d``, or raise naming ``field``."""
     match = DURATION_RE.match(text or "")
@@ -50,10 +69,7 @@ def series(
         raise ValidationError(
             f"bucket must divide the window into at most {MAX_BUCKETS} buckets.", field="bucket"
         )
-    try:
-        end = clock.parse_iso(at) if at else clock.now()
-    except ValueError:
-        raise ValidationError("at must be an ISO 8601 time.", field="at") from None
+    end = moment_at(at)
     # Hour counters serve long windows in whole hours; shorter windows read minutes, so that
     # "the last 60 minutes" means exactly that, not the clock hour so far.
     hourly = (
@@ -107,10 +123,7 @@ def counted_window(window: str, at: str | None = None) -> tuple[datetime, dateti
     span = duration(window, "window")
     if span > MAX_WINDOW:
         raise ValidationError("window can be at most 120 days.", field="window")
-    try:
-        end = clock.parse_iso(at) if at else clock.now()
-    except ValueError:
-        raise ValidationError("at must be an ISO 8601 time.", field="at") from None
+    end = moment_at(at)
     hourly = span >= timedelta(hours=24) and span % timedelta(hours=1) == timedelta(0)
     unit = timedelta(hours=1) if hourly else timedelta(minutes=1)
     end = _floor(end, unit) + unit
@@ -161,10 +174,7 @@ def recent_window(store: Store, window: str, at: str | None) -> Recent:
     span = duration(window, "window")
     if span > timedelta(hours=24) or span < timedelta(minutes=10):
         raise ValidationError("window must be between 10m and 24h.", field="window")
-    try:
-        end = clock.parse_iso(at) if at else clock.now()
-    except ValueError:
-        raise ValidationError("at must be an ISO 8601 time.", field="at") from None
+    end = moment_at(at)
     minute = timedelta(minutes=1)
     end = _floor(end, minute) + minute
     start = end - span
