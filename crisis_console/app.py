@@ -197,6 +197,7 @@ def healing_queue_manager(
         rooms=realtime.push_rooms,
     )
     manager.redis_options = options  # TLS, credentials, the Sentinels' settings
+    manager.record_recipients = store.pushes.add_connected
     return manager
 
 
@@ -336,6 +337,7 @@ def init_sockets(app: Flask) -> None:
     # test) get them too.
     from crisis_console.security_headers import SocketHeaders
     from crisis_console.sockets import events
+    from crisis_console.sockets.recipients import CountingManager
 
     # Events run in the connection's own reader, not a new task each: a push brings one
     # receipt per agent, and a task per frame cost more than the receipt (it is only noted
@@ -348,6 +350,10 @@ def init_sockets(app: Flask) -> None:
             app.extensions[STORE_EXTENSION],
             settings=app.config,
         )
+    else:  # one process: it delivers every push itself, and counts its recipients
+        local = CountingManager()
+        local.record_recipients = app.extensions[STORE_EXTENSION].pushes.add_connected
+        options["client_manager"] = local
     socketio.init_app(app, **options)
     events.init_receipts(app)
     app.wsgi_app = SocketHeaders(app.wsgi_app, socketio.server_options.get("path", "socket.io"))  # type: ignore[method-assign]

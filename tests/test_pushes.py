@@ -304,3 +304,36 @@ def test_an_ack_sent_again_counts_once_and_the_catch_up_answer_carries_last_seq(
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"pushes": [{"seq": 1}], "last_seq": 1}, schema)
     agent.client.disconnect()
+
+
+def test_a_push_reports_how_soon_it_reached_and_was_acknowledged_by_its_connected_agents(
+    served_app, managers
+):
+    """Three agents of a team, two connected: the push counts 2 connected, and once both pages
+    said so, 50/90/100 % received (and then acknowledged) times, in that order."""
+    team = f"Prop-{time.monotonic_ns()}"
+    online = [Agent(served_app, team=team), Agent(served_app, team=team)]
+    Agent(served_app, team=team)  # not connected: not part of the figures
+    for agent in online:
+        agent.connect()
+    script = approved_script(managers)
+    push = managers[0].post(f"/scripts/{script['id']}/push", {"audience": [team]})
+    assert push["audience_size"] == 3
+    for agent in online:
+        assert agent.wait_for(lambda a=agent: any(p["push_id"] == push["id"] for p in a.pushes))
+        agent.receive(push["id"])
+        assert agent.ack(push["id"]) == {"ok": True}
+
+    def figures() -> dict:
+        return managers[0].get(f"/pushes/{push['id']}").json()["propagation"]
+
+    deadline = time.monotonic() + 30
+    while (shown := figures())["received_ms"]["100"] is None or shown["acknowledged_ms"]["100"] is None:
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.05)
+    assert shown["connected"] == 2
+    received, acknowledged = shown["received_ms"], shown["acknowledged_ms"]
+    assert 0 <= received["50"] <= received["90"] <= received["100"]
+    assert received["100"] <= acknowledged["100"]
+    for agent in online:
+        agent.client.disconnect()

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from crisis_console.services.audit import AuditEntry
+from crisis_console.services.propagation import LATE_MS, propagation
 from crisis_console.services.receipts import ReceiptBatcher, push_number
 from crisis_console.store import Store
 from crisis_console.store.pushes import RECEIVED_SLICE
@@ -132,3 +133,44 @@ def test_marks_wait_out_a_redis_outage_and_are_written_after(tmp_path: Path):
         assert written.is_set() and reported[-1]["delivered"] == 2
         assert store.pushes.received_at(push_id) == [100, 200]
         client.close()
+
+
+# --- propagation ----------------------------------------------------------------------------
+
+
+def test_propagation_figures_are_read_against_the_connected_agents():
+    """Ten connected: 50 % is the 5th receipt, 90 % the 9th, 100 % the 10th, each after the push."""
+    received = [1_000 + 10 * n for n in range(1, 11)]  # 10, 20, ..., 100 ms after the push
+    figures = propagation(1_000, 10, received, [1_500, 1_900], now_ms=1_200)
+    assert figures == {
+        "connected": 10,
+        "received_ms": {"50": 50, "90": 90, "100": 100},
+        "acknowledged_ms": {"50": None, "90": None, "100": None},
+        "late": False,
+    }
+
+
+def test_a_push_short_of_its_connected_agents_is_late_after_two_seconds():
+    """Nine of ten pages after 1.9 s: not late yet; after 2.1 s: late; everyone but after 2.5 s: late."""
+    nine = [1_000 + 10 * n for n in range(1, 10)]
+    assert propagation(1_000, 10, nine, [], now_ms=1_000 + LATE_MS - 100)["late"] is False
+    assert propagation(1_000, 10, nine, [], now_ms=1_000 + LATE_MS + 100)["late"] is True
+    assert propagation(1_000, 10, [*nine, 3_500], [], now_ms=9_000)["late"] is True
+    assert propagation(1_000, 0, [], [], now_ms=9_000) == {
+        "connected": 0,
+        "received_ms": {"50": None, "90": None, "100": None},
+        "acknowledged_ms": {"50": None, "90": None, "100": None},
+        "late": False,
+    }
+    assert propagation(None, 3, [1], [], now_ms=9_000) is None  # made before figures were kept
+
+
+def test_acknowledgements_keep_their_first_time(store):
+    """A second "Got it" from the same agent keeps the time of the first."""
+    push_id = make_push(store, [4, 5])
+    store.pushes.record_receipt(push_id, "4", True, 2_000)
+    store.pushes.record_receipt(push_id, "4", True, 2_500)
+    store.pushes.record_receipt(push_id, "5", True, 3_000)
+    assert store.pushes.acknowledged_at(push_id) == [2_000, 3_000]
+    store.pushes.add_connected(push_id, 2)
+    assert store.pushes.get(push_id)["connected"] == "2"

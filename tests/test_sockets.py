@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import socketio
@@ -29,6 +30,28 @@ def test_test_client_with_session_cookie_is_welcomed(app, auth, client):
     received = sio.get_received(names.AGENT)
     welcome = [m for m in received if m["name"] == names.SESSION_WELCOME]
     assert welcome[0]["args"][0]["user"]["username"] == user.username
+    sio.disconnect(namespace=names.AGENT)
+
+
+def test_one_process_counts_the_connected_agents_a_push_was_sent_to(app, auth, client, store):
+    """Without a message queue the process delivers every push itself, and adds how many
+    agent sockets it sent it to (not a replay to one socket) to the push's record."""
+    from crisis_console.sockets import realtime
+    from tests.test_receipts import make_push
+
+    auth.login_as(Role.AGENT, team="North")
+    sio = server_socketio.test_client(app, namespace=names.AGENT, flask_test_client=client)
+    seq = make_push(store, [1])
+    with app.app_context():
+        realtime.script_pushed({"push_id": seq, "seq": seq, "script": {}}, "all")
+        realtime.script_pushed({"push_id": seq, "seq": seq, "script": {}}, ["South"])  # nobody there
+    deadline = time.monotonic() + 30
+    while store.pushes.get(seq).get("connected") != "1":
+        assert time.monotonic() < deadline, store.pushes.get(seq)
+        time.sleep(0.02)
+    assert [
+        m["args"][0]["seq"] for m in sio.get_received(names.AGENT) if m["name"] == names.SCRIPT_PUSHED
+    ] == [seq]
     sio.disconnect(namespace=names.AGENT)
 
 

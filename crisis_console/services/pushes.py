@@ -18,6 +18,7 @@ from crisis_console.services.accounts import Accounts, User
 from crisis_console.services.errors import NotFound, ValidationError
 from crisis_console.services.events import Events
 from crisis_console.services.milestones import Milestones
+from crisis_console.services.propagation import propagation
 from crisis_console.services.receipts import now_ms
 from crisis_console.services.scripts import Scripts, rule_error
 from crisis_console.store import Store
@@ -82,6 +83,7 @@ class Pushes:
             "payload": json.dumps(payload),
             "created_by": actor,
             "created_at": clock.iso(),
+            "created_ms": str(now_ms()),
         }
         entry = audit.entry(
             actor,
@@ -220,6 +222,13 @@ class Pushes:
             "pending": pending,
             "created_by": fields.get("created_by"),
             "created_at": fields.get("created_at"),
+            "propagation": propagation(
+                int(fields["created_ms"]) if fields.get("created_ms", "").isdigit() else None,
+                int(fields.get("connected") or 0),
+                self.store.pushes.received_at(push_id),
+                self.store.pushes.acknowledged_at(push_id),
+                now_ms(),
+            ),
         }
 
     def recent(self, limit: int = 10) -> list[dict[str, Any]]:

@@ -31,9 +31,9 @@ from typing import Any
 
 import redis
 import socketio as python_socketio
-from socketio.manager import Manager
 
 from crisis_console.sockets import names
+from crisis_console.sockets.recipients import CountingManager
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class _ResubscribingPubSub(redis.client.PubSub):
             self.on_resubscribed()
 
 
-class HealingRedisManager(python_socketio.RedisManager):
+class HealingRedisManager(python_socketio.RedisManager, CountingManager):
     """A ``RedisManager`` that re-delivers, from the push records, the pushes its listener missed."""
 
     def __init__(
@@ -262,7 +262,7 @@ class HealingRedisManager(python_socketio.RedisManager):
                 continue
             self.delivered.add(seq)
             skip = [sid for sid, known in self.caught_up.items() if known >= seq]
-            Manager.emit(
+            CountingManager.emit(  # to this process's sockets, not the queue
                 self,
                 names.SCRIPT_PUSHED,
                 message,

@@ -146,7 +146,8 @@ class Keys:
     def push(self, push_id: int | str) -> str:
         """HASH one push: id, seq, script_id, version, audience (JSON: "all" or team list),
         audience_size, payload (JSON script snapshot sent to agents), event_id (the script's
-        event, "" if none), created_by, created_at.
+        event, "" if none), created_by, created_at, created_ms (ms since the epoch), connected
+        (how many connected agent sockets the web processes sent it to, summed over them).
         Never expires: replays and the after-action review read it."""
         return self._k("push", push_id)
 
@@ -166,6 +167,11 @@ class Keys:
         """ZSET agent user id scored by when (server time, ms since the epoch) the push first
         reached that agent's page: the push's propagation times are read from it."""
         return self._k("push", push_id, "received_at")
+
+    def push_acknowledged_at(self, push_id: int | str) -> str:
+        """ZSET agent user id scored by when (server time, ms since the epoch) the agent
+        pressed "Got it" on the push, first time only."""
+        return self._k("push", push_id, "acknowledged_at")
 
     def push_acknowledged(self, push_id: int | str) -> str:
         """SET the agent user ids who pressed "Got it"."""

@@ -18,6 +18,7 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1]) end
 local added = 0
 if ARGV[2] == '1' then added = redis.call('SADD', KEYS[3], ARGV[1]) end
+if added == 1 then redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1]) end
 local acked = redis.call('SCARD', KEYS[3])
 local push = redis.call('HMGET', KEYS[4], 'audience_size', 'event_id')
 local size = tonumber(push[1] or '0') or 0
@@ -147,6 +148,7 @@ class PushRepo:
             self._keys.push_acknowledged(push_id),
             self._keys.push(push_id),
             self._keys.push_received_at(push_id),
+            self._keys.push_acknowledged_at(push_id),
         ]
 
     def record_receipt(
@@ -184,12 +186,20 @@ class PushRepo:
             counts[push_id] = (int(delivered), int(acked), int(size))  # the last slice's counts
         return counts
 
+    def add_connected(self, push_id: int | str, count: int) -> None:
+        """Add ``count`` connected agent sockets a web process sent the push to."""
+        self._r.hincrby(self._keys.push(push_id), "connected", count)
+
     def received_at(self, push_id: int | str) -> list[int]:
         """Return when the push first reached each page that received it (ms), earliest first."""
-        return [
-            int(score)
-            for _user, score in self._r.zrange(self._keys.push_received_at(push_id), 0, -1, withscores=True)
-        ]
+        return self._times(self._keys.push_received_at(push_id))
+
+    def acknowledged_at(self, push_id: int | str) -> list[int]:
+        """Return when each agent acknowledged the push (ms), earliest first."""
+        return self._times(self._keys.push_acknowledged_at(push_id))
+
+    def _times(self, key: str) -> list[int]:
+        return [int(score) for _user, score in self._r.zrange(key, 0, -1, withscores=True)]
 
     def receipts(self, push_id: int | str) -> tuple[set[str], set[str], set[str]]:
         """Return (audience, delivered, acknowledged) user id sets."""
