@@ -121,6 +121,14 @@ def test_manager_pushes_and_agent_sees_it_live(served_app, browser):
     push_row = manager_page.locator(".push", has_text=title)
     expect(push_row.locator(".push__acked")).to_have_text("1", timeout=10_000)
     expect(push_row.locator(".push__pending")).not_to_contain_text(agent_user.display_name, timeout=10_000)
+    # How soon it reached and was acknowledged by the connected screens (this agent's among them).
+    time_or_not = r"(\d+ ms|\d+\.\d s|not yet)"
+    shares = " · ".join(f"{share} % in {time_or_not}" for share in (50, 90, 100))
+    expect(push_row.locator(".push__speed")).to_have_text(
+        re.compile(rf"Reached {shares} of the \d+ connected screens?\. Acknowledged {shares}\.$"),
+        timeout=10_000,
+    )
+    expect(push_row.locator(".push__speed")).to_contain_text(re.compile(r"Reached 50 % in \d"))
     agent_page.context.close()
     manager_page.context.close()
 

@@ -22,7 +22,7 @@
       push.version + " · " + esc(push.language) + " · to " + esc(audience) + "</span></div>" +
       '<div class="progress" role="img"><div class="progress__delivered"></div><div class="progress__acked"></div></div>' +
       '<p class="push__counts"><strong class="push__acked">0</strong> / <span class="push__size">' + push.audience_size +
-      '</span> acknowledged · <span class="push__delivered">0</span> received</p><p class="push__pending muted"></p>';
+      '</span> acknowledged · <span class="push__delivered">0</span> received</p><p class="push__speed" aria-live="polite"></p><p class="push__pending muted"></p>';
     var list = document.getElementById("pushes");
     if (!list) {
       list = document.createElement("ul");
@@ -50,9 +50,52 @@
           row.querySelector(".push__pending").textContent = push.pending.length
             ? "Pending: " + push.pending.join(", ")
             : "Everyone has acknowledged.";
+          showSpeed(row, push.propagation);
+          // Until it has reached every connected screen (or is late), look again: a push
+          // nobody receives sends no progress to wake this page.
+          var p = push.propagation;
+          if (p && p.connected && p.received_ms["100"] === null && !p.late) {
+            setTimeout(function () { refreshPending(pushId); }, 600);
+          }
         })
         .catch(function () {});
     }, 700);
+  }
+
+  function duration(ms) {
+    if (ms === null || ms === undefined) { return "not yet"; }
+    return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
+  }
+
+  function shares(figures) {
+    return ["50", "90", "100"].map(function (share) {
+      return share + " % in " + duration(figures[share]);
+    }).join(" · ");
+  }
+
+  // "Reached 50 % in 40 ms · 90 % in 85 ms · 100 % in 120 ms of the 25 connected screens",
+  // and the same for "Got it"; a push not on every connected screen 2 s after it went out
+  // is marked, so the manager can see who is behind (pending list) or push again.
+  function showSpeed(row, p) {
+    var out = row.querySelector(".push__speed");
+    if (!out || !p) { return; }
+    out.textContent = "";
+    if (!p.connected) {
+      out.textContent = "No agent was connected when it went out.";
+      row.classList.remove("push--late");
+      return;
+    }
+    var text = "Reached " + shares(p.received_ms) + " of the " + p.connected + " connected screen" +
+      (p.connected === 1 ? "" : "s") + ". Acknowledged " + shares(p.acknowledged_ms) + ".";
+    if (p.late) {
+      var badge = document.createElement("span");
+      badge.className = "badge badge--warn";
+      badge.textContent = p.received_ms["100"] === null ? "Not on every screen after 2 s" : "Slow: over 2 s";
+      out.appendChild(badge);
+      out.appendChild(document.createTextNode(" "));
+    }
+    out.appendChild(document.createTextNode(text));
+    row.classList.toggle("push--late", !!p.late);
   }
 
   function update(row, progress) {
