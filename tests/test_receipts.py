@@ -65,7 +65,7 @@ def test_marks_are_written_in_one_batch_once_each_with_the_first_arrival(store, 
         {"push_id": first, "delivered": 2, "acknowledged": 0, "audience_size": 3},
         {"push_id": second, "delivered": 1, "acknowledged": 0, "audience_size": 2},
     ]
-    assert store.pushes.received_at(first) == [1_000, 1_200]
+    assert store.pushes.times(first)[0] == [1_000, 1_200]
     assert store.pushes.receipts(first)[1] == {"1", "2"}
     assert batcher.pending() == 0 and not tasks.tasks
     batcher.add(first, "3", at_ms=3_000)  # the next receipt starts a writer again
@@ -81,7 +81,7 @@ def test_an_acknowledgement_counts_as_received_once(store, batched):
     batcher.add(push_id, "7", at_ms=4_000)
     tasks.run_all()
     assert reported == [{"push_id": push_id, "delivered": 1, "acknowledged": 1, "audience_size": 1}]
-    assert store.pushes.received_at(push_id) == [5_000]
+    assert store.pushes.times(push_id)[0] == [5_000]
 
 
 def test_a_push_to_more_agents_than_a_slice_is_written_whole(store, batched):
@@ -95,7 +95,7 @@ def test_a_push_to_more_agents_than_a_slice_is_written_whole(store, batched):
     assert reported == [
         {"push_id": push_id, "delivered": len(agents), "acknowledged": 0, "audience_size": len(agents)}
     ]
-    assert store.pushes.received_at(push_id) == agents
+    assert store.pushes.times(push_id)[0] == agents
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_marks_wait_out_a_redis_outage_and_are_written_after(tmp_path: Path):
         server.start()  # with what it wrote (append-only, fsync always)
         tasks.run_all()
         assert written.is_set() and reported[-1]["delivered"] == 2
-        assert store.pushes.received_at(push_id) == [100, 200]
+        assert store.pushes.times(push_id)[0] == [100, 200]
         client.close()
 
 
@@ -171,6 +171,6 @@ def test_acknowledgements_keep_their_first_time(store):
     store.pushes.record_receipt(push_id, "4", True, 2_000)
     store.pushes.record_receipt(push_id, "4", True, 2_500)
     store.pushes.record_receipt(push_id, "5", True, 3_000)
-    assert store.pushes.acknowledged_at(push_id) == [2_000, 3_000]
+    assert store.pushes.times(push_id)[1] == [2_000, 3_000]
     store.pushes.add_connected(push_id, 2)
     assert store.pushes.get(push_id)["connected"] == "2"

@@ -204,6 +204,7 @@ class Pushes:
         if fields is None:
             raise NotFound(f"No push {push_id}.", field="push_id")
         audience, delivered, acked = self.store.pushes.receipts(push_id)
+        received_at, acknowledged_at = self.store.pushes.times(push_id)
         pending_ids = sorted(audience - acked, key=int)
         accounts = Accounts(self.store)
         pending = [u.display_name for u in (accounts.get(i) for i in pending_ids) if u is not None]
@@ -225,8 +226,8 @@ class Pushes:
             "propagation": propagation(
                 int(fields["created_ms"]) if fields.get("created_ms", "").isdigit() else None,
                 int(fields.get("connected") or 0),
-                self.store.pushes.received_at(push_id),
-                self.store.pushes.acknowledged_at(push_id),
+                received_at,
+                acknowledged_at,
                 now_ms(),
             ),
         }

@@ -33,7 +33,7 @@ import redis
 import socketio as python_socketio
 
 from crisis_console.sockets import names
-from crisis_console.sockets.recipients import CountingManager
+from crisis_console.sockets.recipients import CountingManager, push_seq
 
 log = logging.getLogger(__name__)
 
@@ -165,21 +165,14 @@ class HealingRedisManager(python_socketio.RedisManager, CountingManager):
 
     @staticmethod
     def _push_seq(message: dict[str, Any]) -> int | None:
-        """Return the seq of a broadcast ``script.pushed`` message, else None.
+        """Return the seq of a broadcast ``script.pushed`` queue message, else None.
 
         Replays to one socket (a handshake's ``last_seq``) are addressed to its sid and are
         not counted: they say nothing about what the process's other sockets have.
         """
-        if message.get("event") != names.SCRIPT_PUSHED or message.get("namespace") != names.AGENT:
-            return None
-        room = message.get("room")
-        rooms = room if isinstance(room, list) else [room]
-        if not rooms or not all(isinstance(r, str) and (r.startswith(("role:", "team:"))) for r in rooms):
-            return None
-        data = message.get("data")
-        body = data[0] if isinstance(data, list) and data else data
-        seq = body.get("seq") if isinstance(body, dict) else None
-        return seq if isinstance(seq, int) else None
+        return push_seq(
+            message.get("event"), message.get("data"), message.get("namespace"), message.get("room")
+        )
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
         """Deliver a message to this process's sockets; drop a push already delivered."""

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Record = Callable[[int, int], None]
 
 
-def push_seq(event: str, data: Any, namespace: str | None, room: Any) -> int | None:
+def push_seq(event: str | None, data: Any, namespace: str | None, room: Any) -> int | None:
     """Return the seq of a ``script.pushed`` broadcast to agent rooms, else None.
 
     A replay to one socket (addressed to its sid) is not a broadcast and is not counted.

@@ -190,16 +190,14 @@ class PushRepo:
         """Add ``count`` connected agent sockets a web process sent the push to."""
         self._r.hincrby(self._keys.push(push_id), "connected", count)
 
-    def received_at(self, push_id: int | str) -> list[int]:
-        """Return when the push first reached each page that received it (ms), earliest first."""
-        return self._times(self._keys.push_received_at(push_id))
-
-    def acknowledged_at(self, push_id: int | str) -> list[int]:
-        """Return when each agent acknowledged the push (ms), earliest first."""
-        return self._times(self._keys.push_acknowledged_at(push_id))
-
-    def _times(self, key: str) -> list[int]:
-        return [int(score) for _user, score in self._r.zrange(key, 0, -1, withscores=True)]
+    def times(self, push_id: int | str) -> tuple[list[int], list[int]]:
+        """Return when the push first reached each page that received it, and when each agent
+        acknowledged it (ms since the epoch, earliest first), in one round trip."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zrange(self._keys.push_received_at(push_id), 0, -1, withscores=True)
+        pipe.zrange(self._keys.push_acknowledged_at(push_id), 0, -1, withscores=True)
+        received, acknowledged = pipe.execute()
+        return [int(at) for _user, at in received], [int(at) for _user, at in acknowledged]
 
     def receipts(self, push_id: int | str) -> tuple[set[str], set[str], set[str]]:
         """Return (audience, delivered, acknowledged) user id sets."""
