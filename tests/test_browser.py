@@ -219,6 +219,33 @@ def test_agent_logs_a_call_and_the_dashboard_shows_it_live(served_app, browser):
     dashboard.context.close()
 
 
+def test_a_call_logged_before_the_page_scripts_run_is_held_then_sent(served_app, browser):
+    """An agent who types and presses Enter while the page's scripts still load loses nothing:
+    the browser's own submit (a GET that reloads the page) is held and sent by the script."""
+    from playwright.sync_api import expect
+
+    from crisis_console.services.categories import Categories
+
+    name = f"Fallen wire {served_app.make_user(Role.STAKEHOLDER).id}"
+    Categories(served_app.store).create({"name": name}, actor="test")
+    page = browser.new_context().new_page()
+    sign_in(page, served_app.url, served_app.make_user(Role.AGENT).username)
+    expect(page.locator("#connection-status")).to_have_text("Live", timeout=10_000)
+    held: list = []
+    page.route("**/static/js/quicklog.js*", lambda route: held.append(route))
+    page.goto(f"{served_app.url}/agent", wait_until="commit")
+    page.get_by_label("Category").fill(name)
+    page.get_by_label("ZIP").fill("02124")
+    page.get_by_label("ZIP").press("Enter")
+    while not held:  # the route handler runs while Playwright waits
+        page.wait_for_timeout(50)
+    assert page.evaluate("document.readyState") == "loading"
+    held[0].continue_()
+    expect(page.locator("#log-status")).to_contain_text(f"Logged “{name}” in 02124")
+    assert page.url == f"{served_app.url}/agent"
+    page.context.close()
+
+
 def test_manager_shares_the_dashboard_and_a_guest_opens_it(served_app, browser):
     """The manager creates a 24-hour link on the console; a browser without an account opens it
     and sees the live dashboard, but not the manager console."""
