@@ -356,6 +356,7 @@ def init_sockets(app: Flask) -> None:
         options["client_manager"] = local
     socketio.init_app(app, **options)
     events.init_receipts(app)
+    events.init_departures(app)
     app.wsgi_app = SocketHeaders(app.wsgi_app, socketio.server_options.get("path", "socket.io"))  # type: ignore[method-assign]
 
 

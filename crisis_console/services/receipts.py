@@ -13,13 +13,13 @@ at once and confirmed to the page, which retries until then (see :meth:`Pushes.r
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from redis import RedisError
 
+from crisis_console.services.batching import BatchWriter
 from crisis_console.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class ReceiptBatcher:
+class ReceiptBatcher(BatchWriter):
     """Gathers "received" marks and writes them every :data:`FLUSH_INTERVAL` at most.
 
-    ``spawn`` starts a task (a greenlet under gevent), ``sleep`` waits in one; ``report`` is
-    given each push's progress after a write (``push_id``, ``delivered``, ``acknowledged``,
-    ``audience_size``). One writer task runs while marks wait, and ends when none do, so an
-    idle process (or a test's app) keeps no task alive.
+    ``report`` is given each push's progress after a write (``push_id``, ``delivered``,
+    ``acknowledged``, ``audience_size``).
     """
 
     def __init__(
@@ -62,15 +60,10 @@ class ReceiptBatcher:
         sleep: Callable[[float], None],
         interval: float = FLUSH_INTERVAL,
     ) -> None:
+        super().__init__(spawn=spawn, sleep=sleep, interval=interval)
         self._store = store
         self._report = report
-        self._spawn = spawn
-        self._sleep = sleep
-        self._interval = interval
         self._marks: dict[int, dict[str, int]] = {}
-        self._lock = threading.Lock()
-        self._writing = False
-        self._failing = False
 
     def add(self, push_id: int, user_id: str, at_ms: int | None = None) -> None:
         """Note that ``user_id``'s page received ``push_id`` (now, or ``at_ms``)."""
@@ -80,24 +73,17 @@ class ReceiptBatcher:
             if users is None:
                 users = self._marks[push_id] = {}
             users.setdefault(user_id, at)
-            if self._writing:
-                return
-            self._writing = True
-        self._spawn(self._write_while_marked)
+            start = self._started_writer()
+        if start:
+            self._spawn(self._write_while_waiting)
 
     def pending(self) -> int:
         """Return how many marks wait to be written."""
         with self._lock:
             return sum(len(users) for users in self._marks.values())
 
-    def _write_while_marked(self) -> None:
-        while True:
-            self._sleep(self._interval)
-            self.flush()
-            with self._lock:
-                if not self._marks:
-                    self._writing = False
-                    return
+    def _waiting(self) -> bool:
+        return bool(self._marks)
 
     def flush(self) -> list[dict[str, Any]]:
         """Write the waiting marks now; return the progress of each push written.

@@ -11,18 +11,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room
 from redis import RedisError
 
-from crisis_console.extensions import RECEIPTS_EXTENSION, STORE_EXTENSION, accounts, socketio, store
+from crisis_console.extensions import (
+    DEPARTURES_EXTENSION,
+    RECEIPTS_EXTENSION,
+    STORE_EXTENSION,
+    accounts,
+    socketio,
+    store,
+)
 from crisis_console.roles import NAMESPACE_ROLES, Role
 from crisis_console.services.accounts import User
 from crisis_console.services.errors import ServiceError
 from crisis_console.services.pushes import Pushes
 from crisis_console.services.receipts import ReceiptBatcher, push_number
 from crisis_console.sockets import names, realtime
+from crisis_console.sockets.departures import Departures
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +103,8 @@ class RoleNamespace(Namespace):
         """Forget the connection."""
         sid: str = request.sid  # type: ignore[attr-defined]
         user_id = _connections.pop((self.namespace, sid), None)
-        if user_id is not None:
-            store().sockets.remove(user_id, self.namespace, sid)
+        if user_id is not None:  # forgotten in Redis with the other closed connections
+            current_app.extensions[DEPARTURES_EXTENSION].add(user_id, self.namespace, sid)
 
 
 class AgentNamespace(RoleNamespace):
@@ -123,6 +131,13 @@ class AgentNamespace(RoleNamespace):
         """Forget the connection (and what it was caught up to)."""
         realtime.socket_gone(request.sid)  # type: ignore[attr-defined]
         super().on_disconnect(reason)
+
+
+def init_departures(app: Flask) -> None:
+    """Forget closed connections in batches (see :mod:`crisis_console.sockets.departures`)."""
+    app.extensions[DEPARTURES_EXTENSION] = Departures(
+        app.extensions[STORE_EXTENSION], spawn=socketio.start_background_task, sleep=socketio.sleep
+    )
 
 
 def init_receipts(app: Flask) -> None:

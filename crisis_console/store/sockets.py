@@ -31,6 +31,16 @@ class SocketRepo:
         """Forget a closed connection."""
         self._r.hdel(self._keys.user_sockets(user_id), f"{namespace} {sid}")
 
+    def remove_many(self, connections: list[tuple[str, str, str]]) -> None:
+        """Forget closed connections ``(user id, namespace, sid)`` in one round trip."""
+        by_user: dict[str, list[str]] = {}
+        for user_id, namespace, sid in connections:
+            by_user.setdefault(user_id, []).append(f"{namespace} {sid}")
+        pipe = self._r.pipeline(transaction=False)
+        for user_id, fields in by_user.items():
+            pipe.hdel(self._keys.user_sockets(user_id), *fields)
+        pipe.execute()
+
     def all(self, user_id: int | str) -> list[tuple[str, str]]:
         """Return the user's open connections as (namespace, sid) pairs."""
         entries = self._r.hkeys(self._keys.user_sockets(user_id))
