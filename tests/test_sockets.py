@@ -185,3 +185,48 @@ def test_a_connection_that_cannot_reach_the_store_is_refused_cleanly(app, auth, 
     client = server_socketio.test_client(app, namespace="/agent", auth={"token": token})
     assert not client.is_connected("/agent")
     assert socket_events._connections == before, "nothing is left of the refused connection"
+
+
+def test_the_queue_manager_publishes_a_push_before_delivering_it_here_in_a_task(redis_url):
+    """A push goes to the other processes first and to this process's sockets in a task of its
+    own (python-socketio does the reverse, in the caller): every process's share starts together
+    and the push API does not wait for local sends. Other messages keep python-socketio's way."""
+    from crisis_console.sockets import names
+    from crisis_console.sockets.healing import HealingRedisManager
+
+    manager = HealingRedisManager(
+        redis_url,
+        channel="test-order",
+        last_seq=lambda: 0,
+        reachable=lambda seq: seq,
+        published_after=lambda seq: [],
+        rooms=lambda audience: "role:agent",
+    )
+    steps: list[str] = []
+    tasks: list = []
+
+    class Server:
+        def start_background_task(self, task, *args):
+            steps.append("task")
+            tasks.append((task, args))
+
+    manager.server = Server()
+    manager._publish = lambda message: steps.append(f"publish {message['event']}")
+    manager._handle_emit = lambda message: steps.append(f"deliver {message['event']}")
+    manager.emit(names.SCRIPT_PUSHED, {"push_id": 4, "seq": 4}, namespace=names.AGENT, room="role:agent")
+    assert steps == [f"publish {names.SCRIPT_PUSHED}", "task"]
+    task, args = tasks.pop()
+    task(*args)
+    assert steps[-1] == f"deliver {names.SCRIPT_PUSHED}"
+    assert args[0]["data"] == [{"push_id": 4, "seq": 4}] and args[0]["host_id"] == manager.host_id
+
+    steps.clear()
+    manager._publish = lambda message: (_ for _ in ()).throw(ConnectionError("queue down"))
+    with pytest.raises(ConnectionError):
+        manager.emit(names.SCRIPT_PUSHED, {"push_id": 5, "seq": 5}, namespace=names.AGENT, room="role:agent")
+    assert steps == ["task"]  # this process's agents still get it (the others heal from Redis)
+
+    steps.clear()
+    manager._publish = lambda message: steps.append(f"publish {message['event']}")
+    manager.emit(names.PUSH_PROGRESS, {"push_id": 4}, namespace=names.MANAGER)
+    assert steps == [f"deliver {names.PUSH_PROGRESS}", f"publish {names.PUSH_PROGRESS}"]

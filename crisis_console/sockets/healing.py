@@ -163,6 +163,57 @@ class HealingRedisManager(python_socketio.RedisManager, CountingManager):
 
     # --- deliveries -----------------------------------------------------------------------
 
+    def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Send a message to every process's sockets; a push goes to the queue first.
+
+        python-socketio delivers to this process's own sockets first, in the caller, and only
+        then publishes: the other processes' agents waited behind this one's, and the push API
+        behind every local send. A push is published at once and delivered here in a task of
+        its own, so each process's share starts together and the API answers without waiting.
+        """
+        target = to or room
+        if (
+            kwargs.get("ignore_queue")
+            or callback is not None
+            or push_seq(event, data, namespace, target) is None
+        ):
+            return super().emit(
+                event,
+                data,
+                namespace=namespace,
+                room=room,
+                skip_sid=skip_sid,
+                callback=callback,
+                to=to,
+                **kwargs,
+            )
+        message = {
+            "method": "emit",
+            "event": event,
+            "data": [data],
+            "binary": False,
+            "namespace": namespace,
+            "room": target,
+            "skip_sid": skip_sid,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+        try:
+            self._publish(message)
+        finally:  # this process's agents get it even if the queue refused it (the others heal)
+            self.server.start_background_task(self._handle_emit, message)
+        return None
+
     @staticmethod
     def _push_seq(message: dict[str, Any]) -> int | None:
         """Return the seq of a broadcast ``script.pushed`` queue message, else None.
