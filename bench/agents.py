@@ -4,11 +4,13 @@ Speaks the Engine.IO v4 / Socket.IO v5 wire protocol directly over aiohttp webso
 (open, namespace connect with auth, ping/pong, events), which costs a few KiB per agent
 instead of python-socketio's threads. Run by bench/push.py as a separate process:
 
-    python -m bench.agents URL TOKENS_FILE RESULT_FILE
+    python -m bench.agents URL[,URL…] TOKENS_FILE RESULT_FILE
 
-It connects one agent per token, prints "ready N" when all are connected, records the
+It connects one agent per token (the tokens dealt in turn to the URLs given), prints "ready N" when all are connected, records the
 arrival time (time.time()) of every ``script.pushed`` per push id, answers each with
-``script.received`` as the page does, and writes the arrival times as JSON on "stop".
+``script.received`` as the page does, and writes the arrival times as JSON on "stop"
+(``{"arrivals": {push_id: [time, …]}, "frame_bytes": size of the first push frame,
+"firsts": [{push_id: first arrival through that server}, …]}``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ async def agent(
     token: str,
     arrivals: dict[int, list[float]],
     ready: asyncio.Event,
+    frames: list[int],
+    firsts: dict[int, float],
 ) -> None:
     """Connect one agent and record pushes until cancelled."""
     ws_url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
@@ -68,31 +72,50 @@ async def agent(
                 start = data.index('"push_id":', len(PUSHED_PREFIX)) + 10
                 push_id = int(data[start : data.index(",", start)])
                 arrivals.setdefault(push_id, []).append(now)
+                firsts.setdefault(push_id, now)
+                if not frames:
+                    frames.append(len(data.encode()))
                 if RECEIPTS:
                     asyncio.get_running_loop().create_task(receipt(ws, push_id))
 
 
-async def main(url: str, tokens_file: str, result_file: str) -> None:
+async def main(urls: str, tokens_file: str, result_file: str) -> None:
     """Connect everyone, report readiness, record until told to stop."""
     tokens = json.loads(Path(tokens_file).read_text())
+    servers = urls.split(",")
     arrivals: dict[int, list[float]] = {}
+    frames: list[int] = []
+    #: Per server, the first arrival of each push there (when each process's share started).
+    firsts: list[dict[int, float]] = [{} for _ in servers]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks = []
         readies = []
         for offset in range(0, len(tokens), 100):
             batch = []
-            for token in tokens[offset : offset + 100]:
+            for number, token in enumerate(tokens[offset : offset + 100], start=offset):
                 ready = asyncio.Event()
                 readies.append(ready)
                 batch.append(ready)
-                tasks.append(asyncio.create_task(agent(session, url, token, arrivals, ready)))
+                home = number % len(servers)
+                tasks.append(
+                    asyncio.create_task(
+                        agent(session, servers[home], token, arrivals, ready, frames, firsts[home])
+                    )
+                )
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in batch)), 60)
         print(f"ready {len(readies)}", flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.readline)
         with open(result_file, "w") as handle:
-            json.dump({str(k): v for k, v in arrivals.items()}, handle)
+            json.dump(
+                {
+                    "arrivals": {str(k): v for k, v in arrivals.items()},
+                    "frame_bytes": frames[0] if frames else 0,
+                    "firsts": [{str(k): v for k, v in per_server.items()} for per_server in firsts],
+                },
+                handle,
+            )
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

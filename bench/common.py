@@ -76,8 +76,17 @@ def served_console() -> Iterator[tuple[str, Store, subprocess.Popen[bytes]]]:
             client.close()
 
 
-def record(title: str, command: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
-    """Print a table and append it to BENCHMARKS.md with the command and the machine."""
+def record(
+    title: str,
+    command: str,
+    header: list[str],
+    rows: list[list[str]],
+    notes: str = "",
+    *,
+    dry_run: bool = False,
+) -> None:
+    """Print a table and append it to BENCHMARKS.md with the command and the machine (only print
+    when ``dry_run``)."""
     lines = [
         f"## {title} — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
@@ -92,6 +101,8 @@ def record(title: str, command: str, header: list[str], rows: list[list[str]], n
         lines += [notes, ""]
     text = "\n".join(lines)
     print(text)
+    if dry_run:
+        return
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmarks\n\nEach section is appended by the command it names.\n\n")
     with RESULTS.open("a") as handle:
