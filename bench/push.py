@@ -7,7 +7,8 @@ page does):
 - the console (``python -m crisis_console serve``; two processes on one Redis from
   ``--two-processes-from`` agents up, the crowd split between them and every push made on the first);
 - the peer, a stock Flask-SocketIO gevent broadcast server (bench/stock.py) with the same process
-  count and a payload padded to the console's frame size.
+  count and a payload padded to the console's frame size;
+- the same peer with agents that send no receipts: bare delivery, the floor.
 
 Per server it reports the time to the **last** agent (median and worst over the pushes), p50/p99
 over all deliveries, the push API time, server CPU µs per recipient (every server process, from
@@ -72,10 +73,13 @@ def make_agents(store: Store, count: int, start: int) -> list[str]:
 
 
 @contextmanager
-def crowd(urls: list[str], tokens: list[str], folder: Path) -> Iterator[subprocess.Popen[str]]:
+def crowd(
+    urls: list[str], tokens: list[str], folder: Path, *, receipts: bool = True
+) -> Iterator[subprocess.Popen[str]]:
     """Connect one agent per token from a separate process (bench/agents.py) until the block ends.
 
     The tokens are dealt in turn to ``urls``; the arrival times end up in ``folder/arrivals.json``.
+    Without ``receipts`` the agents send no ``script.received`` (delivery alone).
     """
     (folder / "tokens.json").write_text(json.dumps(tokens))
     process = subprocess.Popen(
@@ -88,6 +92,7 @@ def crowd(urls: list[str], tokens: list[str], folder: Path) -> Iterator[subproce
             str(folder / "arrivals.json"),
         ],
         cwd=ROOT,
+        env={**os.environ, "CC_BENCH_RECEIPTS": "1" if receipts else "0"},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -256,13 +261,13 @@ class Result:
     skew_ms: list[float]
 
 
-def measure(servers: Servers, pushes: int, folder: Path) -> Result:
+def measure(servers: Servers, pushes: int, folder: Path, *, receipts: bool = True) -> Result:
     """Connect the crowd to ``servers``, make ``pushes`` pushes and read what arrived."""
     size = len(servers.tokens)
     rss_before = servers.rss()
     sent: dict[int, float] = {}
     api_times: list[float] = []
-    with crowd(servers.urls, servers.tokens, folder) as agents:
+    with crowd(servers.urls, servers.tokens, folder, receipts=receipts) as agents:
         time.sleep(1)
         per_connection = (servers.rss() - rss_before) / size
         cpu_before, client_before = servers.cpu(), cpu_seconds(agents.pid)
@@ -319,20 +324,31 @@ def row(name: str, size: int, processes: int, result: Result, ratio: str) -> lis
 
 
 def run(size: int, processes: int, pushes: int) -> list[list[str]]:
-    """Measure the console, then the stock peer, at one crowd size; return their rows."""
+    """Measure the console, then the stock peer, then the stock peer with agents that send no
+    receipts (bare delivery), at one crowd size; return their rows."""
     with ExitStack() as stack:
         redis_url, _how = stack.enter_context(redis_for_tests())
         folder = Path(tempfile.mkdtemp(prefix=f"cc-push-{size}-"))
         (folder / "console").mkdir()
         (folder / "stock").mkdir()
+        (folder / "floor").mkdir()
         with console(size, processes, redis_url, folder / "console") as servers:
             ours = measure(servers, pushes, folder / "console")
         with stock(size, processes, redis_url, folder / "stock", ours.frame_bytes) as servers:
             peer = measure(servers, pushes, folder / "stock")
+        with stock(size, processes, redis_url, folder / "floor", ours.frame_bytes) as servers:
+            floor = measure(servers, pushes, folder / "floor", receipts=False)
     ratio = ours.last_median_ms / peer.last_median_ms
     return [
         row("console", size, processes, ours, f"**{ratio:.2f}**"),
         row("stock Flask-SocketIO", size, processes, peer, "1"),
+        row(
+            "stock, agents send no receipts",
+            size,
+            processes,
+            floor,
+            f"({ours.last_median_ms / floor.last_median_ms:.2f})",
+        ),
     ]
 
 
@@ -372,7 +388,8 @@ def main() -> None:
         "and of the server CPU. Pushes are 2 s apart. With two processes the crowd is split evenly and every push is "
         "made on the first; both servers then go through a Redis message queue. Client, servers and Redis share "
         f"{os.cpu_count()} cores; load average {load:.1f} at the start. The ratio is of the medians of the time "
-        "to the last agent. Shares start apart: per push, the gap between the first arrival through one process and "
+        "to the last agent (in brackets: console / the stock server whose agents send no receipts, the floor of "
+        "bare delivery). Shares start apart: per push, the gap between the first arrival through one process and "
         "through the other.",
         dry_run=args.no_record,
     )
