@@ -44,6 +44,8 @@ RETRY_MAX = 2.0
 GAP_GRACE = 1.0
 #: Seconds between checks of the store's newest seq against what this process delivered.
 CHECK_INTERVAL = 10.0
+#: Seconds a push's local delivery waits for the call that made it to answer.
+AFTER_CALLER = 0.002
 #: Seqs kept in memory below ``through`` (to drop late duplicates).
 REMEMBERED = 1000
 
@@ -179,7 +181,8 @@ class HealingRedisManager(python_socketio.RedisManager, CountingManager):
         python-socketio delivers to this process's own sockets first, in the caller, and only
         then publishes: the other processes' agents waited behind this one's, and the push API
         behind every local send. A push is published at once and delivered here in a task of
-        its own, so each process's share starts together and the API answers without waiting.
+        its own, a moment (``AFTER_CALLER``) later, so each process's share starts together and
+        the API answers without waiting for this process's sockets.
         """
         target = to or room
         if (
@@ -211,8 +214,14 @@ class HealingRedisManager(python_socketio.RedisManager, CountingManager):
         try:
             self._publish(message)
         finally:  # this process's agents get it even if the queue refused it (the others heal)
-            self.server.start_background_task(self._handle_emit, message)
+            self.server.start_background_task(self._deliver_after_caller, message)
         return None
+
+    def _deliver_after_caller(self, message: dict[str, Any]) -> None:
+        """Deliver a push here once the caller (the push API's request) has had a moment to
+        answer: gevent runs every socket's writer before it looks at the request's I/O again."""
+        self.server.sleep(AFTER_CALLER)
+        self._handle_emit(message)
 
     @staticmethod
     def _push_seq(message: dict[str, Any]) -> int | None:
