@@ -20,6 +20,7 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 STORE_EXTENSION = "crisis_console.store"
 #: The app's :class:`~crisis_console.services.receipts.ReceiptBatcher` (made with its sockets).
 RECEIPTS_EXTENSION = "crisis_console.receipts"
+#: The app's :class:`~crisis_console.sockets.departures.Departures` (closed connections, forgotten in batches).
 DEPARTURES_EXTENSION = "crisis_console.departures"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -62,7 +63,7 @@ def test_disconnects_noted_while_redis_is_down_are_written_once_it_is_back(tmp_p
 STORM = 2_000
 
 
-async def storm(url: str, token: str, records: callable) -> int:
+async def storm(url: str, token: str, records: Callable[[], int]) -> int:
     """Open ``STORM`` agent connections, wait until every one is recorded, close them all at
     once; return how many were recorded while open."""
     ws_url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"

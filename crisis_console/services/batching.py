@@ -13,8 +13,9 @@ from typing import Any
 
 
 class BatchWriter:
-    """The writer task of a batch: subclasses note work with :meth:`_note` and write it in
-    :meth:`flush`; :meth:`_waiting` says (under the lock) whether any is left.
+    """The writer task of a batch: subclasses note work under ``_lock``, start the task with
+    ``_spawn(_write_while_waiting)`` when :meth:`_started_writer` says so, and write the work
+    in :meth:`flush`; :meth:`_waiting` says (under the lock) whether any is left.
 
     ``spawn`` starts a task (a greenlet under gevent), ``sleep`` waits in one. One writer
     task runs while work waits and ends when none does, so an idle process (or a test's app)
