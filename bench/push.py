@@ -149,8 +149,11 @@ class Servers:
 
 
 @contextmanager
-def console(size: int, processes: int, redis_url: str, folder: Path) -> Iterator[Servers]:
-    """Run the console's ``serve`` ``processes`` times on one Redis, with ``size`` agents."""
+def console(
+    size: int, processes: int, redis_url: str, folder: Path, module: str = "crisis_console"
+) -> Iterator[Servers]:
+    """Run the console's ``serve`` ``processes`` times on one Redis, with ``size`` agents
+    (``module``: bench.simple_websocket for the console on simple-websocket)."""
     prefix = f"ccbench-{os.getpid()}-{size}"
     ports = [free_port() for _ in range(processes)]
     env = {
@@ -166,7 +169,7 @@ def console(size: int, processes: int, redis_url: str, folder: Path) -> Iterator
     try:
         for index, port in enumerate(ports):
             own = {**env, "CRISIS_INSTANCE_PATH": str(folder / f"instance-{index}")}
-            started.append(start_console(own, folder / f"serve-{index}.log", port))
+            started.append(start_console(own, folder / f"serve-{index}.log", port, module))
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         http, script_id = manager_api(urls[0], store)
 
@@ -324,24 +327,39 @@ def row(name: str, size: int, processes: int, result: Result, ratio: str) -> lis
     ]
 
 
-def run(size: int, processes: int, pushes: int) -> list[list[str]]:
+def run(size: int, processes: int, pushes: int, simple_websocket: bool = False) -> list[list[str]]:
     """Measure the console, then the stock peer, then the stock peer with agents that send no
-    receipts (bare delivery), at one crowd size; return their rows."""
+    receipts (bare delivery), at one crowd size; return their rows. With ``simple_websocket``,
+    the console on simple-websocket instead of gevent-websocket is measured too."""
+    rows = []
     with ExitStack() as stack:
         redis_url, _how = stack.enter_context(redis_for_tests())
         folder = Path(tempfile.mkdtemp(prefix=f"cc-push-{size}-"))
-        (folder / "console").mkdir()
-        (folder / "stock").mkdir()
-        (folder / "floor").mkdir()
+        for name in ("console", "simple", "stock", "floor"):
+            (folder / name).mkdir()
         with console(size, processes, redis_url, folder / "console") as servers:
             ours = measure(servers, pushes, folder / "console")
+        if simple_websocket:
+            with console(size, processes, redis_url, folder / "simple", "bench.simple_websocket") as servers:
+                simple = measure(servers, pushes, folder / "simple")
         with stock(size, processes, redis_url, folder / "stock", ours.frame_bytes) as servers:
             peer = measure(servers, pushes, folder / "stock")
         with stock(size, processes, redis_url, folder / "floor", ours.frame_bytes) as servers:
             floor = measure(servers, pushes, folder / "floor", receipts=False)
     ratio = ours.last_median_ms / peer.last_median_ms
+    rows.append(row("console", size, processes, ours, f"**{ratio:.2f}**"))
+    if simple_websocket:
+        rows.append(
+            row(
+                "console on simple-websocket",
+                size,
+                processes,
+                simple,
+                f"{simple.last_median_ms / peer.last_median_ms:.2f}",
+            )
+        )
     return [
-        row("console", size, processes, ours, f"**{ratio:.2f}**"),
+        *rows,
         row("stock Flask-SocketIO", size, processes, peer, "1"),
         row(
             "stock, agents send no receipts",
@@ -360,14 +378,20 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=10)
     parser.add_argument("--two-processes-from", type=int, default=10_000)
     parser.add_argument("--no-record", action="store_true", help="print, do not append to BENCHMARKS.md")
+    parser.add_argument(
+        "--simple-websocket",
+        action="store_true",
+        help="also run the console on simple-websocket (python-engineio's fallback) instead of gevent-websocket",
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
     rows: list[list[str]] = []
     for size in (int(s) for s in args.agents.split(",") if s):
-        rows += run(size, 2 if size >= args.two_processes_from else 1, args.pushes)
+        rows += run(size, 2 if size >= args.two_processes_from else 1, args.pushes, args.simple_websocket)
     record(
         "Push to the last agent: the console beside a stock Flask-SocketIO broadcast",
-        f"python -m bench.push --agents {args.agents} --pushes {args.pushes}",
+        f"python -m bench.push --agents {args.agents} --pushes {args.pushes}"
+        + (" --simple-websocket" if args.simple_websocket else ""),
         [
             "agents",
             "processes",

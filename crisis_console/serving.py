@@ -1,5 +1,8 @@
 """Run the web process: Flask-SocketIO on gevent's WSGI server with gevent-websocket.
 
+Without gevent-websocket installed, python-engineio serves websockets with simple-websocket
+instead, and the plain pywsgi handler is used (bench/push.py measures the two side by side).
+
 gevent's pywsgi writes a response's headers and body in separate sends; on a keep-alive
 connection Nagle's algorithm then waits for the client's delayed ACK, adding ~40 ms to
 every request (measured here: 44 ms p50 for a trivial API call). Setting TCP_NODELAY on
@@ -28,7 +31,6 @@ from typing import Any
 import gevent
 from flask import Flask
 from gevent import pywsgi
-from geventwebsocket.handler import WebSocketHandler
 from redis import RedisError
 from werkzeug.wsgi import ClosingIterator
 
@@ -38,8 +40,14 @@ log = logging.getLogger(__name__)
 REPLAY_SECONDS = 2.0
 
 
-class NoDelayHandler(WebSocketHandler):
-    """gevent-websocket's handler, with Nagle's algorithm off for its connection."""
+try:
+    from geventwebsocket.handler import WebSocketHandler as ConnectionHandler
+except ImportError:  # python-engineio falls back to simple-websocket, on the plain handler
+    ConnectionHandler = pywsgi.WSGIHandler
+
+
+class NoDelayHandler(ConnectionHandler):
+    """gevent-websocket's handler (or pywsgi's own), with Nagle's algorithm off."""
 
     def handle(self) -> None:
         """Serve the connection with TCP_NODELAY set."""

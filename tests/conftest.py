@@ -152,10 +152,13 @@ class ServedApp:
 
 
 @contextmanager
-def console_process(redis_url: str, prefix: str, folder: Path, **settings: str) -> Iterator[ServedApp]:
+def console_process(
+    redis_url: str, prefix: str, folder: Path, module: str = "crisis_console", **settings: str
+) -> Iterator[ServedApp]:
     """Run the real console (gevent, Socket.IO over the Redis queue) on a free port until exit.
 
-    ``settings`` are environment variables on top of the test defaults (e.g. ``CRISIS_TIMEZONE``).
+    ``settings`` are environment variables on top of the test defaults (e.g. ``CRISIS_TIMEZONE``);
+    ``module`` is the one run with ``python -m MODULE serve``.
     """
     port = free_port()
     env = {
@@ -169,7 +172,7 @@ def console_process(redis_url: str, prefix: str, folder: Path, **settings: str) 
         **settings,
     }
     log = folder / "server.log"
-    process = start_console(env, log, port)
+    process = start_console(env, log, port, module)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         yield ServedApp(f"http://127.0.0.1:{port}", Store(client, prefix), process, log)

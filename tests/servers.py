@@ -113,15 +113,18 @@ def private_redis() -> Iterator[tuple[str, Callable[[], None]]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def start_console(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start ``python -m crisis_console serve`` on ``port`` and wait until it answers.
+def start_console(
+    env: dict[str, str], log: Path, port: int, module: str = "crisis_console"
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m crisis_console serve`` (or another ``module``'s) on ``port`` and wait
+    until it answers.
 
     Raises:
         RuntimeError: the console exited or did not answer within 120 s (with its log).
     """
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "crisis_console", "serve", "--port", str(port)],
+            [sys.executable, "-m", module, "serve", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=handle,

@@ -12,6 +12,7 @@ import socketio
 
 from crisis_console.roles import Role
 from crisis_console.sockets import names
+from tests.conftest import console_process
 
 pytestmark = pytest.mark.served
 
@@ -336,4 +337,28 @@ def test_a_push_reports_how_soon_it_reached_and_was_acknowledged_by_its_connecte
     assert 0 <= received["50"] <= received["90"] <= received["100"]
     assert received["100"] <= acknowledged["100"]
     for agent in online:
+        agent.client.disconnect()
+
+
+def test_the_console_on_simple_websocket_delivers_and_counts_a_push(redis_url, run_prefix, tmp_path):
+    """Without gevent-websocket, python-engineio serves websockets with simple-websocket (the
+    library bench/push.py measures against it): a websocket-only agent still gets the push, and
+    its receipt and acknowledgement are counted."""
+    prefix = f"{run_prefix}:simple-websocket"
+    with console_process(
+        redis_url, prefix, tmp_path, module="bench.simple_websocket", CRISIS_SEED_CATALOGUE="0"
+    ) as served:
+        writers = Api(served, served.make_user(Role.MANAGER)), Api(served, served.make_user(Role.MANAGER))
+        agent = Agent(served)
+        agent.connect()
+        assert agent.client.transport() == "websocket"
+        push = writers[0].post(f"/scripts/{approved_script(writers)['id']}/push", {"audience": "all"})
+        assert agent.wait_for(lambda: any(p["push_id"] == push["id"] for p in agent.pushes))
+        agent.receive(push["id"])
+        assert agent.ack(push["id"]) == {"ok": True}
+        deadline = time.monotonic() + 30
+        while (status := writers[0].get(f"/pushes/{push['id']}").json())["delivered"] < 1:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        assert status["acknowledged"] == 1
         agent.client.disconnect()
